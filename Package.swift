@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+// xbm-dist: Cross-Batch Memory metric learning over MPI (see Docs/architecture.md).
+import PackageDescription
+
+let package = Package(
+    name: "xbm-dist",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "xbm-dist", targets: ["xbm-dist"]),
+        .library(name: "XBM", targets: ["XBM"]),
+        .library(name: "Collectives", targets: ["Collectives"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C interop: each is reached by exactly one Swift module (SPEC §2).
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CFreeType", path: "Sources/CFreeType", pkgConfig: "freetype2",
+                       providers: [.apt(["libfreetype-dev"])]),
+
+        .target(name: "Collectives", dependencies: ["CMPI"]),
+        .target(name: "XBM", dependencies: ["Collectives", "CBLAS", "CFreeType"]),
+        .executableTarget(name: "xbm-dist", dependencies: [
+            "XBM", "Collectives",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .target(name: "TestSupport", dependencies: ["XBM", "Collectives"], path: "Tests/TestSupport"),
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
+        .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport"]),
+    ]
+)

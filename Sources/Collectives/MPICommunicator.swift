@@ -1,0 +1,120 @@
+import CMPI
+import Foundation
+
+/// Open MPI backend. Every call's return code is checked; a failure throws
+/// `CollectiveError.mpi` naming the call and MPI's own message (errors are set to return
+/// rather than abort, so the trainer can say what went wrong before it ends the job).
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let ranksOnNode: Int
+    public var backendName: String { "mpi" }
+    private let world: MPI_Comm
+    private var finalized = false
+
+    /// Initialises MPI (once per process) and describes MPI_COMM_WORLD.
+    public init() throws {
+        var initialized: Int32 = 0
+        try MPICommunicator.check("MPI_Initialized", MPI_Initialized(&initialized))
+        if initialized == 0 {
+            try MPICommunicator.check("MPI_Init", MPI_Init(nil, nil))
+        }
+        world = xbm_mpi_comm_world()
+        try MPICommunicator.check("MPI_Comm_set_errhandler", MPI_Comm_set_errhandler(world, xbm_mpi_errors_return()))
+        var rank: Int32 = 0, size: Int32 = 0
+        try MPICommunicator.check("MPI_Comm_rank", MPI_Comm_rank(world, &rank))
+        try MPICommunicator.check("MPI_Comm_size", MPI_Comm_size(world, &size))
+        self.rank = Int(rank)
+        self.size = Int(size)
+
+        var node: MPI_Comm? = xbm_mpi_comm_null()
+        try MPICommunicator.check("MPI_Comm_split_type",
+                                  MPI_Comm_split_type(world, xbm_mpi_comm_type_shared(), rank, xbm_mpi_info_null(), &node))
+        var local: Int32 = 1
+        try MPICommunicator.check("MPI_Comm_size", MPI_Comm_size(node, &local))
+        try MPICommunicator.check("MPI_Comm_free", MPI_Comm_free(&node))
+        ranksOnNode = Int(local)
+    }
+
+    /// True when this process was started by mpirun (or another PMIx launcher).
+    public static var launchedByMPI: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMIX_RANK"] != nil
+            || environment["PMI_RANK"] != nil
+    }
+
+    /// Ends MPI; call once, after the last collective, on every rank.
+    public func finalize() throws {
+        guard !finalized else { return }
+        finalized = true
+        try MPICommunicator.check("MPI_Finalize", MPI_Finalize())
+    }
+
+    public func allreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {
+        try allreduce(buffer, op: xbm_mpi_sum(), call: "MPI_Allreduce(sum)")
+    }
+
+    public func allreduceMax<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {
+        try allreduce(buffer, op: xbm_mpi_max(), call: "MPI_Allreduce(max)")
+    }
+
+    private func allreduce<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, op: MPI_Op, call: String) throws {
+        // Counts are C ints: reduce in chunks so buffers of any size work.
+        var offset = 0
+        repeat {
+            let count = min(buffer.count - offset, Int(Int32.max))
+            try MPICommunicator.check(call, MPI_Allreduce(xbm_mpi_in_place(), buffer.baseAddress.map { $0 + offset },
+                                                          Int32(count), T.mpiType, op, world))
+            offset += count
+        } while offset < buffer.count
+    }
+
+    public func allgather<T: CollectiveScalar>(_ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>) throws {
+        try checkArguments(receive.count == send.count * size,
+                           "allgather receive has \(receive.count) elements, expected \(send.count) × \(size)")
+        try checkArguments(send.count <= Int(Int32.max), "allgather block of \(send.count) elements exceeds MPI's int counts")
+        try MPICommunicator.check("MPI_Allgather", MPI_Allgather(send.baseAddress, Int32(send.count), T.mpiType,
+                                                                receive.baseAddress, Int32(send.count), T.mpiType, world))
+    }
+
+    public func broadcast<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {
+        try checkArguments((0..<size).contains(root), "broadcast root \(root) outside 0..<\(size)")
+        var offset = 0
+        repeat {
+            let count = min(buffer.count - offset, Int(Int32.max))
+            try MPICommunicator.check("MPI_Bcast", MPI_Bcast(buffer.baseAddress.map { $0 + offset }, Int32(count),
+                                                             T.mpiType, Int32(root), world))
+            offset += count
+        } while offset < buffer.count
+    }
+
+    public func barrier() throws {
+        try MPICommunicator.check("MPI_Barrier", MPI_Barrier(world))
+    }
+
+    public func abort(message: String, exitCode: Int32) -> Never {
+        FileHandle.standardError.write(Data("error: rank \(rank): \(message)\n".utf8))
+        MPI_Abort(world, exitCode)
+        exit(exitCode)  // MPI_Abort does not return; this satisfies the type checker.
+    }
+
+    private static func check(_ call: String, _ code: Int32) throws {
+        guard code != xbm_mpi_success() else { return }
+        var text = [CChar](repeating: 0, count: Int(xbm_mpi_max_error_string()) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &text, &length)
+        throw CollectiveError.mpi(call: call, code: code, message: String(cString: text))
+    }
+}
+
+extension CollectiveScalar {
+    fileprivate static var mpiType: MPI_Datatype {
+        switch collectiveKind {
+        case .float32: return xbm_mpi_float()
+        case .float64: return xbm_mpi_double()
+        case .int32: return xbm_mpi_int32()
+        case .uint8: return xbm_mpi_uint8()
+        case .uint64: return xbm_mpi_uint64()
+        }
+    }
+}

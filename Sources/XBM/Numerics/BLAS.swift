@@ -1,0 +1,83 @@
+import CBLAS
+
+// The only file that imports CBLAS (SPEC §2). Everything is row major (C order), as the
+// rest of the package stores its tensors; leading dimensions are in elements.
+
+/// Whether an operand of `gemm` is used as stored or transposed.
+public enum Transpose: Sendable {
+    case none
+    case transposed
+
+    fileprivate var cblas: CBLAS_TRANSPOSE { self == .none ? CblasNoTrans : CblasTrans }
+}
+
+/// C = α · op(A) · op(B) + β · C, with op(A) of shape (m, k), op(B) of shape (k, n) and
+/// C of shape (m, n), all row major. With β = 0, C is overwritten (it may hold garbage).
+@inline(__always)
+public func gemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                 alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                 b: UnsafePointer<Float>, ldb: Int,
+                 beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    assert(m >= 0 && n >= 0 && k >= 0, "gemm sizes must be non-negative: m \(m) n \(n) k \(k)")
+    guard m > 0, n > 0 else { return }
+    cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas, Int32(m), Int32(n), Int32(k),
+                alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// The naive triple loop `gemm` is tested against (accumulating in Double).
+public func gemmReference(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                          alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                          b: UnsafePointer<Float>, ldb: Int,
+                          beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    for i in 0..<m {
+        for j in 0..<n {
+            var sum = 0.0
+            for p in 0..<k {
+                let aip = transA == .none ? a[i * lda + p] : a[p * lda + i]
+                let bpj = transB == .none ? b[p * ldb + j] : b[j * ldb + p]
+                sum += Double(aip) * Double(bpj)
+            }
+            let previous = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+            c[i * ldc + j] = Float(Double(alpha) * sum + previous)
+        }
+    }
+}
+
+/// y = α · op(A) · x + β · y, A of shape (m, n) row major.
+@inline(__always)
+public func gemv(_ transA: Transpose, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                 x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>) {
+    guard m > 0, n > 0 else { return }
+    cblas_sgemv(CblasRowMajor, transA.cblas, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
+}
+
+/// y += α · x over n contiguous elements.
+@inline(__always)
+public func axpy(count n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+    guard n > 0 else { return }
+    cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
+}
+
+/// Σ x_i · y_i over n contiguous elements.
+@inline(__always)
+public func dot(count n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Float {
+    guard n > 0 else { return 0 }
+    return cblas_sdot(Int32(n), x, 1, y, 1)
+}
+
+/// OpenBLAS' thread pool. Under mpirun OpenBLAS may start with one thread or with one per
+/// core in every rank; both are wrong, so the count is always set explicitly (SPEC §3).
+public enum BLASThreads {
+    /// Sets the number of threads OpenBLAS uses for every following call in this process.
+    public static func set(_ count: Int) {
+        precondition(count >= 1, "BLAS thread count must be at least 1, got \(count)")
+        openblas_set_num_threads(Int32(count))
+    }
+
+    public static var current: Int { Int(openblas_get_num_threads()) }
+
+    /// Cores on the node divided among the ranks on the node, at least 1.
+    public static func defaultCount(coresOnNode: Int, ranksOnNode: Int) -> Int {
+        max(1, coresOnNode / max(1, ranksOnNode))
+    }
+}
