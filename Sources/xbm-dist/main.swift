@@ -5,7 +5,7 @@ struct XBMDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xbm-dist",
         abstract: "Deep metric learning with Cross-Batch Memory, distributed over MPI ranks.",
-        subcommands: [DataCommand.self]
+        subcommands: [DataCommand.self, BenchCommand.self]
     )
 }
 

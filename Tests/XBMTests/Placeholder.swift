@@ -1,0 +1,1 @@
+// XBM library tests live beside this file.
