@@ -5,7 +5,9 @@ struct XBMDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xbm-dist",
         abstract: "Deep metric learning with Cross-Batch Memory, distributed over MPI ranks.",
-        subcommands: [DataCommand.self, BenchCommand.self]
+        discussion: "Run under mpirun for several ranks, e.g. `mpirun -np 4 xbm-dist`.",
+        subcommands: [TrainCommand.self, EvalCommand.self, EmbedCommand.self, DataCommand.self, BenchCommand.self],
+        defaultSubcommand: TrainCommand.self
     )
 }
 

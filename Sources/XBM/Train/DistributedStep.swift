@@ -1,0 +1,180 @@
+import Collectives
+
+/// One rank's part of one training step (SPEC §3), with N ranks, local batch b, global batch
+/// B = N·b, embedding size d and memory capacity M:
+///
+///     e = f(x_local)                          (b, d)   forward, SyncBN over ranks
+///     E = allgather(e)                        (B, d)   rank order
+///     memory.enqueue(E, Y)                             when the memory is active
+///     L = (1/B) Σ_{i ∈ this rank's anchors} [ ℓ(e_i; E∖{i}) + w · ℓ(e_i; Mem∖{i}) ]
+///     dE = allreduce(∂L/∂E)                   (B, d)   exact: all anchors' reference terms
+///     ∂L/∂θ = allreduce(backward(dE[rows of this rank]))
+///     θ ← optimizer(θ, ∂L/∂θ)                          identical on every rank
+///
+/// The memory term treats the memory as constants; the batch term is differentiated in both
+/// arguments, which is why dE needs the allreduce: row j of E receives reference gradients
+/// from anchors on every rank. The loss parts and the stop flag ride on the same allreduce.
+public final class DistributedStep {
+    public struct Result: Sendable {
+        /// L of the global batch (identical on every rank).
+        public var loss: Double
+        public var batchTerm: Double
+        public var memoryTerm: Double
+        /// True on every rank when any rank asked to stop (signal).
+        public var stopRequested: Bool
+    }
+
+    public let comm: Communicator
+    public let network: EmbeddingNetwork
+    public let loss: PairLoss
+    public let memory: CrossBatchMemory?
+    public let memoryWeight: Float
+    public let memoryReduction: PairReduction
+    public let memoryStart: Int
+    public let optimizer: Optimizer
+
+    /// Trainable parameters, their gradients and the network's running statistics.
+    public let parameters: FlatBuffer<Float>
+    public let gradients: FlatBuffer<Float>
+    public let state: FlatBuffer<Float>
+
+    public let globalBatch: Int   // B
+    public let localBatch: Int    // b
+    public let dimension: Int     // d
+
+    private let globalEmbeddings: FlatBuffer<Float>   // (B, d)
+    /// (B·d + 3): ∂L/∂E, then the batch term, the memory term and the stop flag.
+    private let embeddingGradient: FlatBuffer<Float>
+    private let batchOwnIndex: FlatBuffer<Int32>      // (b) global row of each anchor
+    private let memoryOwnIndex: FlatBuffer<Int32>     // (b) memory slot of each anchor
+
+    public init(comm: Communicator, network: EmbeddingNetwork, loss: PairLoss, memory: CrossBatchMemory?,
+                memoryWeight: Float, memoryReduction: PairReduction, memoryStart: Int, optimizer: Optimizer,
+                globalBatch: Int) {
+        precondition(globalBatch % comm.size == 0, "global batch \(globalBatch) not divisible by \(comm.size) ranks")
+        self.comm = comm
+        self.network = network
+        self.loss = loss
+        self.memory = memory
+        self.memoryWeight = memoryWeight
+        self.memoryReduction = memoryReduction
+        self.memoryStart = memoryStart
+        self.optimizer = optimizer
+        self.globalBatch = globalBatch
+        localBatch = globalBatch / comm.size
+        dimension = network.embeddingSize
+        parameters = FlatBuffer(count: network.parameterLayout.count)
+        gradients = FlatBuffer(count: network.parameterLayout.count)
+        state = FlatBuffer(count: network.stateLayout.count)
+        globalEmbeddings = FlatBuffer(count: globalBatch * dimension)
+        embeddingGradient = FlatBuffer(count: globalBatch * dimension + 3)
+        batchOwnIndex = FlatBuffer(count: localBatch, initialValue: -1)
+        memoryOwnIndex = FlatBuffer(count: localBatch, initialValue: -1)
+        for i in 0..<localBatch { batchOwnIndex[i] = Int32(comm.rank * localBatch + i) }
+    }
+
+    /// Seeded initialisation on rank 0, then a broadcast, so every rank starts from the same
+    /// parameters whatever the seed handling of other ranks (SPEC §3.7).
+    public func initializeParameters(seed: UInt64) throws {
+        var random = RandomSource.derived(seed: seed, stream: 0x1417)
+        network.initialize(parameters: parameters.pointer, state: state.pointer, random: &random)
+        try comm.broadcast(parameters.buffer, root: 0)
+        try comm.broadcast(state.buffer, root: 0)
+    }
+
+    /// Runs one step. `input` holds this rank's b samples; `labels` the B labels of the
+    /// global batch (known to every rank from the shared sampler).
+    public func run(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, iteration: Int,
+                    learningRate: Float, stopRequested: Bool) throws -> Result {
+        let b = localBatch, B = globalBatch, d = dimension, rank = comm.rank
+        let local = try network.forward(input: input, count: b, parameters: parameters.pointer,
+                                        state: state.pointer, mode: .training)
+        try comm.allgather(UnsafeBufferPointer(start: local, count: b * d), into: globalEmbeddings.buffer)
+
+        embeddingGradient.zero()
+        let dE = embeddingGradient.pointer
+        let anchors = globalEmbeddings.pointer + rank * b * d   // == local, in the gathered copy
+        let anchorLabels = labels + rank * b
+        let ownRowsGradient = dE + rank * b * d
+        let scale = 1 / Float(B)
+
+        // Batch term: anchors of this rank against the whole global batch, self excluded.
+        let batchInput = PairLossInput(
+            anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
+            references: [ReferenceSegment(embeddings: globalEmbeddings.pointer, labels: labels, count: B)],
+            ownIndex: batchOwnIndex.pointer)
+        let batchSum = loss.evaluate(batchInput, reduction: .sum, scale: scale,
+                                     anchorGradient: ownRowsGradient, referenceGradient: dE)
+
+        // Memory term: the current batch is enqueued first (as in the paper), then every anchor
+        // meets the whole memory, its own fresh entry excluded by slot.
+        var memorySum = 0.0
+        if let memory, iteration >= memoryStart {
+            let first = try memory.enqueue(embeddings: globalEmbeddings.pointer, labels: labels, count: B)
+            for i in 0..<b { memoryOwnIndex[i] = Int32((first + rank * b + i) % memory.capacity) }
+            let memoryInput = PairLossInput(
+                anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
+                references: memory.referenceSegments, ownIndex: memoryOwnIndex.pointer)
+            memorySum = memory.count > 0 && memoryWeight > 0
+                ? loss.evaluate(memoryInput, reduction: memoryReduction, scale: scale * memoryWeight,
+                                anchorGradient: ownRowsGradient, referenceGradient: nil)
+                : 0
+        }
+
+        dE[B * d] = Float(batchSum)
+        dE[B * d + 1] = Float(memorySum)
+        dE[B * d + 2] = stopRequested ? 1 : 0
+        try comm.allreduceSum(embeddingGradient.buffer)
+        let batchTerm = Double(dE[B * d]) / Double(B)
+        let memoryTerm = Double(dE[B * d + 1]) / Double(B)
+        let total = batchTerm + Double(memoryWeight) * memoryTerm
+        guard total.isFinite else {
+            throw TrainingError.nonFiniteLoss(iteration: iteration, batchTerm: batchTerm, memoryTerm: memoryTerm)
+        }
+
+        gradients.zero()
+        try network.backward(outputGradient: ownRowsGradient, parameters: parameters.pointer,
+                             gradients: gradients.pointer)
+        try comm.allreduceSum(gradients.buffer)
+        optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, learningRate: learningRate)
+        return Result(loss: total, batchTerm: batchTerm, memoryTerm: memoryTerm, stopRequested: dE[B * d + 2] > 0)
+    }
+
+    /// FNV-1a over the parameters, the running statistics and the memory: equal on every rank
+    /// when the replicas agree (`--check-replicas`).
+    public func replicaChecksum() -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ buffer: FlatBuffer<Float>) {
+            for i in 0..<buffer.count { hash = (hash ^ UInt64(buffer[i].bitPattern)) &* 0x0000_0100_0000_01B3 }
+        }
+        mix(parameters)
+        mix(state)
+        if let memory { hash = (hash ^ memory.checksum()) &* 0x0000_0100_0000_01B3 }
+        return hash
+    }
+
+    /// Compares the replica checksums of all ranks; throws naming the ranks that differ.
+    public func checkReplicas(iteration: Int) throws {
+        let local = replicaChecksum()
+        let all = try comm.allgather([local])
+        if let bad = all.firstIndex(where: { $0 != all[0] }) {
+            throw TrainingError.replicasDiverged(iteration: iteration, rank: bad)
+        }
+    }
+}
+
+/// Failures of a training run that every rank detects together.
+public enum TrainingError: SameOnEveryRankError, Equatable {
+    case nonFiniteLoss(iteration: Int, batchTerm: Double, memoryTerm: Double)
+    case replicasDiverged(iteration: Int, rank: Int)
+
+    public var description: String {
+        switch self {
+        case let .nonFiniteLoss(iteration, batchTerm, memoryTerm):
+            return "non-finite loss at iteration \(iteration) (batch term \(batchTerm), memory term \(memoryTerm)); "
+                + "stopped without applying it — the last checkpoint is intact; lower --lr or check the input data"
+        case let .replicasDiverged(iteration, rank):
+            return "--check-replicas: parameters or memory of rank \(rank) differ from rank 0 at iteration \(iteration)"
+        }
+    }
+}

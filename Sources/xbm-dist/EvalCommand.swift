@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import XBM
+
+/// `xbm-dist eval --run-dir R [--data D]`: retrieval metrics of a run's checkpoint.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Evaluate a run's checkpoint: Recall@K, MAP@R, R-precision (SPEC §8).")
+
+    @Option(name: .customLong("run-dir"), help: "Run directory holding checkpoint.xbm.") var runDir: String
+    @Option(help: "Dataset directory (default: the one the run trained on).") var data: String?
+    @Option(name: .customLong("recall-k"), help: "Recall@K cut-offs (comma-separated).") var recallK: String?
+    @OptionGroup var launchOptions: LaunchOptions
+
+    func run() throws {
+        let runDir = runDir, data = data
+        let ks = try recallK.map { try parseIntegers($0, option: "--recall-k") }
+        try launch(launchOptions) { comm in
+            let model = try TrainedModel.load(runDirectory: runDir, data: data, comm: comm)
+            let metrics = try model.evaluate(ks: ks)
+            if comm.rank == 0 { print(metrics.table) }
+        }
+    }
+}
+
+/// `xbm-dist embed --run-dir R --data D --split S --out F.npy`.
+struct EmbedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed", abstract: "Write float32 (n, d) embeddings of one split of a dataset, in dataset order.")
+
+    @Option(name: .customLong("run-dir"), help: "Run directory holding checkpoint.xbm.") var runDir: String
+    @Option(help: "Dataset directory (default: the one the run trained on).") var data: String?
+    @Option(help: "train, test, query or gallery.") var split: String = "test"
+    @Option(help: "Output .npy file.") var out: String
+    @OptionGroup var launchOptions: LaunchOptions
+
+    func run() throws {
+        let runDir = runDir, data = data, out = out
+        guard let role = Dataset.SplitRole(rawValue: split) else {
+            throw ValidationError("--split must be train, test, query or gallery, got \(split)")
+        }
+        try launch(launchOptions) { comm in
+            let model = try TrainedModel.load(runDirectory: runDir, data: data, comm: comm)
+            let count = try model.writeEmbeddings(role: role, to: URL(fileURLWithPath: out))
+            if comm.rank == 0 { print("wrote \(count) embeddings of dimension \(model.config.dim) to \(out)") }
+        }
+    }
+}
+
+func parseIntegers(_ text: String, option: String) throws -> [Int] {
+    try text.split(separator: ",").map {
+        guard let value = Int($0.trimmingCharacters(in: .whitespaces)), value > 0 else {
+            throw ValidationError("\(option) expects positive integers, got \"\($0)\"")
+        }
+        return value
+    }
+}

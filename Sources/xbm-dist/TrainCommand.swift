@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import XBM
+
+/// `xbm-dist train` (and `xbm-dist` alone): the SPEC §3 training loop on every rank.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train an embedding network with cross-batch memory (the default command).",
+        discussion: """
+            With no --data, trains on the built-in hanzi benchmark (data/hanzi), building it on first use.
+            Under mpirun every rank runs this command; --batch is the global batch.
+            """)
+
+    @OptionGroup var options: TrainOptions
+    @OptionGroup var launchOptions: LaunchOptions
+    @Flag(help: "Continue from the run directory's checkpoint (its config.json is the base configuration).")
+    var resume = false
+
+    func run() throws {
+        let config = try resolvedConfig(options, resume: resume)
+        let resume = resume
+        try launch(launchOptions) { comm in
+            StopSignal.install()
+            var config = config
+            if config.data.isEmpty { config.data = try DefaultDataset.ensureHanzi(comm: comm, log: comm.rank == 0) }
+            let trainer = try Trainer(config: config, comm: comm, resume: resume)
+            _ = try trainer.run()
+        }
+    }
+}
+
+/// The effective configuration; on `--resume` without `--config`, the run directory's
+/// config.json is the base, so `xbm-dist train --run-dir R --resume` needs nothing else.
+func resolvedConfig(_ options: TrainOptions, resume: Bool) throws -> TrainingConfig {
+    let first = try options.effectiveConfig()
+    guard resume, options.config == nil else { return first }
+    let saved = URL(fileURLWithPath: first.runDir).appendingPathComponent("config.json")
+    guard FileManager.default.fileExists(atPath: saved.path) else {
+        throw ValidationError("--resume: \(saved.path) does not exist; is --run-dir \(first.runDir) the directory of an earlier run?")
+    }
+    return try options.effectiveConfig(base: saved)
+}
