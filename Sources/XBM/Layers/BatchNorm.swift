@@ -1,0 +1,165 @@
+// Batch normalisation over channel-last rows: x (m, C) with m = n·H·W for BN2d on NHWC
+// activations and m = n for BN1d, so one kernel serves both.
+//
+// Training (PyTorch semantics, eps 1e-5, momentum 0.1), with M the global row count
+// (Σ of m over ranks when synchronised) and sums over the global batch:
+//   μ = Σx / M,  σ² = Σx² / M − μ² (biased),  r = 1/√(σ² + eps),  x̂ = (x − μ)·r,
+//   y = γ·x̂ + β;   running μ ← 0.9·running μ + 0.1·μ,  running σ² ← 0.9·running σ² + 0.1·σ²·M/(M−1).
+// Backward, with g = dL/dy:
+//   dβ += Σ_local g,  dγ += Σ_local g·x̂   (local: the trainer allreduces all gradients later),
+//   dx += γ·r·( g − Σ_global g / M − x̂ · Σ_global g·x̂ / M ).
+// Sums are accumulated in Double so Σx² − Mμ² does not cancel badly.
+
+/// Failures of a layer call that depend on data, not on programming errors.
+public enum LayerError: Error, CustomStringConvertible, Equatable {
+    /// Training-mode batch norm needs at least two values per channel (over all ranks).
+    case batchNormNeedsTwoValues(layer: String, count: Int)
+
+    public var description: String {
+        switch self {
+        case let .batchNormNeedsTwoValues(layer, count):
+            return "batch norm \(layer) in training mode needs at least 2 values per channel, got \(count) (use a batch of 2 or more)"
+        }
+    }
+}
+
+public let batchNormEpsilon: Float = 1e-5
+public let batchNormMomentum: Float = 0.1
+
+/// Training-mode forward. Workspaces: `sums` 2C + 1 Doubles, `coefficients` 3C Floats;
+/// `mean` and `inverseStd` (C each) are saved for the backward. Returns M, the global row count.
+func batchNormForwardTraining(output: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                              inverseStd: UnsafeMutablePointer<Float>,
+                              runningMean: UnsafeMutablePointer<Float>, runningVariance: UnsafeMutablePointer<Float>,
+                              sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
+                              input: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                              rows m: Int, channels: Int, sync: BatchNormSync, name: String) throws -> Int {
+    let sumX = sums, sumXX = sums + channels
+    sums.update(repeating: 0, count: 2 * channels + 1)
+    for row in 0..<m {
+        let x = input + row * channels
+        for c in 0..<channels {
+            let value = Double(x[c])
+            sumX[c] += value
+            sumXX[c] += value * value
+        }
+    }
+    sums[2 * channels] = Double(m)
+    if case let .synchronized(reducer) = sync {
+        try reducer(UnsafeMutableBufferPointer(start: sums, count: 2 * channels + 1))
+    }
+    let total = Int(sums[2 * channels].rounded())
+    guard total >= 2 else { throw LayerError.batchNormNeedsTwoValues(layer: name, count: total) }
+    let count = Double(total)
+    for c in 0..<channels {
+        let mu = sumX[c] / count
+        let variance = max(sumXX[c] / count - mu * mu, 0)
+        mean[c] = Float(mu)
+        inverseStd[c] = Float(1 / (variance + Double(batchNormEpsilon)).squareRoot())
+        runningMean[c] = (1 - batchNormMomentum) * runningMean[c] + batchNormMomentum * Float(mu)
+        runningVariance[c] = (1 - batchNormMomentum) * runningVariance[c]
+            + batchNormMomentum * Float(variance * count / (count - 1))
+        // Reuse the sums as y = a·x + b per channel: a = γ·r, b = β − μ·a.
+        let a = Double(scale[c]) * Double(inverseStd[c])
+        sumX[c] = a
+        sumXX[c] = Double(shift[c]) - mu * a
+    }
+    batchNormAffine(output: output, input: input, sums: sums, coefficients: coefficients, rows: m, channels: channels)
+    return total
+}
+
+/// Inference-mode forward with the running statistics: y = γ·(x − running μ)/√(running σ² + eps) + β.
+func batchNormForwardInference(output: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Double>,
+                               coefficients: UnsafeMutablePointer<Float>,
+                               input: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                               runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>,
+                               rows m: Int, channels: Int) {
+    for c in 0..<channels {
+        let a = Double(scale[c]) / (Double(runningVariance[c]) + Double(batchNormEpsilon)).squareRoot()
+        sums[c] = a
+        sums[channels + c] = Double(shift[c]) - Double(runningMean[c]) * a
+    }
+    batchNormAffine(output: output, input: input, sums: sums, coefficients: coefficients, rows: m, channels: channels)
+}
+
+/// y[row, c] = a[c]·x[row, c] + b[c] with a = sums[0..<C], b = sums[C..<2C].
+@inline(__always)
+private func batchNormAffine(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                             sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
+                             rows m: Int, channels: Int) {
+    let a = coefficients, b = coefficients + channels
+    for c in 0..<channels {
+        a[c] = Float(sums[c])
+        b[c] = Float(sums[channels + c])
+    }
+    for row in 0..<m {
+        let x = input + row * channels, y = output + row * channels
+        for c in 0..<channels { y[c] = a[c] * x[c] + b[c] }
+    }
+}
+
+/// Adds the gradients of the training-mode forward (formulas at the top of the file).
+/// `mean`, `inverseStd` and `globalCount` are what that forward saved and returned.
+func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient: UnsafeMutablePointer<Float>,
+                       shiftGradient: UnsafeMutablePointer<Float>,
+                       sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
+                       outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                       scale: UnsafePointer<Float>, mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>,
+                       globalCount: Int, rows m: Int, channels: Int, sync: BatchNormSync) throws {
+    // Σg and Σg·x per channel, then Σg·x̂ = r·(Σg·x − μ·Σg).
+    let sumG = sums, sumGX = sums + channels
+    sums.update(repeating: 0, count: 2 * channels)
+    for row in 0..<m {
+        let g = outputGradient + row * channels, x = input + row * channels
+        for c in 0..<channels {
+            let gradient = Double(g[c])
+            sumG[c] += gradient
+            sumGX[c] += gradient * Double(x[c])
+        }
+    }
+    for c in 0..<channels {
+        sumGX[c] = Double(inverseStd[c]) * (sumGX[c] - Double(mean[c]) * sumG[c])
+        shiftGradient[c] += Float(sumG[c])
+        scaleGradient[c] += Float(sumGX[c])
+    }
+    if case let .synchronized(reducer) = sync {
+        try reducer(UnsafeMutableBufferPointer(start: sums, count: 2 * channels))
+    }
+    // dx = k·g + u·x + v per channel, with k = γr, u = −k·r·B, v = −k·A + k·r·B·μ,
+    // A = Σg/M, B = Σg·x̂/M.
+    let count = Double(globalCount)
+    let k = coefficients, u = k + channels, v = u + channels
+    for c in 0..<channels {
+        let r = Double(inverseStd[c]), kc = Double(scale[c]) * r
+        let a = sumG[c] / count, b = sumGX[c] / count
+        k[c] = Float(kc)
+        u[c] = Float(-kc * r * b)
+        v[c] = Float(-kc * a + kc * r * b * Double(mean[c]))
+    }
+    for row in 0..<m {
+        let g = outputGradient + row * channels, x = input + row * channels
+        let dx = inputGradient + row * channels
+        for c in 0..<channels { dx[c] += k[c] * g[c] + u[c] * x[c] + v[c] }
+    }
+}
+
+/// The buffers one batch-norm layer keeps from its training forward to its backward,
+/// allocated once for C channels.
+final class BatchNormSaved {
+    let channels: Int
+    let name: String
+    let mean: FlatBuffer<Float>          // (C)
+    let inverseStd: FlatBuffer<Float>    // (C)
+    let coefficients: FlatBuffer<Float>  // (3C) workspace
+    let sums: FlatBuffer<Double>         // (2C + 1) workspace, the buffer handed to the reducer
+    var globalCount = 0
+
+    init(channels: Int, name: String) {
+        self.channels = channels
+        self.name = name
+        mean = FlatBuffer(count: channels)
+        inverseStd = FlatBuffer(count: channels)
+        coefficients = FlatBuffer(count: 3 * channels)
+        sums = FlatBuffer(count: 2 * channels + 1)
+    }
+}

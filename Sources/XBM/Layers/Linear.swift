@@ -1,0 +1,28 @@
+// Fully connected layer. Letters: n samples, I inputs, O outputs.
+
+/// output (n, O) = input (n, I) · weightᵀ (I, O) + bias (O); weight is (O, I) as in PyTorch.
+func linearForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                   weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                   count n: Int, inputSize: Int, outputSize: Int) {
+    for i in 0..<n { (output + i * outputSize).update(from: bias, count: outputSize) }
+    gemm(.none, .transposed, m: n, n: outputSize, k: inputSize,
+         a: input, lda: inputSize, b: weight, ldb: inputSize, beta: 1, c: output, ldc: outputSize)
+}
+
+/// Adds dWeight (O, I) += dOutputᵀ · input, dBias (O) += Σ_i dOutput[i], and, unless
+/// `inputGradient` is nil, dInput (n, I) += dOutput (n, O) · weight (O, I).
+func linearBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient: UnsafeMutablePointer<Float>,
+                    biasGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
+                    input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                    count n: Int, inputSize: Int, outputSize: Int) {
+    gemm(.transposed, .none, m: outputSize, n: inputSize, k: n,
+         a: outputGradient, lda: outputSize, b: input, ldb: inputSize, beta: 1, c: weightGradient, ldc: inputSize)
+    for i in 0..<n {
+        let g = outputGradient + i * outputSize
+        for o in 0..<outputSize { biasGradient[o] += g[o] }
+    }
+    if let inputGradient {
+        gemm(.none, .none, m: n, n: inputSize, k: outputSize,
+             a: outputGradient, lda: outputSize, b: weight, ldb: inputSize, beta: 1, c: inputGradient, ldc: inputSize)
+    }
+}

@@ -1,0 +1,240 @@
+// glyphnet (SPEC §6), the same network as shared/peer/torch_glyphnet.py:
+//   4 blocks  conv3×3(Ci→Co, pad 1, no bias) – BN – ReLU  with Co = 32, 64, 128, 256,
+//   2×2 max pool after the first three, global average pool after the last,
+//   linear(256 → d, bias), L2 normalisation.
+// Letters: n samples (≤ maxBatch), H×W input size (multiples of 8), d embedding size;
+// block b works at H_b×W_b = (H/2^b)×(W/2^b). Activations are channel-last (n, H_b, W_b, C).
+// With one input channel the protocol's (n, 1, H, W) input is already channel-last.
+
+/// The convolutional embedding network for glyph images (1×H×W, values in [0, 1]).
+public final class GlyphNet: EmbeddingNetwork {
+    public static let blockChannels = [32, 64, 128, 256]
+
+    public let parameterLayout: ParameterLayout
+    public let stateLayout: ParameterLayout
+    public let inputShape: [Int]
+    public let embeddingSize: Int
+    public let maxBatch: Int
+    public let batchNorm: BatchNormSync
+
+    let height: Int, width: Int
+    private let blocks: [Block]
+    private let featureSize: Int
+    private let fcWeight: Int, fcBias: Int
+
+    // Activations (maxBatch rows) and the gradients of the activations.
+    private let columns: FlatBuffer<Float>     // im2col workspace, the largest block's P·K
+    private let features: FlatBuffer<Float>    // (n, 256) after the global average pool
+    private let projected: FlatBuffer<Float>   // (n, d) linear output
+    private let embeddings: FlatBuffer<Float>  // (n, d) unit rows, returned by forward
+    private let norms: FlatBuffer<Float>       // (n)
+    private let featuresGradient: FlatBuffer<Float>
+    private let projectedGradient: FlatBuffer<Float>
+    private var lastCount = 0
+
+    /// One conv–BN–ReLU(–pool) block with its buffers.
+    private final class Block {
+        let inputChannels: Int, outputChannels: Int, height: Int, width: Int, pools: Bool
+        let convWeight: Int, bnScale: Int, bnShift: Int, runningMean: Int, runningVariance: Int
+        let convolved: FlatBuffer<Float>       // (n, H_b, W_b, Co) conv output = BN input
+        let activated: FlatBuffer<Float>       // (n, H_b, W_b, Co) ReLU(BN(conv)), in place
+        let pooled: FlatBuffer<Float>?         // (n, H_b/2, W_b/2, Co)
+        let argmax: FlatBuffer<UInt8>?         // (n, H_b/2, W_b/2, Co)
+        let ownColumns: FlatBuffer<Float>?    // the first block's im2col, kept for backward
+        let convolvedGradient: FlatBuffer<Float>
+        let normalizedGradient: FlatBuffer<Float>
+        let activatedGradient: FlatBuffer<Float>
+        let pooledGradient: FlatBuffer<Float>? // = the next block's input gradient
+        let saved: BatchNormSaved
+
+        init(index: Int, inputChannels: Int, outputChannels: Int, height: Int, width: Int, pools: Bool,
+             maxBatch: Int, parameters: inout ParameterLayout, state: inout ParameterLayout) {
+            self.inputChannels = inputChannels
+            self.outputChannels = outputChannels
+            self.height = height
+            self.width = width
+            self.pools = pools
+            let name = "\(index + 1)"
+            convWeight = parameters.add("conv\(name).weight", shape: [outputChannels, 3, 3, inputChannels], decays: true)
+            bnScale = parameters.add("bn\(name).scale", shape: [outputChannels], decays: false)
+            bnShift = parameters.add("bn\(name).shift", shape: [outputChannels], decays: false)
+            runningMean = state.add("bn\(name).runningMean", shape: [outputChannels], decays: false)
+            runningVariance = state.add("bn\(name).runningVariance", shape: [outputChannels], decays: false)
+            let full = maxBatch * height * width * outputChannels
+            convolved = FlatBuffer(count: full)
+            activated = FlatBuffer(count: full)
+            convolvedGradient = FlatBuffer(count: full)
+            normalizedGradient = FlatBuffer(count: full)
+            ownColumns = index == 0 ? FlatBuffer(count: maxBatch * height * width * 9 * inputChannels) : nil
+            activatedGradient = FlatBuffer(count: full)
+            pooled = pools ? FlatBuffer(count: full / 4) : nil
+            argmax = pools ? FlatBuffer(count: full / 4) : nil
+            pooledGradient = pools ? FlatBuffer(count: full / 4) : nil
+            saved = BatchNormSaved(channels: outputChannels, name: "bn\(name)")
+        }
+
+        func columnCount(batch: Int) -> Int { batch * height * width * 9 * inputChannels }
+        var output: FlatBuffer<Float> { pooled ?? activated }
+    }
+
+    /// - Parameters:
+    ///   - embeddingSize: d.
+    ///   - maxBatch: the largest batch `forward` accepts; every buffer is sized for it.
+    ///   - height, width: input size, positive multiples of 8 (32×32 for hanzi).
+    public init(embeddingSize: Int = 128, maxBatch: Int, batchNorm: BatchNormSync,
+                height: Int = 32, width: Int = 32) {
+        precondition(embeddingSize >= 1, "GlyphNet embedding size must be positive, got \(embeddingSize)")
+        precondition(maxBatch >= 1, "GlyphNet maxBatch must be positive, got \(maxBatch)")
+        precondition(height >= 8 && width >= 8 && height % 8 == 0 && width % 8 == 0,
+                     "GlyphNet input must be a multiple of 8 in each direction, got \(height)×\(width)")
+        self.embeddingSize = embeddingSize
+        self.maxBatch = maxBatch
+        self.batchNorm = batchNorm
+        self.height = height
+        self.width = width
+        inputShape = [1, height, width]
+        var parameters = ParameterLayout(), state = ParameterLayout()
+        var built: [Block] = []
+        var channels = 1
+        for (index, outputChannels) in Self.blockChannels.enumerated() {
+            built.append(Block(index: index, inputChannels: channels, outputChannels: outputChannels,
+                               height: height >> index, width: width >> index, pools: index < 3,
+                               maxBatch: maxBatch, parameters: &parameters, state: &state))
+            channels = outputChannels
+        }
+        blocks = built
+        featureSize = channels
+        fcWeight = parameters.add("fc.weight", shape: [embeddingSize, channels], decays: true)
+        fcBias = parameters.add("fc.bias", shape: [embeddingSize], decays: false)
+        parameterLayout = parameters
+        stateLayout = state
+        columns = FlatBuffer(count: built.dropFirst().map { $0.columnCount(batch: maxBatch) }.max()!)
+        features = FlatBuffer(count: maxBatch * channels)
+        featuresGradient = FlatBuffer(count: maxBatch * channels)
+        projected = FlatBuffer(count: maxBatch * embeddingSize)
+        projectedGradient = FlatBuffer(count: maxBatch * embeddingSize)
+        embeddings = FlatBuffer(count: maxBatch * embeddingSize)
+        norms = FlatBuffer(count: maxBatch)
+    }
+
+    public func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>,
+                           random: inout RandomSource) {
+        initializeKaimingNormal(layout: parameterLayout, parameters: parameters, random: &random)
+        initializeBatchNormState(layout: stateLayout, state: state)
+    }
+
+    public func forward(input: UnsafePointer<Float>, count n: Int, parameters: UnsafePointer<Float>,
+                        state: UnsafeMutablePointer<Float>, mode: ForwardMode) throws -> UnsafePointer<Float> {
+        precondition(n >= 1 && n <= maxBatch, "GlyphNet.forward: count \(n) outside 1...\(maxBatch)")
+        var blockInput = input
+        for block in blocks {
+            let h = block.height, w = block.width, co = block.outputChannels
+            let rows = n * h * w
+            conv3x3Forward(output: block.convolved.pointer, columns: (block.ownColumns ?? columns).pointer, input: blockInput,
+                           weight: parameters + block.convWeight, count: n, height: h, width: w,
+                           inputChannels: block.inputChannels, outputChannels: co)
+            let saved = block.saved
+            switch mode {
+            case .training:
+                saved.globalCount = try batchNormForwardTraining(
+                    output: block.activated.pointer, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
+                    runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
+                    sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
+                    input: block.convolved.pointer, scale: parameters + block.bnScale, shift: parameters + block.bnShift,
+                    rows: rows, channels: co, sync: batchNorm, name: saved.name)
+            case .inference:
+                batchNormForwardInference(
+                    output: block.activated.pointer, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
+                    input: block.convolved.pointer, scale: parameters + block.bnScale, shift: parameters + block.bnShift,
+                    runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
+                    rows: rows, channels: co)
+            }
+            reluForward(output: block.activated.pointer, input: block.activated.pointer, count: rows * co)
+            if let pooled = block.pooled, let argmax = block.argmax {
+                maxPool2x2Forward(output: pooled.pointer, argmax: argmax.pointer, input: block.activated.pointer,
+                                  count: n, height: h, width: w, channels: co)
+            }
+            blockInput = UnsafePointer(block.output.pointer)
+        }
+        let last = blocks[blocks.count - 1]
+        globalAveragePoolForward(output: features.pointer, input: last.activated.pointer,
+                                 count: n, positions: last.height * last.width, channels: featureSize)
+        linearForward(output: projected.pointer, input: features.pointer, weight: parameters + fcWeight,
+                      bias: parameters + fcBias, count: n, inputSize: featureSize, outputSize: embeddingSize)
+        l2NormalizeForward(output: embeddings.pointer, norms: norms.pointer, input: projected.pointer,
+                           count: n, dimension: embeddingSize)
+        lastCount = mode == .training ? n : 0
+        return UnsafePointer(embeddings.pointer)
+    }
+
+    public func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
+                         gradients: UnsafeMutablePointer<Float>) throws {
+        let n = lastCount
+        precondition(n > 0, "GlyphNet.backward needs a preceding .training forward")
+        let d = embeddingSize
+        projectedGradient.pointer.update(repeating: 0, count: n * d)
+        l2NormalizeBackward(inputGradient: projectedGradient.pointer, outputGradient: outputGradient,
+                            output: embeddings.pointer, norms: norms.pointer, count: n, dimension: d)
+        featuresGradient.pointer.update(repeating: 0, count: n * featureSize)
+        linearBackward(inputGradient: featuresGradient.pointer, weightGradient: gradients + fcWeight,
+                       biasGradient: gradients + fcBias, outputGradient: projectedGradient.pointer,
+                       input: features.pointer, weight: parameters + fcWeight,
+                       count: n, inputSize: featureSize, outputSize: d)
+        let last = blocks[blocks.count - 1]
+        last.activatedGradient.pointer.update(repeating: 0, count: n * last.height * last.width * featureSize)
+        globalAveragePoolBackward(inputGradient: last.activatedGradient.pointer, outputGradient: featuresGradient.pointer,
+                                  count: n, positions: last.height * last.width, channels: featureSize)
+        for index in stride(from: blocks.count - 1, through: 0, by: -1) {
+            let block = blocks[index]
+            let h = block.height, w = block.width, co = block.outputChannels, rows = n * h * w
+            if let pooledGradient = block.pooledGradient, let argmax = block.argmax {
+                block.activatedGradient.pointer.update(repeating: 0, count: rows * co)
+                maxPool2x2Backward(inputGradient: block.activatedGradient.pointer, outputGradient: pooledGradient.pointer,
+                                   argmax: argmax.pointer, count: n, height: h, width: w, channels: co)
+            }
+            block.normalizedGradient.pointer.update(repeating: 0, count: rows * co)
+            reluBackward(inputGradient: block.normalizedGradient.pointer, outputGradient: block.activatedGradient.pointer,
+                         output: block.activated.pointer, count: rows * co)
+            block.convolvedGradient.pointer.update(repeating: 0, count: rows * co)
+            let saved = block.saved
+            try batchNormBackward(
+                inputGradient: block.convolvedGradient.pointer, scaleGradient: gradients + block.bnScale,
+                shiftGradient: gradients + block.bnShift, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
+                outputGradient: block.normalizedGradient.pointer, input: block.convolved.pointer,
+                scale: parameters + block.bnScale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
+                globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
+            // The first block keeps its own im2col (its input is the caller's, gone by now);
+            // the others recompute theirs from the previous block's pooled output, except the
+            // last block, whose columns the forward left in the shared workspace.
+            let previous = index > 0 ? blocks[index - 1] : nil
+            previous?.pooledGradient?.pointer.update(repeating: 0, count: rows * block.inputChannels)
+            let blockColumns = block.ownColumns ?? columns
+            conv3x3Backward(inputGradient: previous?.pooledGradient?.pointer, weightGradient: gradients + block.convWeight,
+                            columns: blockColumns.pointer, outputGradient: block.convolvedGradient.pointer,
+                            input: previous.map { UnsafePointer($0.output.pointer) },
+                            weight: parameters + block.convWeight,
+                            count: n, height: h, width: w, inputChannels: block.inputChannels, outputChannels: co)
+        }
+    }
+
+    /// The naive Double forward in training mode (batch statistics) that the gradient tests
+    /// differentiate by finite differences: (n, 1, H, W) → (n, d) unit rows.
+    public func referenceForward(input: [Double], count n: Int, parameters p: [Double]) -> [Double] {
+        func slice(_ offset: Int, _ count: Int) -> [Double] { Array(p[offset..<offset + count]) }
+        var x = input
+        for block in blocks {
+            let h = block.height, w = block.width, co = block.outputChannels
+            x = ReferenceLayers.conv3x3(x, weight: slice(block.convWeight, co * 9 * block.inputChannels), count: n,
+                                        height: h, width: w, inputChannels: block.inputChannels, outputChannels: co)
+            x = ReferenceLayers.batchNorm(x, scale: slice(block.bnScale, co), shift: slice(block.bnShift, co),
+                                          rows: n * h * w, channels: co).output
+            x = ReferenceLayers.relu(x)
+            if block.pools { x = ReferenceLayers.maxPool2x2(x, count: n, height: h, width: w, channels: co) }
+        }
+        let last = blocks[blocks.count - 1]
+        x = ReferenceLayers.globalAveragePool(x, count: n, positions: last.height * last.width, channels: featureSize)
+        x = ReferenceLayers.linear(x, weight: slice(fcWeight, embeddingSize * featureSize), bias: slice(fcBias, embeddingSize),
+                                   count: n, inputSize: featureSize, outputSize: embeddingSize)
+        return ReferenceLayers.l2Normalize(x, count: n, dimension: embeddingSize)
+    }
+}

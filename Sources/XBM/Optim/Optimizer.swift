@@ -1,0 +1,104 @@
+// Optimizers over the flat parameter buffer (SPEC §6), one loop per layout entry so weight
+// decay applies only where the entry `decays`. Semantics follow torch.optim, with t the step
+// number starting at 1, η the learning rate, λ the weight decay and g the gradient:
+//   adam:  g ← g + λθ (L2 in the gradient);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;
+//          θ ← θ − η · (m / (1−β1ᵗ)) / (√(v / (1−β2ᵗ)) + ε)
+//   adamw: θ ← θ − ηλθ (decoupled), then the adam update with g unchanged
+//   sgd:   g ← g + λθ;  b ← μ b + g (b starts at 0, so b = g at t = 1, as torch);  θ ← θ − η b
+
+/// Which update rule `--optimizer` selects.
+public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
+    case adam, adamw, sgd
+}
+
+/// One optimizer instance for one parameter layout; its moments are flat buffers of the same
+/// layout, exposed for checkpoints.
+public final class Optimizer {
+    public let kind: OptimizerKind
+    public let layout: ParameterLayout
+    /// The rate used when a schedule does not override it (the `learningRate` of `init`).
+    public let baseLearningRate: Float
+    public let weightDecay: Float
+    public let momentum: Float
+    public let beta1: Float
+    public let beta2: Float
+    public let epsilon: Float
+    /// adam/adamw: [m, v]; sgd: [momentum buffer]. Each has `layout.count` elements.
+    public var stateBuffers: [FlatBuffer<Float>]
+    /// Steps taken so far (t − 1 before a step); restored from checkpoints.
+    public var stepCount: Int = 0
+
+    public init(kind: OptimizerKind, layout: ParameterLayout, learningRate: Float = 1e-3, weightDecay: Float = 0,
+                momentum: Float = 0.9, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
+        precondition(learningRate >= 0 && learningRate.isFinite, "learning rate must be finite and ≥ 0, got \(learningRate)")
+        precondition(weightDecay >= 0 && weightDecay.isFinite, "weight decay must be finite and ≥ 0, got \(weightDecay)")
+        precondition(momentum >= 0 && momentum < 1, "SGD momentum must be in [0, 1), got \(momentum)")
+        precondition(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "Adam betas must be in [0, 1), got \(beta1), \(beta2)")
+        precondition(epsilon > 0, "Adam epsilon must be positive, got \(epsilon)")
+        self.kind = kind
+        self.layout = layout
+        baseLearningRate = learningRate
+        self.weightDecay = weightDecay
+        self.momentum = momentum
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        let buffers = kind == .sgd ? 1 : 2
+        stateBuffers = (0..<buffers).map { _ in FlatBuffer<Float>(count: layout.count) }
+    }
+
+    /// Applies one update to `parameters` (layout.count) from `gradients` (layout.count).
+    public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, learningRate: Float) {
+        precondition(stateBuffers.allSatisfy { $0.count == layout.count },
+                     "optimizer state has \(stateBuffers.map(\.count)) elements, layout needs \(layout.count)")
+        stepCount += 1
+        switch kind {
+        case .adam, .adamw:
+            let decoupled = kind == .adamw
+            // Bias corrections in Double: 1 − β2ᵗ is tiny for small t and loses digits in Float.
+            let t = Double(stepCount)
+            let correction1 = Float(1 - _pow(Double(beta1), t)), correction2 = Float(1 - _pow(Double(beta2), t))
+            let m = stateBuffers[0].pointer, v = stateBuffers[1].pointer
+            for entry in layout.entries {
+                let lambda = entry.decays ? weightDecay : 0
+                adamUpdate(parameters: parameters + entry.offset, gradients: gradients + entry.offset,
+                           m: m + entry.offset, v: v + entry.offset, count: entry.count,
+                           learningRate: learningRate, l2: decoupled ? 0 : lambda, decoupled: decoupled ? lambda : 0,
+                           correction1: correction1, correction2: correction2)
+            }
+        case .sgd:
+            let buffer = stateBuffers[0].pointer
+            for entry in layout.entries {
+                let lambda = entry.decays ? weightDecay : 0
+                let theta = parameters + entry.offset, g = gradients + entry.offset, b = buffer + entry.offset
+                for i in 0..<entry.count {
+                    b[i] = momentum * b[i] + (g[i] + lambda * theta[i])
+                    theta[i] -= learningRate * b[i]
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func adamUpdate(parameters theta: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>,
+                            m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
+                            learningRate: Float, l2: Float, decoupled: Float, correction1: Float, correction2: Float) {
+        let b1 = beta1, b2 = beta2, eps = epsilon
+        let stepSize = learningRate / correction1, inverseRootCorrection2 = 1 / correction2.squareRoot()
+        for i in 0..<count {
+            theta[i] -= learningRate * decoupled * theta[i]
+            let gradient = g[i] + l2 * theta[i]
+            m[i] = b1 * m[i] + (1 - b1) * gradient
+            v[i] = b2 * v[i] + (1 - b2) * gradient * gradient
+            theta[i] -= stepSize * m[i] / (v[i].squareRoot() * inverseRootCorrection2 + eps)
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+@inline(__always) private func _pow(_ x: Double, _ y: Double) -> Double { Glibc.pow(x, y) }
+#else
+import Foundation
+@inline(__always) private func _pow(_ x: Double, _ y: Double) -> Double { Foundation.pow(x, y) }
+#endif
