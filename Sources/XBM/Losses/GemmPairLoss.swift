@@ -1,0 +1,127 @@
+// The machinery shared by the five pair losses (SPEC §5): similarities by one matrix product
+// per reference segment, one anchor row at a time mined and differentiated in place, and the
+// two gradient products. The loss-specific part is an `AnchorTerm`.
+//
+// Letters: b anchors, d embedding size, R references (the concatenation of the segments),
+// S (b, R) similarities s_ij = a_i·r_j, G (b, R) with g_ij = ∂ℓ_i/∂s_ij.
+
+/// One anchor's row of the similarity workspace: similarities s_ij on entry, and on return
+/// g_ij = ∂ℓ_i/∂s_ij for every j (zero for pairs that do not contribute).
+struct AnchorRow {
+    /// (R) s_ij in, g_ij out.
+    let values: UnsafeMutablePointer<Float>
+    /// (R) labels of the references.
+    let labels: UnsafePointer<Int32>
+    /// R
+    let count: Int
+    /// y_i
+    let label: Int32
+    /// The anchor's own entry among the references, or -1.
+    let ownIndex: Int
+
+    /// j ∈ P_i: same label, and not the anchor's own entry (excluded by index, SPEC §3.4).
+    @inline(__always) func isPositive(_ j: Int) -> Bool { labels[j] == label && j != ownIndex }
+    /// j ∈ N_i: a different label (the own entry always has the anchor's label).
+    @inline(__always) func isNegative(_ j: Int) -> Bool { labels[j] != label }
+
+    /// Writes zeros over the whole row: the gradient of an anchor that contributes nothing.
+    @inline(__always) func zero() { values.update(repeating: 0, count: count) }
+}
+
+/// The per-anchor part of a pair loss: reads one row of similarities, returns ℓ_i and leaves
+/// ∂ℓ_i/∂s_ij in the row. Per-row sums are accumulated in Double.
+protocol AnchorTerm: Sendable {
+    var name: String { get }
+    func lossAndGradient(_ row: AnchorRow, reduction: PairReduction) -> Double
+}
+
+/// A `PairLoss` made of an `AnchorTerm` and the similarity/gradient products:
+///
+///     forward:   S = A · Rᵀ                       (gemm per segment, into S's columns)
+///     per row:   ℓ_i, and G's row i = ∂ℓ_i/∂S_i    (in place over S)
+///     backward:  dA += scale · G · R              (gemm per segment)
+///                dR += scale · Gᵀ · A             (gemm per segment, when requested)
+///
+/// The workspace (b × R floats and R labels) grows on first use and is then reused, so a
+/// steady-state step allocates nothing. Not thread-safe: one loss object per thread.
+final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
+    let term: Term
+    /// (b, R) S, then G.
+    private var similarities = FlatBuffer<Float>(count: 0)
+    /// (R) the references' labels, concatenated (the embeddings are never copied).
+    private var referenceLabels = FlatBuffer<Int32>(count: 0)
+
+    init(term: Term) { self.term = term }
+
+    var name: String { term.name }
+
+    func evaluate(_ input: PairLossInput, reduction: PairReduction, scale: Float,
+                  anchorGradient: UnsafeMutablePointer<Float>,
+                  referenceGradient: UnsafeMutablePointer<Float>?) -> Double {
+        let b = input.anchorCount, d = input.dimension, R = input.referenceCount
+        precondition(b >= 0 && d >= 1, "pair loss needs b ≥ 0 anchors of dimension d ≥ 1, got b \(b), d \(d)")
+        guard b > 0, R > 0 else { return 0 }
+        reserve(similarityCount: b * R, referenceCount: R)
+        let S = similarities.pointer, labels = referenceLabels.pointer
+
+        // S[:, c ..< c+n] = A · segmentᵀ, written straight into the segment's columns (ldc = R).
+        var column = 0
+        for segment in input.references {
+            gemm(.none, .transposed, m: b, n: segment.count, k: d,
+                 a: input.anchors, lda: d, b: segment.embeddings, ldb: d, c: S + column, ldc: R)
+            (labels + column).update(from: segment.labels, count: segment.count)
+            column += segment.count
+        }
+
+        var total = 0.0
+        for i in 0..<b {
+            let own = input.ownIndex.map { Int($0[i]) } ?? -1
+            precondition(own >= -1 && own < R, "anchor \(i)'s own index \(own) is outside -1..<\(R)")
+            let row = AnchorRow(values: S + i * R, labels: labels, count: R,
+                                label: input.anchorLabels[i], ownIndex: own)
+            total += term.lossAndGradient(row, reduction: reduction)
+        }
+
+        // dA += scale · G · R and dR += scale · Gᵀ · A, segment by segment.
+        column = 0
+        for segment in input.references {
+            gemm(.none, .none, m: b, n: d, k: segment.count, alpha: scale,
+                 a: S + column, lda: R, b: segment.embeddings, ldb: d, beta: 1, c: anchorGradient, ldc: d)
+            if let dR = referenceGradient {
+                gemm(.transposed, .none, m: segment.count, n: d, k: b, alpha: scale,
+                     a: S + column, lda: R, b: input.anchors, ldb: d, beta: 1, c: dR + column * d, ldc: d)
+            }
+            column += segment.count
+        }
+        return total
+    }
+
+    /// Grows the workspace geometrically, so a memory that fills up over many steps
+    /// reallocates only a few times.
+    private func reserve(similarityCount: Int, referenceCount: Int) {
+        if similarities.count < similarityCount {
+            similarities = FlatBuffer<Float>(count: max(similarityCount, 2 * similarities.count))
+        }
+        if referenceLabels.count < referenceCount {
+            referenceLabels = FlatBuffer<Int32>(count: max(referenceCount, 2 * referenceLabels.count))
+        }
+    }
+}
+
+// Numerically stable scalar helpers for the per-row sums (Double).
+
+/// log(1 + eˣ) without overflow.
+@inline(__always) func softplus(_ x: Double) -> Double {
+    max(x, 0) + log1p(exp(-abs(x)))
+}
+
+/// 1 / (1 + e⁻ˣ) without overflow.
+@inline(__always) func logistic(_ x: Double) -> Double {
+    x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif

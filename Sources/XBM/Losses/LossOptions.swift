@@ -1,0 +1,72 @@
+/// The pair losses of SPEC §5 by their command-line names (`--loss NAME`).
+public enum LossKind: String, CaseIterable, Sendable, Codable {
+    case contrastive
+    case multiSimilarity = "multi-similarity"
+    case triplet
+    case lifted
+    case npair
+}
+
+/// Every loss hyper-parameter, with the defaults of SPEC §5. Decoding fills missing keys with
+/// the defaults.
+public struct LossOptions: Sendable, Codable, Equatable {
+    /// contrastive: negatives count once s > m.
+    public var contrastiveMargin: Double = 0.5
+    /// contrastive: positives count while s < 1 − ε.
+    public var contrastiveEpsilon: Double = 1e-5
+    /// multi-similarity: α (positive scale), β (negative scale), λ (similarity pivot), μ (mining margin).
+    public var msAlpha: Double = 2
+    public var msBeta: Double = 40
+    public var msLambda: Double = 0.5
+    public var msMu: Double = 0.1
+    /// triplet: m in [s_n − s_p + m]_+.
+    public var tripletMargin: Double = 0.1
+    /// lifted: m in e^{s_n − m}.
+    public var liftedMargin: Double = 0.5
+    /// npair: τ.
+    public var npairTemperature: Double = 0.1
+
+    public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case contrastiveMargin, contrastiveEpsilon, msAlpha, msBeta, msLambda, msMu,
+             tripletMargin, liftedMargin, npairTemperature
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func value(_ key: CodingKeys, _ fallback: Double) throws -> Double {
+            try container.decodeIfPresent(Double.self, forKey: key) ?? fallback
+        }
+        contrastiveMargin = try value(.contrastiveMargin, contrastiveMargin)
+        contrastiveEpsilon = try value(.contrastiveEpsilon, contrastiveEpsilon)
+        msAlpha = try value(.msAlpha, msAlpha)
+        msBeta = try value(.msBeta, msBeta)
+        msLambda = try value(.msLambda, msLambda)
+        msMu = try value(.msMu, msMu)
+        tripletMargin = try value(.tripletMargin, tripletMargin)
+        liftedMargin = try value(.liftedMargin, liftedMargin)
+        npairTemperature = try value(.npairTemperature, npairTemperature)
+    }
+}
+
+/// A new loss object of `kind` (each owns its similarity workspace: use one per term that may
+/// run concurrently, e.g. one for the batch term and one for the memory term).
+public func makePairLoss(_ kind: LossKind, options: LossOptions = LossOptions()) -> PairLoss {
+    precondition(options.msAlpha > 0 && options.msBeta > 0,
+                 "multi-similarity needs α > 0 and β > 0, got α \(options.msAlpha), β \(options.msBeta)")
+    precondition(options.npairTemperature > 0, "npair needs τ > 0, got \(options.npairTemperature)")
+    switch kind {
+    case .contrastive:
+        return GemmPairLoss(term: ContrastiveTerm(margin: options.contrastiveMargin, epsilon: options.contrastiveEpsilon))
+    case .multiSimilarity:
+        return GemmPairLoss(term: MultiSimilarityTerm(alpha: options.msAlpha, beta: options.msBeta,
+                                                      lambda: options.msLambda, mu: options.msMu))
+    case .triplet:
+        return GemmPairLoss(term: TripletTerm(margin: options.tripletMargin))
+    case .lifted:
+        return GemmPairLoss(term: LiftedStructureTerm(margin: options.liftedMargin))
+    case .npair:
+        return GemmPairLoss(term: NPairTerm(temperature: options.npairTemperature))
+    }
+}

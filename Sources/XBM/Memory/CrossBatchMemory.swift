@@ -1,0 +1,189 @@
+// SPEC §4: the cross-batch memory, a FIFO ring buffer of the last M embeddings and labels.
+//
+// Letters: M capacity (rows), d embedding size, B rows per enqueue (the global batch).
+//
+// Layout: rows fill storage 0, 1, …, M−1 and then overwrite cyclically from 0, so
+//   - count < M  ⇒ head == count and the valid rows are storage [0, count);
+//   - count == M ⇒ every row is valid; the oldest is at head.
+// Either way the loss can read the valid rows as ONE contiguous segment in storage order (a
+// pair loss does not care about age), and the anchors' own entries sit at the storage
+// positions the last enqueue returned. The age-ordered view is one or two contiguous pieces
+// ([head, M) then [0, head)), like Deque's: a wrap never needs a copy.
+
+/// Errors of the cross-batch memory, each a one-line message naming the numbers involved.
+public enum CrossBatchMemoryError: Error, Equatable, CustomStringConvertible {
+    case batchLargerThanMemory(batch: Int, capacity: Int)
+    case malformedSnapshot(String)
+
+    public var description: String {
+        switch self {
+        case let .batchLargerThanMemory(batch, capacity):
+            return "cross-batch memory of \(capacity) rows cannot hold a global batch of \(batch): use --xbm-size ≥ \(batch)"
+        case let .malformedSnapshot(reason):
+            return "cross-batch memory snapshot is malformed: \(reason)"
+        }
+    }
+}
+
+/// The memory's complete state as plain arrays, for checkpoints. Holds only the `count`
+/// valid rows, in storage order.
+public struct MemorySnapshot: Sendable, Equatable {
+    /// (count, dimension)
+    public var embeddings: [Float]
+    /// (count)
+    public var labels: [Int32]
+    public var head: Int
+    public var count: Int
+    public var capacity: Int
+    public var dimension: Int
+
+    public init(embeddings: [Float], labels: [Int32], head: Int, count: Int, capacity: Int, dimension: Int) {
+        self.embeddings = embeddings
+        self.labels = labels
+        self.head = head
+        self.count = count
+        self.capacity = capacity
+        self.dimension = dimension
+    }
+}
+
+/// A FIFO memory of the last `capacity` embeddings with their labels (SPEC §4).
+///
+/// Segments handed out point into the memory's own storage: they stay valid as long as the
+/// memory lives, and their contents change with the next `enqueue` or `clear`.
+/// Not thread-safe; every rank keeps its own replica, fed the same global batches.
+public final class CrossBatchMemory {
+    /// M
+    public let capacity: Int
+    /// d
+    public let dimension: Int
+    /// The storage row the next enqueued row goes to.
+    public private(set) var head = 0
+    /// Valid rows, 0…M. No label value means "empty": the count alone says which rows are valid.
+    public private(set) var count = 0
+    /// (M, d)
+    private let embeddings: FlatBuffer<Float>
+    /// (M)
+    private let labels: FlatBuffer<Int32>
+    /// Where the last enqueued batch starts and how many rows it had.
+    private var lastBatchStart = 0
+    private var lastBatchCount = 0
+
+    public init(capacity: Int, dimension: Int) {
+        precondition(capacity >= 1, "cross-batch memory capacity must be at least 1, got \(capacity)")
+        precondition(dimension >= 1, "cross-batch memory dimension must be at least 1, got \(dimension)")
+        self.capacity = capacity
+        self.dimension = dimension
+        embeddings = FlatBuffer(count: capacity * dimension)
+        labels = FlatBuffer(count: capacity)
+    }
+
+    /// Restores a memory saved by `snapshot()`; throws when the snapshot is inconsistent.
+    public convenience init(snapshot: MemorySnapshot) throws {
+        let M = snapshot.capacity, d = snapshot.dimension, n = snapshot.count
+        guard M >= 1, d >= 1 else {
+            throw CrossBatchMemoryError.malformedSnapshot("capacity \(M) and dimension \(d) must be at least 1")
+        }
+        guard n >= 0, n <= M else {
+            throw CrossBatchMemoryError.malformedSnapshot("count \(n) outside 0...\(M)")
+        }
+        guard snapshot.head >= 0, snapshot.head < M, n == M || snapshot.head == n else {
+            throw CrossBatchMemoryError.malformedSnapshot(
+                "head \(snapshot.head) with count \(n) of \(M) (expected head == count until full)")
+        }
+        guard snapshot.embeddings.count == n * d, snapshot.labels.count == n else {
+            throw CrossBatchMemoryError.malformedSnapshot(
+                "\(snapshot.embeddings.count) embedding values and \(snapshot.labels.count) labels for \(n) rows of dimension \(d)")
+        }
+        self.init(capacity: M, dimension: d)
+        embeddings.pointer.update(from: snapshot.embeddings, count: n * d)
+        labels.pointer.update(from: snapshot.labels, count: n)
+        head = snapshot.head
+        count = n
+    }
+
+    /// Writes B rows over the oldest ones (in two pieces when they wrap past the end) and
+    /// returns the storage position of the first row written; row i of the batch is then at
+    /// (position + i) mod M (`storagePosition(ofLastBatchRow:)`).
+    ///
+    /// Throws when B > M: a batch cannot be compared against a memory that cannot hold it.
+    @discardableResult
+    public func enqueue(embeddings rows: UnsafePointer<Float>, labels rowLabels: UnsafePointer<Int32>,
+                        count B: Int) throws -> Int {
+        precondition(B >= 0, "cannot enqueue a negative number of rows (\(B))")
+        guard B <= capacity else { throw CrossBatchMemoryError.batchLargerThanMemory(batch: B, capacity: capacity) }
+        let d = dimension, start = head
+        let firstPiece = min(B, capacity - start)
+        (embeddings.pointer + start * d).update(from: rows, count: firstPiece * d)
+        (labels.pointer + start).update(from: rowLabels, count: firstPiece)
+        embeddings.pointer.update(from: rows + firstPiece * d, count: (B - firstPiece) * d)
+        labels.pointer.update(from: rowLabels + firstPiece, count: B - firstPiece)
+        head = (start + B) % capacity
+        count = min(count + B, capacity)
+        lastBatchStart = start
+        lastBatchCount = B
+        return start
+    }
+
+    /// The storage position (= reference index in `referenceSegments`) of row i of the last
+    /// enqueued batch: that anchor's own entry, which the memory loss excludes by index.
+    public func storagePosition(ofLastBatchRow i: Int) -> Int {
+        precondition(i >= 0 && i < lastBatchCount, "row \(i) is not in the last enqueued batch of \(lastBatchCount) rows")
+        return (lastBatchStart + i) % capacity
+    }
+
+    /// The valid rows in storage order, as the pair loss reads them: always storage
+    /// [0, count), as one segment (none when empty).
+    public var referenceSegments: [ReferenceSegment] {
+        count == 0 ? [] : [segment(from: 0, count: count)]
+    }
+
+    /// The valid rows oldest first: one segment, or two when the ring has wrapped
+    /// ([oldest, M) then [0, head)). No copying.
+    public var fifoSegments: [ReferenceSegment] {
+        guard count > 0 else { return [] }
+        let oldest = (head - count + capacity) % capacity
+        let firstPiece = min(count, capacity - oldest)
+        var segments = [segment(from: oldest, count: firstPiece)]
+        if firstPiece < count { segments.append(segment(from: 0, count: count - firstPiece)) }
+        return segments
+    }
+
+    /// Forgets every row. Storage is zeroed too, so nothing stale survives.
+    public func clear() {
+        embeddings.zero()
+        labels.zero()
+        head = 0
+        count = 0
+        lastBatchStart = 0
+        lastBatchCount = 0
+    }
+
+    /// 64-bit FNV-1a over capacity, dimension, count, head, then the valid rows' embedding
+    /// bits and labels in storage order: replicas on different ranks must agree bit for bit.
+    public func checksum() -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ word: UInt64, bytes: Int) {
+            for byte in 0..<bytes {
+                hash = (hash ^ ((word >> UInt64(8 * byte)) & 0xFF)) &* 0x0000_0100_0000_01B3
+            }
+        }
+        mix(UInt64(capacity), bytes: 8); mix(UInt64(dimension), bytes: 8)
+        mix(UInt64(count), bytes: 8); mix(UInt64(head), bytes: 8)
+        for k in 0..<(count * dimension) { mix(UInt64(embeddings.pointer[k].bitPattern), bytes: 4) }
+        for k in 0..<count { mix(UInt64(UInt32(bitPattern: labels.pointer[k])), bytes: 4) }
+        return hash
+    }
+
+    /// The state as plain arrays (the valid rows only), for checkpoints.
+    public func snapshot() -> MemorySnapshot {
+        MemorySnapshot(embeddings: Array(UnsafeBufferPointer(start: embeddings.pointer, count: count * dimension)),
+                       labels: Array(UnsafeBufferPointer(start: labels.pointer, count: count)),
+                       head: head, count: count, capacity: capacity, dimension: dimension)
+    }
+
+    private func segment(from row: Int, count rows: Int) -> ReferenceSegment {
+        ReferenceSegment(embeddings: UnsafePointer(embeddings.pointer + row * dimension),
+                         labels: UnsafePointer(labels.pointer + row), count: rows)
+    }
+}
