@@ -1,8 +1,111 @@
 import ArgumentParser
+import Foundation
+import XBM
 
 /// `xbm-dist data ...`: build, inspect and preview datasets (SPEC §7, §9).
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
-        abstract: "Build the hanzi benchmark, inspect or preview a dataset directory.")
+        abstract: "Build the hanzi benchmark, inspect or preview a dataset directory.",
+        subcommands: [Hanzi.self, Inspect.self, Preview.self])
+
+    struct Hanzi: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Render the hanzi benchmark (3,755 characters × 27 faces, 32×32) into a dataset directory.")
+
+        @Option(help: "Output dataset directory.") var out: String
+        @Option(help: "Seed of the distortions.") var seed: UInt64 = 0
+        @Option(help: "Rendering threads (default: all cores).") var threads: Int?
+
+        func validate() throws {
+            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        }
+
+        func run() throws {
+            let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
+            let bar = ProgressBar(label: "hanzi")
+            let summary = try reportingErrors {
+                try HanziBenchmark.build(outputDirectory: URL(fileURLWithPath: out), seed: seed, threads: threadCount,
+                                         progress: bar.update)
+            }
+            bar.finish()
+            print("wrote \(summary.count) images of \(summary.classes) classes (train \(summary.trainCount), test \(summary.testCount)) to \(out)")
+            print("checksum fnv1a64:\(FNV1a64Hex(summary.checksum))")
+            print(String(format: "time %.2f s on %d threads", summary.seconds, threadCount))
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Summarise a dataset directory.")
+        @Argument(help: "Dataset directory.") var directory: String
+
+        func run() throws {
+            let dataset = try reportingErrors { try Dataset.load(directory: URL(fileURLWithPath: directory)) }
+            print(DatasetSummary(dataset).text)
+        }
+    }
+
+    struct Preview: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Draw a PNG grid of samples, one row per class.")
+        @Argument(help: "Dataset directory.") var directory: String
+        @Option(help: "Output PNG file.") var out: String
+        @Option(help: "Number of classes (rows).") var classes: Int = 8
+        @Option(name: .customLong("per-class"), help: "Samples per class (columns).") var perClass: Int = 8
+
+        func validate() throws {
+            guard classes > 0 else { throw ValidationError("--classes must be positive, got \(classes)") }
+            guard perClass > 0 else { throw ValidationError("--per-class must be positive, got \(perClass)") }
+        }
+
+        func run() throws {
+            let grid = try reportingErrors {
+                let dataset = try Dataset.load(directory: URL(fileURLWithPath: directory))
+                let grid = try DatasetPreview.grid(dataset, classes: classes, perClass: perClass)
+                try PNG.writeGrayscale(to: URL(fileURLWithPath: out), width: grid.width, height: grid.height, pixels: grid.pixels)
+                return grid
+            }
+            print("wrote \(out) (\(grid.width)×\(grid.height))")
+        }
+    }
+}
+
+/// Runs `body`; a thrown error becomes `error: <its one line>` on stderr and exit code 2.
+private func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
+private func FNV1a64Hex(_ value: UInt64) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: 16 - digits.count) + digits
+}
+
+/// A progress bar on stderr: redrawn in place on a terminal, a line every 10% otherwise.
+private final class ProgressBar {
+    let label: String
+    let isTerminal = isatty(STDERR_FILENO) != 0
+    var lastDecile = -1
+    let start = Date()
+
+    init(label: String) { self.label = label }
+
+    func update(_ done: Int, _ total: Int) {
+        let fraction = total > 0 ? Double(done) / Double(total) : 1
+        let elapsed = Date().timeIntervalSince(start)
+        if isTerminal {
+            let filled = Int(fraction * 30)
+            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
+            let line = String(format: "\r%@ [%@] %d/%d %5.1f%% %.1fs", label, bar, done, total, fraction * 100, elapsed)
+            FileHandle.standardError.write(Data(line.utf8))
+        } else {
+            let decile = Int(fraction * 10)
+            guard decile > lastDecile else { return }
+            lastDecile = decile
+            FileHandle.standardError.write(Data(String(format: "%@: %d/%d (%.0f%%) %.1fs\n", label, done, total, fraction * 100, elapsed).utf8))
+        }
+    }
+
+    func finish() { if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) } }
 }

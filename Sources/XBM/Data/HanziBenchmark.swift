@@ -1,0 +1,139 @@
+import Foundation
+
+/// FNV-1a, 64 bit: h = (h ⊕ byte) · 0x100000001b3 from h = 0xcbf29ce484222325.
+public struct FNV1a64: Sendable {
+    public private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+    public init() {}
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        var h = value
+        for byte in bytes { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        value = h
+    }
+    public var hex: String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+/// What `HanziBenchmark.build` made.
+public struct HanziSummary: Sendable {
+    public var directory: URL
+    public var seed: UInt64
+    public var count: Int
+    public var classes: Int
+    public var trainCount: Int
+    public var testCount: Int
+    /// FNV-1a 64 of x.npy's payload followed by y.npy's payload (int32 little endian).
+    public var checksum: UInt64
+    public var seconds: Double
+}
+
+/// The built-in benchmark (SPEC §7): 3,755 GB2312 level-1 characters × 27 faces, distorted,
+/// 32×32 uint8. Sample i = character · 27 + face; label = character index; the first 1,878
+/// classes are train (split 0), the other 1,877 test (split 1). Each image's distortion comes
+/// from `RandomSource.derived(seed:stream: i)`, so the result does not depend on `threads`.
+public enum HanziBenchmark {
+    public static let trainClasses = 1878
+    public static let side = GlyphDistortion.output
+
+    public static func build(outputDirectory: URL, seed: UInt64, threads: Int,
+                             faces: [HanziFace] = HanziFace.all,
+                             characterLimit: Int? = nil,
+                             fontDirectory: URL = HanziFace.defaultFontDirectory,
+                             progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> HanziSummary {
+        precondition(threads >= 1, "threads must be at least 1, got \(threads)")
+        let start = Date()
+        var characters = try GB2312.levelOneCharacters()
+        if let characterLimit { characters = Array(characters.prefix(characterLimit)) }
+        // Fail early, on this thread, with the missing face named.
+        _ = try HanziRenderer(faces: faces, fontDirectory: fontDirectory)
+
+        let faceCount = faces.count, total = characters.count * faceCount
+        let pixels = side * side
+        var images = [UInt8](repeating: 0, count: total * pixels)
+        let queue = WorkQueue(total: total, chunk: 64)
+        let group = DispatchGroup()
+        images.withUnsafeMutableBufferPointer { buffer in
+            let output = SendablePointer(pointer: buffer.baseAddress!)
+            let scalars = characters
+            for _ in 0..<threads {
+                group.enter()
+                let thread = Thread {
+                    defer { group.leave() }
+                    do {
+                        let renderer = try HanziRenderer(faces: faces, fontDirectory: fontDirectory)
+                        let workspace = GlyphWorkspace()
+                        while let range = queue.take() {
+                            for sample in range {
+                                let (character, face) = sample.quotientAndRemainder(dividingBy: faceCount)
+                                let glyph = try renderer.glyph(scalars[character], faceIndex: face)
+                                var random = RandomSource.derived(seed: seed, stream: UInt64(sample))
+                                let distortion = GlyphDistortion.random(using: &random)
+                                composeGlyph(glyph, distortion: distortion, workspace: workspace, output: output.pointer + sample * pixels)
+                            }
+                            queue.finished(range.count)
+                        }
+                    } catch {
+                        queue.fail(error)
+                    }
+                }
+                thread.stackSize = 1 << 22
+                thread.start()
+            }
+            while group.wait(timeout: .now() + 0.2) == .timedOut { progress(queue.done, total) }
+        }
+        if let error = queue.error { throw error }
+        progress(total, total)
+
+        var labels = [Int32](repeating: 0, count: total)
+        var split = [UInt8](repeating: 0, count: total)
+        for sample in 0..<total {
+            let character = sample / faceCount
+            labels[sample] = Int32(character)
+            split[sample] = character < trainClasses ? 0 : 1
+        }
+        var hash = FNV1a64()
+        images.withUnsafeBytes { hash.update($0) }
+        labels.withUnsafeBytes { hash.update($0) }
+        let trainCount = split.count { $0 == 0 }
+        let meta: [String: Any] = [
+            "name": "hanzi", "seed": seed, "faces": faces.map(\.name), "characters": characters.count,
+            "classes": characters.count, "count": total, "train_count": trainCount, "test_count": total - trainCount,
+            "train_classes": min(trainClasses, characters.count), "image_size": [side, side],
+            "checksum": "fnv1a64:" + hash.hex, "order": "sample = character * faces + face",
+        ]
+        try Dataset.write(directory: outputDirectory, images: images, imageShape: [side, side], labels: labels, split: split, meta: meta)
+        return HanziSummary(directory: outputDirectory, seed: seed, count: total, classes: characters.count,
+                            trainCount: trainCount, testCount: total - trainCount, checksum: hash.value,
+                            seconds: Date().timeIntervalSince(start))
+    }
+}
+
+/// Hands out chunks of sample indices to worker threads and counts finished ones.
+private final class WorkQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private let total: Int
+    private let chunk: Int
+    private var next = 0
+    private var completed = 0
+    private var firstError: Error?
+
+    init(total: Int, chunk: Int) { self.total = total; self.chunk = chunk }
+
+    func take() -> Range<Int>? {
+        lock.withLock {
+            guard firstError == nil, next < total else { return nil }
+            let range = next..<min(next + chunk, total)
+            next = range.upperBound
+            return range
+        }
+    }
+
+    func finished(_ count: Int) { lock.withLock { completed += count } }
+    func fail(_ error: Error) { lock.withLock { if firstError == nil { firstError = error } } }
+    var done: Int { lock.withLock { completed } }
+    var error: Error? { lock.withLock { firstError } }
+}
+
+/// A raw pointer handed to worker threads that write disjoint ranges behind it.
+private struct SendablePointer: @unchecked Sendable { let pointer: UnsafeMutablePointer<UInt8> }
