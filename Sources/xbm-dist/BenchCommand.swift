@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Check and time the collectives, the training step and retrieval.",
-        subcommands: [BenchCollectives.self])
+        subcommands: [BenchStep.self, BenchCollectives.self, BenchRetrieval.self])
 }
 
 struct BenchCollectives: ParsableCommand {
@@ -36,4 +36,51 @@ struct BenchCollectives: ParsableCommand {
 
 struct CollectivesMismatch: SameOnEveryRankError {
     var description: String { "a collective returned a wrong result (see WRONG rows above): check the MPI installation and network" }
+}
+
+/// `bench step`: images per second of the real training step on random data.
+struct BenchStep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "step",
+        abstract: "Time the distributed training step on random data; prints one JSON line with images_per_second.",
+        discussion: "Takes the model, loss, batch and memory options of `train`. Without --xbm-size the memory is off; with it, the memory is filled first and used from the first step.")
+
+    @OptionGroup var options: TrainOptions
+    @OptionGroup var launchOptions: LaunchOptions
+    @Option(help: "Timed steps (after 5 warm-up steps).") var steps: Int = 30
+    @Option(help: "Train the mlp on random feature vectors of this size instead of 32×32 images.") var features: Int?
+
+    func run() throws {
+        var config = try options.effectiveConfig()
+        if options.xbmSize == nil && options.config == nil { config.xbmSize = 0 }
+        if let features { config.model = "mlp"; _ = features }
+        let shape = features.map { [$0] } ?? [1, 32, 32]
+        let steps = steps, frozen = config
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        try launch(launchOptions) { comm in
+            let result = try StepBenchmark.run(config: frozen, sampleShape: shape, steps: steps, comm: comm)
+            if comm.rank == 0 { print(result.jsonLine) }
+        }
+    }
+}
+
+/// `bench retrieval`: exact Recall@K on random data against its matrix products alone.
+struct BenchRetrieval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retrieval",
+        abstract: "Time exact k-NN retrieval (Recall@K, MAP@R) against the time of its matrix products alone.")
+
+    @Option(help: "Number of embeddings (query set = gallery).") var count: Int = 50_000
+    @Option(help: "Embedding size.") var dim: Int = 128
+    @Option(help: "Number of classes.") var classes: Int = 1877
+    @OptionGroup var launchOptions: LaunchOptions
+
+    func run() throws {
+        let count = count, dim = dim, classes = classes
+        try launch(launchOptions) { comm in
+            guard comm.rank == 0 else { return }
+            let result = RetrievalBenchmark.run(count: count, dimension: dim, classes: classes)
+            print(result.jsonLine)
+        }
+    }
 }

@@ -1,0 +1,84 @@
+import Collectives
+import Foundation
+
+/// `xbm-dist bench step` (SPEC §9, §11): the real distributed step — forward, allgather,
+/// memory enqueue, batch and memory loss terms, allreduces, backward, optimizer — on random
+/// data, timed after warm-up. Labels follow the PyTorch reference's speed mode
+/// (`arange(B) // K + 1000 · (iteration mod 50)`), so both compute the same kind of pairs.
+/// With a memory the memory is filled with random unit embeddings first, so the timing is
+/// of the steady state (a full memory), not of the first, cheaper iterations.
+public enum StepBenchmark {
+    public struct Result: Codable, Sendable {
+        /// Global images per second (summed over ranks).
+        public var imagesPerSecond: Double
+        public var medianStepSeconds: Double
+        public var steps: Int
+        public var batch: Int
+        public var ranks: Int
+        public var threads: Int
+        public var model: String
+        public var loss: String
+        public var xbmSize: Int
+
+        enum CodingKeys: String, CodingKey {
+            case imagesPerSecond = "images_per_second", medianStepSeconds = "median_step_seconds"
+            case steps, batch, ranks, threads, model, loss, xbmSize = "xbm_size"
+        }
+
+        public var jsonLine: String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+        }
+    }
+
+    public static func run(config: TrainingConfig, sampleShape: [Int], steps: Int, warmup: Int = 5,
+                           comm: Communicator) throws -> Result {
+        precondition(steps >= 1, "bench step needs at least one timed step, got \(steps)")
+        let components = try TrainingComponents(config: config, sampleShape: sampleShape,
+                                                isImages: sampleShape.count == 3, comm: comm)
+        let step = components.step
+        try step.initializeParameters(seed: config.seed)
+        let b = step.localBatch, B = config.batch, d = config.dim
+        var random = RandomSource.derived(seed: config.seed, stream: UInt64(1000 + comm.rank))
+        let sampleSize = sampleShape.reduce(1, *)
+        let input = FlatBuffer<Float>(count: b * sampleSize)
+        for i in 0..<input.count { input[i] = random.nextUniform() }
+        var labels = [Int32](repeating: 0, count: B)
+
+        if let memory = step.memory {
+            var shared = RandomSource(seed: config.seed &+ 77)   // identical on every rank
+            let rows = FlatBuffer<Float>(count: B * d)
+            var rowLabels = [Int32](repeating: 0, count: B)
+            while memory.count < memory.capacity {
+                for r in 0..<B {
+                    var norm: Float = 0
+                    for j in 0..<d { let v = Float(shared.nextNormal()); rows[r * d + j] = v; norm += v * v }
+                    let scale = 1 / norm.squareRoot()
+                    for j in 0..<d { rows[r * d + j] *= scale }
+                    rowLabels[r] = Int32(100_000 + shared.nextInt(below: 5000))
+                }
+                _ = try rowLabels.withUnsafeBufferPointer { try memory.enqueue(embeddings: rows.pointer, labels: $0.baseAddress!, count: B) }
+            }
+        }
+
+        var times: [Double] = []
+        for iteration in 0..<(warmup + steps) {
+            for i in 0..<B { labels[i] = Int32(i / config.instances + 1000 * (iteration % 50)) }
+            try comm.barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try labels.withUnsafeBufferPointer {
+                try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: config.xbmStart + iteration,
+                             learningRate: Float(config.lr), stopRequested: false)
+            }
+            if iteration >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }
+        }
+        // The slowest rank sets the pace: take the maximum over ranks of each rank's median.
+        times.sort()
+        var median = [times[times.count / 2]]
+        try comm.allreduceMax(&median)
+        return Result(imagesPerSecond: Double(B) / median[0], medianStepSeconds: median[0], steps: steps, batch: B,
+                      ranks: comm.size, threads: BLASThreads.current, model: components.modelKind.rawValue,
+                      loss: config.loss, xbmSize: config.xbmSize)
+    }
+}

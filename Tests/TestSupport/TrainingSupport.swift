@@ -1,0 +1,56 @@
+import Foundation
+import XBM
+
+/// Small datasets written to a temporary directory, for tests of the trainer.
+public enum TrainingFixtures {
+    /// A feature dataset: `classes` classes of `perClass` samples around random class
+    /// centres in D dimensions; the first `trainClasses` classes are split 0, the rest 1.
+    public static func featureDataset(classes: Int = 12, perClass: Int = 6, dimension: Int = 16,
+                                      trainClasses: Int = 8, seed: UInt64 = 5) throws -> URL {
+        var random = RandomSource(seed: seed)
+        let centres = (0..<(classes * dimension)).map { _ in Float(random.nextNormal()) }
+        var features: [Float] = [], labels: [Int32] = [], split: [UInt8] = []
+        for c in 0..<classes {
+            for _ in 0..<perClass {
+                for j in 0..<dimension { features.append(centres[c * dimension + j] + 0.7 * Float(random.nextNormal())) }
+                labels.append(Int32(c))
+                split.append(c < trainClasses ? 0 : 1)
+            }
+        }
+        let directory = temporaryDirectory("features")
+        try Dataset.write(directory: directory, features: features, dimension: dimension, labels: labels,
+                          split: split, meta: ["name": "test-features"])
+        return directory
+    }
+
+    /// An image dataset of 32×32 uint8 blobs: each class a bright square at its own place,
+    /// with per-sample noise.
+    public static func imageDataset(classes: Int = 8, perClass: Int = 4, trainClasses: Int = 6, seed: UInt64 = 9) throws -> URL {
+        var random = RandomSource(seed: seed)
+        var images: [UInt8] = [], labels: [Int32] = [], split: [UInt8] = []
+        for c in 0..<classes {
+            let (cx, cy) = (6 + (c * 7) % 20, 6 + (c * 11) % 20)
+            for _ in 0..<perClass {
+                for y in 0..<32 {
+                    for x in 0..<32 {
+                        let inside = abs(x - cx) <= 4 && abs(y - cy) <= 4
+                        images.append(UInt8(min(255, (inside ? 200 : 20) + random.nextInt(below: 40))))
+                    }
+                }
+                labels.append(Int32(c))
+                split.append(c < trainClasses ? 0 : 1)
+            }
+        }
+        let directory = temporaryDirectory("images")
+        try Dataset.write(directory: directory, images: images, imageShape: [32, 32], labels: labels,
+                          split: split, meta: ["name": "test-images"])
+        return directory
+    }
+
+    public static func temporaryDirectory(_ label: String) -> URL {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("xbm-\(label)-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
