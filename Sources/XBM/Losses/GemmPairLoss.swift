@@ -21,8 +21,9 @@ struct AnchorRow {
 
     /// j ∈ P_i: same label, and not the anchor's own entry (excluded by index, SPEC §3.4).
     @inline(__always) func isPositive(_ j: Int) -> Bool { labels[j] == label && j != ownIndex }
-    /// j ∈ N_i: a different label (the own entry always has the anchor's label).
-    @inline(__always) func isNegative(_ j: Int) -> Bool { labels[j] != label }
+    /// j ∈ N_i: a different label. The own entry is excluded here too, so that "∖{i}" holds
+    /// even if a caller's own entry carried another label.
+    @inline(__always) func isNegative(_ j: Int) -> Bool { labels[j] != label && j != ownIndex }
 
     /// Writes zeros over the whole row: the gradient of an anchor that contributes nothing.
     @inline(__always) func zero() { values.update(repeating: 0, count: count) }

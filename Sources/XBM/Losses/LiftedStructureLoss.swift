@@ -33,11 +33,17 @@ struct LiftedStructureTerm: AnchorTerm {
 
         // Shift each log-sum-exp by its largest exponent.
         let positiveShift = 1 - minimumPositive, negativeShift = maximumNegative - margin
+        // Each pair's shifted exponential is left in the row: the gradient is it, normalised.
         var positiveSum = 0.0, negativeSum = 0.0
         for j in 0..<row.count {
             let sij = Double(s[j])
-            if row.isPositive(j) { positiveSum += exp(1 - sij - positiveShift) }
-            else if row.isNegative(j) { negativeSum += exp(sij - margin - negativeShift) }
+            if row.isPositive(j) {
+                let e = exp(1 - sij - positiveShift); positiveSum += e; s[j] = Float(e)
+            } else if row.isNegative(j) {
+                let e = exp(sij - margin - negativeShift); negativeSum += e; s[j] = Float(e)
+            } else {
+                s[j] = 0
+            }
         }
         let positiveWeight = reduction == .mean ? 1 / Double(positiveCount) : 1
         let negativeWeight = reduction == .mean ? 1 / Double(negativeCount) : 1
@@ -45,11 +51,9 @@ struct LiftedStructureTerm: AnchorTerm {
                   + negativeShift + log(negativeWeight * negativeSum)
         guard hinge > 0 else { row.zero(); return 0 }
 
+        let positiveFactor = Float(-1 / positiveSum), negativeFactor = Float(1 / negativeSum)
         for j in 0..<row.count {
-            let sij = Double(s[j])
-            if row.isPositive(j) { s[j] = Float(-exp(1 - sij - positiveShift) / positiveSum) }
-            else if row.isNegative(j) { s[j] = Float(exp(sij - margin - negativeShift) / negativeSum) }
-            else { s[j] = 0 }
+            if row.isPositive(j) { s[j] *= positiveFactor } else if row.isNegative(j) { s[j] *= negativeFactor }
         }
         return hinge
     }

@@ -36,14 +36,20 @@ struct MultiSimilarityTerm: AnchorTerm {
         // The largest exponents belong to the hardest pairs, which are mined whenever any is.
         let positiveShift = max(0, -alpha * (minimumPositive - lambda))
         let negativeShift = max(0, beta * (maximumNegative - lambda))
+        // Each mined pair's shifted exponential is left in the row (0 for the others): the
+        // gradient is it times a per-part factor.
         var positiveSum = 0.0, negativeSum = 0.0
         var positiveCount = 0, negativeCount = 0
         for j in 0..<row.count {
             let sij = Double(s[j])
-            if row.isPositive(j) {
-                if sij < positiveCeiling { positiveSum += exp(-alpha * (sij - lambda) - positiveShift); positiveCount += 1 }
+            if row.isPositive(j), sij < positiveCeiling {
+                let e = exp(-alpha * (sij - lambda) - positiveShift)
+                positiveSum += e; positiveCount += 1; s[j] = Float(e)
             } else if row.isNegative(j), sij > negativeFloor {
-                negativeSum += exp(beta * (sij - lambda) - negativeShift); negativeCount += 1
+                let e = exp(beta * (sij - lambda) - negativeShift)
+                negativeSum += e; negativeCount += 1; s[j] = Float(e)
+            } else {
+                s[j] = 0
             }
         }
         guard positiveCount > 0, negativeCount > 0 else { row.zero(); return 0 }
@@ -56,17 +62,10 @@ struct MultiSimilarityTerm: AnchorTerm {
         let loss = (positiveShift + log(positiveDenominator)) / alpha
                  + (negativeShift + log(negativeDenominator)) / beta
 
-        let positiveFactor = -positiveWeight / positiveDenominator
-        let negativeFactor = negativeWeight / negativeDenominator
+        let positiveFactor = Float(-positiveWeight / positiveDenominator)
+        let negativeFactor = Float(negativeWeight / negativeDenominator)
         for j in 0..<row.count {
-            let sij = Double(s[j])
-            if row.isPositive(j) {
-                s[j] = sij < positiveCeiling ? Float(positiveFactor * exp(-alpha * (sij - lambda) - positiveShift)) : 0
-            } else if row.isNegative(j) {
-                s[j] = sij > negativeFloor ? Float(negativeFactor * exp(beta * (sij - lambda) - negativeShift)) : 0
-            } else {
-                s[j] = 0
-            }
+            if row.isPositive(j) { s[j] *= positiveFactor } else if row.isNegative(j) { s[j] *= negativeFactor }
         }
         return loss
     }

@@ -35,26 +35,31 @@ struct NPairTerm: AnchorTerm {
         }
         guard positiveCount > 0, negativeCount > 0 else { row.zero(); return 0 }
 
+        // The row ends up holding q_n's numerators for negatives and σ_p for positives, then
+        // both are scaled into gradients: one exp per negative, three per positive.
         let negativeShift = inverseTemperature * maximumNegative
         var negativeSum = 0.0
-        for j in 0..<row.count where row.isNegative(j) {
-            negativeSum += exp(inverseTemperature * Double(s[j]) - negativeShift)
+        for j in 0..<row.count {
+            if row.isNegative(j) {
+                let e = exp(inverseTemperature * Double(s[j]) - negativeShift); negativeSum += e; s[j] = Float(e)
+            }
         }
         let negativeWeight = reduction == .mean ? 1 / Double(negativeCount) : 1
         let logSum = negativeShift + log(negativeWeight * negativeSum)
 
         var loss = 0.0, sigmaSum = 0.0
-        for j in 0..<row.count where row.isPositive(j) {
-            let x = logSum - inverseTemperature * Double(s[j])
-            loss += softplus(x)
-            sigmaSum += logistic(x)
+        for j in 0..<row.count {
+            if row.isPositive(j) {
+                let x = logSum - inverseTemperature * Double(s[j])
+                let sigma = logistic(x)
+                loss += softplus(x); sigmaSum += sigma; s[j] = Float(sigma)
+            }
         }
         let perPositive = inverseTemperature / Double(positiveCount)
-        let negativeFactor = perPositive * sigmaSum / negativeSum
+        let positiveFactor = Float(-perPositive), negativeFactor = Float(perPositive * sigmaSum / negativeSum)
         for j in 0..<row.count {
-            let sij = Double(s[j])
-            if row.isPositive(j) { s[j] = Float(-perPositive * logistic(logSum - inverseTemperature * sij)) }
-            else if row.isNegative(j) { s[j] = Float(negativeFactor * exp(inverseTemperature * sij - negativeShift)) }
+            if row.isPositive(j) { s[j] *= positiveFactor }
+            else if row.isNegative(j) { s[j] *= negativeFactor }
             else { s[j] = 0 }
         }
         return loss / Double(positiveCount)
