@@ -80,7 +80,9 @@ struct BenchRetrieval: ParsableCommand {
         try launch(launchOptions) { comm in
             guard comm.rank == 0 else { return }
             let result = RetrievalBenchmark.run(count: count, dimension: dim, classes: classes)
-            print(result.jsonLine)
+            print(String(format: "{\"count\": %d, \"dim\": %d, \"seconds\": %.3f, \"gemm_seconds\": %.3f, \"ratio\": %.2f, \"R@1\": %.2f}",
+                         count, dim, result.totalSeconds, result.gemmSeconds, result.totalSeconds / result.gemmSeconds,
+                         result.metrics.recallAtOne))
         }
     }
 }

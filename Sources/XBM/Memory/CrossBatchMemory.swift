@@ -78,11 +78,23 @@ public final class CrossBatchMemory {
         labels = FlatBuffer(count: capacity)
     }
 
-    /// Restores a memory saved by `snapshot()`; throws when the snapshot is inconsistent.
+    /// A memory restored from `snapshot()`; throws when the snapshot is inconsistent.
     public convenience init(snapshot: MemorySnapshot) throws {
+        guard snapshot.capacity >= 1, snapshot.dimension >= 1 else {
+            throw CrossBatchMemoryError.malformedSnapshot(
+                "capacity \(snapshot.capacity) and dimension \(snapshot.dimension) must be at least 1")
+        }
+        self.init(capacity: snapshot.capacity, dimension: snapshot.dimension)
+        try restore(snapshot)
+    }
+
+    /// Replaces the contents with a snapshot of a memory of the same capacity and dimension
+    /// (resuming a run); throws when the snapshot is inconsistent or of another shape.
+    public func restore(_ snapshot: MemorySnapshot) throws {
         let M = snapshot.capacity, d = snapshot.dimension, n = snapshot.count
-        guard M >= 1, d >= 1 else {
-            throw CrossBatchMemoryError.malformedSnapshot("capacity \(M) and dimension \(d) must be at least 1")
+        guard M == capacity, d == dimension else {
+            throw CrossBatchMemoryError.malformedSnapshot(
+                "a snapshot of \(M) rows × \(d) cannot restore a memory of \(capacity) rows × \(dimension)")
         }
         guard n >= 0, n <= M else {
             throw CrossBatchMemoryError.malformedSnapshot("count \(n) outside 0...\(M)")
@@ -95,11 +107,12 @@ public final class CrossBatchMemory {
             throw CrossBatchMemoryError.malformedSnapshot(
                 "\(snapshot.embeddings.count) embedding values and \(snapshot.labels.count) labels for \(n) rows of dimension \(d)")
         }
-        self.init(capacity: M, dimension: d)
         embeddings.pointer.update(from: snapshot.embeddings, count: n * d)
         labels.pointer.update(from: snapshot.labels, count: n)
         head = snapshot.head
         count = n
+        lastBatchStart = 0
+        lastBatchCount = 0
     }
 
     /// Writes B rows over the oldest ones (in two pieces when they wrap past the end) and

@@ -65,8 +65,3 @@ public final class ProgressBar: @unchecked Sendable {
         FileHandle.standardError.write(Data(((terminal ? "\r" : "") + line + (terminal && done < total ? "" : "\n")).utf8))
     }
 }
-
-// Dataset problems are found identically by every rank (they all read the same files).
-extension DatasetError: SameOnEveryRankError {}
-extension NpyError: SameOnEveryRankError {}
-extension SamplerError: SameOnEveryRankError {}

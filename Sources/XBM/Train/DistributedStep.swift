@@ -45,8 +45,7 @@ public final class DistributedStep {
     private let globalEmbeddings: FlatBuffer<Float>   // (B, d)
     /// (B·d + 3): ∂L/∂E, then the batch term, the memory term and the stop flag.
     private let embeddingGradient: FlatBuffer<Float>
-    private let batchOwnIndex: FlatBuffer<Int32>      // (b) global row of each anchor
-    private let memoryOwnIndex: FlatBuffer<Int32>     // (b) memory slot of each anchor
+    private let objective: CrossBatchObjective
 
     public init(comm: Communicator, network: EmbeddingNetwork, loss: PairLoss, memory: CrossBatchMemory?,
                 memoryWeight: Float, memoryReduction: PairReduction, memoryStart: Int, optimizer: Optimizer,
@@ -68,9 +67,8 @@ public final class DistributedStep {
         state = FlatBuffer(count: network.stateLayout.count)
         globalEmbeddings = FlatBuffer(count: globalBatch * dimension)
         embeddingGradient = FlatBuffer(count: globalBatch * dimension + 3)
-        batchOwnIndex = FlatBuffer(count: localBatch, initialValue: -1)
-        memoryOwnIndex = FlatBuffer(count: localBatch, initialValue: -1)
-        for i in 0..<localBatch { batchOwnIndex[i] = Int32(comm.rank * localBatch + i) }
+        objective = CrossBatchObjective(loss: loss, memoryWeight: memoryWeight, memoryReduction: memoryReduction,
+                                        globalBatch: globalBatch, localBatch: localBatch, rank: comm.rank)
     }
 
     /// Seeded initialisation on rank 0, then a broadcast, so every rank starts from the same
@@ -93,33 +91,16 @@ public final class DistributedStep {
 
         embeddingGradient.zero()
         let dE = embeddingGradient.pointer
-        let anchors = globalEmbeddings.pointer + rank * b * d   // == local, in the gathered copy
-        let anchorLabels = labels + rank * b
-        let ownRowsGradient = dE + rank * b * d
-        let scale = 1 / Float(B)
-
-        // Batch term: anchors of this rank against the whole global batch, self excluded.
-        let batchInput = PairLossInput(
-            anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
-            references: [ReferenceSegment(embeddings: globalEmbeddings.pointer, labels: labels, count: B)],
-            ownIndex: batchOwnIndex.pointer)
-        let batchSum = loss.evaluate(batchInput, reduction: .sum, scale: scale,
-                                     anchorGradient: ownRowsGradient, referenceGradient: dE)
-
-        // Memory term: the current batch is enqueued first (as in the paper), then every anchor
-        // meets the whole memory, its own fresh entry excluded by slot.
-        var memorySum = 0.0
+        // The current batch is enqueued before its memory term, as in the paper.
+        var memoryInUse: CrossBatchMemory?
+        var firstSlot = 0
         if let memory, iteration >= memoryStart {
-            let first = try memory.enqueue(embeddings: globalEmbeddings.pointer, labels: labels, count: B)
-            for i in 0..<b { memoryOwnIndex[i] = Int32((first + rank * b + i) % memory.capacity) }
-            let memoryInput = PairLossInput(
-                anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
-                references: memory.referenceSegments, ownIndex: memoryOwnIndex.pointer)
-            memorySum = memory.count > 0 && memoryWeight > 0
-                ? loss.evaluate(memoryInput, reduction: memoryReduction, scale: scale * memoryWeight,
-                                anchorGradient: ownRowsGradient, referenceGradient: nil)
-                : 0
+            firstSlot = try memory.enqueue(embeddings: globalEmbeddings.pointer, labels: labels, count: B)
+            memoryInUse = memory
         }
+        let (batchSum, memorySum) = objective.accumulate(
+            embeddings: globalEmbeddings.pointer, labels: labels, dimension: d,
+            memory: memoryInUse, memoryFirstSlot: firstSlot, gradient: dE)
 
         dE[B * d] = Float(batchSum)
         dE[B * d + 1] = Float(memorySum)
@@ -133,7 +114,7 @@ public final class DistributedStep {
         }
 
         gradients.zero()
-        try network.backward(outputGradient: ownRowsGradient, parameters: parameters.pointer,
+        try network.backward(outputGradient: dE + rank * b * d, parameters: parameters.pointer,
                              gradients: gradients.pointer)
         try comm.allreduceSum(gradients.buffer)
         optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, learningRate: learningRate)

@@ -1,0 +1,61 @@
+/// The loss of SPEC §3.4 for the anchors of one rank, and its gradient with respect to the
+/// gathered global batch:
+///
+///     L = (1/B) Σ_i [ ℓ(e_i; E∖{i}) + w · ℓ(e_i; Mem∖{i}) ]
+///
+/// over the B anchors of the global batch, of which this rank owns rows [r·b, (r+1)·b).
+/// The batch term depends on E twice — as anchor and as reference — so this rank's anchors
+/// add into every row of ∂L/∂E; summing the ranks' contributions (one allreduce) gives the
+/// exact gradient. The memory is a constant: its term adds into the anchor rows only.
+public final class CrossBatchObjective {
+    public let loss: PairLoss
+    public let memoryWeight: Float
+    public let memoryReduction: PairReduction
+    public let globalBatch: Int   // B
+    public let localBatch: Int    // b
+    public let rank: Int
+    private let batchOwnIndex: FlatBuffer<Int32>    // (b) row of each anchor in E
+    private let memoryOwnIndex: FlatBuffer<Int32>   // (b) memory slot of each anchor
+
+    public init(loss: PairLoss, memoryWeight: Float, memoryReduction: PairReduction,
+                globalBatch: Int, localBatch: Int, rank: Int) {
+        self.loss = loss
+        self.memoryWeight = memoryWeight
+        self.memoryReduction = memoryReduction
+        self.globalBatch = globalBatch
+        self.localBatch = localBatch
+        self.rank = rank
+        batchOwnIndex = FlatBuffer(count: localBatch, initialValue: -1)
+        memoryOwnIndex = FlatBuffer(count: localBatch, initialValue: -1)
+        for i in 0..<localBatch { batchOwnIndex[i] = Int32(rank * localBatch + i) }
+    }
+
+    /// Adds this rank's share of ∂L/∂E into `gradient` (B, d) and returns the sums of ℓ over
+    /// its anchors (not yet divided by B). `memory`, when given, already holds this global
+    /// batch, whose first row went to slot `memoryFirstSlot`.
+    public func accumulate(embeddings: UnsafePointer<Float>, labels: UnsafePointer<Int32>, dimension d: Int,
+                           memory: CrossBatchMemory?, memoryFirstSlot: Int,
+                           gradient: UnsafeMutablePointer<Float>) -> (batch: Double, memory: Double) {
+        let b = localBatch, B = globalBatch
+        let anchors = embeddings + rank * b * d
+        let anchorLabels = labels + rank * b
+        let anchorGradient = gradient + rank * b * d
+        let scale = 1 / Float(B)
+
+        let batchInput = PairLossInput(
+            anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
+            references: [ReferenceSegment(embeddings: embeddings, labels: labels, count: B)],
+            ownIndex: batchOwnIndex.pointer)
+        let batchSum = loss.evaluate(batchInput, reduction: .sum, scale: scale,
+                                     anchorGradient: anchorGradient, referenceGradient: gradient)
+
+        guard let memory, memory.count > 0, memoryWeight > 0 else { return (batchSum, 0) }
+        for i in 0..<b { memoryOwnIndex[i] = Int32((memoryFirstSlot + rank * b + i) % memory.capacity) }
+        let memoryInput = PairLossInput(
+            anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
+            references: memory.referenceSegments, ownIndex: memoryOwnIndex.pointer)
+        let memorySum = loss.evaluate(memoryInput, reduction: memoryReduction, scale: scale * memoryWeight,
+                                      anchorGradient: anchorGradient, referenceGradient: nil)
+        return (batchSum, memorySum)
+    }
+}

@@ -1,0 +1,138 @@
+import Collectives
+import Foundation
+
+/// Everything a run needs to continue exactly (SPEC §10): parameters, running statistics,
+/// optimizer moments and step count, the cross-batch memory, the sampler's RNG state, the
+/// iteration and the configuration. Global state only — nothing depends on the number of
+/// ranks — so a run resumes under any N that divides the global batch.
+///
+/// Stored as a `CheckpointArchive` (checksummed, written atomically by rank 0). Reading is
+/// done by rank 0 and the bytes are broadcast, so ranks on nodes without the file (or with a
+/// stale copy) still agree.
+public struct TrainingCheckpoint {
+    /// The next iteration to run.
+    public var iteration: Int
+    public var config: TrainingConfig
+    var meta: Meta
+    var parameters: [Float]
+    var state: [Float]
+    var optimizerMoments: [[Float]]
+    var memory: MemorySnapshot?
+
+    struct Meta: Codable, Equatable {
+        var iteration: Int
+        var parameterLayout: ParameterLayout
+        var stateLayout: ParameterLayout
+        var optimizerSteps: Int
+        var sampler: SamplerState
+        var memoryHead: Int
+        var memoryCount: Int
+        var memoryCapacity: Int
+    }
+
+    /// Snapshots a rank's training state after `iteration` completed steps.
+    public init(step: DistributedStep, sampler: PKSampler, iteration: Int, config: TrainingConfig) {
+        self.iteration = iteration
+        self.config = config
+        parameters = step.parameters.array
+        state = step.state.array
+        optimizerMoments = step.optimizer.stateBuffers.map(\.array)
+        memory = step.memory?.snapshot()
+        meta = Meta(iteration: iteration, parameterLayout: step.network.parameterLayout,
+                    stateLayout: step.network.stateLayout, optimizerSteps: step.optimizer.stepCount,
+                    sampler: sampler.state, memoryHead: memory?.head ?? 0, memoryCount: memory?.count ?? 0,
+                    memoryCapacity: memory?.capacity ?? 0)
+    }
+
+    public func write(to url: URL) throws {
+        var archive = CheckpointArchive()
+        try archive.setJSON(config, for: "config")
+        try archive.setJSON(meta, for: "meta")
+        archive.setFloats(parameters, for: "parameters")
+        archive.setFloats(state, for: "state")
+        for (i, moment) in optimizerMoments.enumerated() { archive.setFloats(moment, for: "optimizer.\(i)") }
+        if let memory {
+            archive.setFloats(memory.embeddings, for: "memory.embeddings")
+            archive.setInt32s(memory.labels, for: "memory.labels")
+        }
+        try archive.write(to: url)
+    }
+
+    /// Rank 0 reads `url` and broadcasts its bytes; every rank parses them. A missing or
+    /// corrupted file is an error on every rank.
+    public static func read(from url: URL, comm: Communicator) throws -> TrainingCheckpoint {
+        var bytes: [UInt8] = []
+        var problem = ""
+        if comm.rank == 0 {
+            if let data = FileManager.default.contents(atPath: url.path) {
+                bytes = [UInt8](data)
+            } else {
+                problem = "--resume: no checkpoint at \(url.path); start without --resume, or point --run-dir at a run that saved one"
+            }
+        }
+        let message = try comm.broadcast(bytes: Array(problem.utf8), root: 0)
+        if !message.isEmpty { throw CheckpointError(String(decoding: message, as: UTF8.self)) }
+        bytes = try comm.broadcast(bytes: bytes, root: 0)
+        let archive = try CheckpointArchive(decoding: Data(bytes), path: url.path)
+        return try TrainingCheckpoint(archive: archive, path: url.path)
+    }
+
+    init(archive: CheckpointArchive, path: String) throws {
+        config = try archive.json(TrainingConfig.self, for: "config")
+        meta = try archive.json(Meta.self, for: "meta")
+        iteration = meta.iteration
+        parameters = try archive.floats(for: "parameters")
+        state = try archive.floats(for: "state")
+        optimizerMoments = []
+        var i = 0
+        while archive.contains("optimizer.\(i)") {
+            optimizerMoments.append(try archive.floats(for: "optimizer.\(i)"))
+            i += 1
+        }
+        if meta.memoryCapacity > 0 {
+            memory = MemorySnapshot(embeddings: try archive.floats(for: "memory.embeddings"),
+                                    labels: try archive.int32s(for: "memory.labels"),
+                                    head: meta.memoryHead, count: meta.memoryCount,
+                                    capacity: meta.memoryCapacity, dimension: config.dim)
+        }
+    }
+
+    /// Restores a training run. Refuses a checkpoint of another model or of another global
+    /// batch or memory size (which would not continue the same run).
+    public func restore(into step: DistributedStep, sampler: inout PKSampler, config current: TrainingConfig) throws {
+        try restoreModel(parameters: step.parameters, state: step.state,
+                         parameterLayout: step.network.parameterLayout, stateLayout: step.network.stateLayout)
+        for (name, saved, now) in [("--batch", config.batch, current.batch), ("--instances", config.instances, current.instances),
+                                   ("--xbm-size", config.xbmSize, current.xbmSize)] where saved != now {
+            throw CheckpointError("checkpoint was saved with \(name) \(saved) but this run has \(name) \(now); resume with the same value")
+        }
+        guard optimizerMoments.count == step.optimizer.stateBuffers.count else {
+            throw CheckpointError("checkpoint holds \(optimizerMoments.count) optimizer buffers (\(config.optimizer)) "
+                                  + "but --optimizer \(current.optimizer) needs \(step.optimizer.stateBuffers.count)")
+        }
+        for (buffer, saved) in zip(step.optimizer.stateBuffers, optimizerMoments) { buffer.copy(from: saved) }
+        step.optimizer.stepCount = meta.optimizerSteps
+        if let memory = step.memory, let snapshot = self.memory {
+            try memory.restore(snapshot)
+        }
+        sampler.restore(meta.sampler)
+    }
+
+    /// Restores parameters and running statistics only (evaluation, embedding).
+    public func restoreModel(parameters: FlatBuffer<Float>, state: FlatBuffer<Float>,
+                             parameterLayout: ParameterLayout, stateLayout: ParameterLayout) throws {
+        guard meta.parameterLayout == parameterLayout, meta.stateLayout == stateLayout else {
+            throw CheckpointError("checkpoint is of another model (\(config.model), d=\(config.dim)): it holds "
+                                  + "\(meta.parameterLayout.summary); this run builds \(parameterLayout.summary)")
+        }
+        parameters.copy(from: self.parameters)
+        state.copy(from: self.state)
+    }
+}
+
+/// A checkpoint that cannot be used; every rank reads the same bytes, so every rank fails.
+public struct CheckpointError: SameOnEveryRankError, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
