@@ -12,6 +12,14 @@ public struct HanziFace: Sendable, Equatable {
     public let family: String
     public let style: String
 
+    public init(name: String, package: String, file: String, family: String, style: String) {
+        self.name = name
+        self.package = package
+        self.file = file
+        self.family = family
+        self.style = style
+    }
+
     public static let defaultFontDirectory = URL(fileURLWithPath: "/usr/share/fonts")
 
     /// The 27 faces, in label-independent but fixed order (the order of the samples of a class).
