@@ -173,3 +173,22 @@ final class HanziTests: XCTestCase {
         XCTAssertEqual(fnv("foobar"), 0x8594_4171_F739_67E8)
     }
 }
+
+extension HanziTests {
+    func testOutputAppearsWholeAndForeignDirectoriesAreNotReplaced() throws {
+        let dir = makeScratchDirectory("hanzi").appendingPathComponent("out")
+        _ = try HanziBenchmark.build(outputDirectory: dir, seed: 1, threads: 1, faces: [font], characterLimit: 2)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir.path)), ["meta.json", "x.npy", "y.npy", "split.npy"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.deletingLastPathComponent().path), ["out"], "no staging left")
+        // Rebuilding over a dataset directory replaces it.
+        let again = try HanziBenchmark.build(outputDirectory: dir, seed: 2, threads: 1, faces: [font], characterLimit: 3)
+        XCTAssertEqual(try Dataset.load(directory: dir).count, again.count)
+        // A directory with other files is left alone.
+        try Data("keep".utf8).write(to: dir.appendingPathComponent("notes.txt"))
+        XCTAssertThrowsError(try HanziBenchmark.build(outputDirectory: dir, seed: 3, threads: 1, faces: [font], characterLimit: 2)) {
+            XCTAssertTrue("\($0)".contains("notes.txt"), "\($0)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("notes.txt").path))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.deletingLastPathComponent().path), ["out"], "no staging left")
+    }
+}

@@ -41,6 +41,10 @@ final class NpyTests: XCTestCase {
         // numpy's older 16-byte alignment, a different key order and no trailing comma are all valid.
         let loose = handMadeNpy(header: "{'shape': (2, 1), 'fortran_order': False, 'descr': '|u1'}   \n", payload: [9, 8], padded: false)
         let array = try NpyArray.decode(Data(loose))
+        // A header length that leaves the payload misaligned for 4-byte elements still reads.
+        let odd = handMadeNpy(header: npyHeader("<f4", [2]) + " \n", payload: littleEndianBytes([Float(1.5).bitPattern, Float(-2).bitPattern]), padded: false)
+        XCTAssertNotEqual((odd.count - 8) % 4, 0)
+        XCTAssertEqual(try NpyArray.decode(Data(odd)).values(as: Float.self), [1.5, -2])
         XCTAssertEqual(array.shape, [2, 1])
         XCTAssertEqual(array.values(as: UInt8.self), [9, 8])
     }
