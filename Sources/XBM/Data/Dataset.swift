@@ -89,7 +89,6 @@ public final class Dataset: @unchecked Sendable {
             }
         case let .images(channels, height, width):
             let source = x.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            let scale: Float = 1.0 / 255.0
             for (row, index) in indices.enumerated() {
                 precondition(index >= 0 && Int(index) < count, "fill: index \(index) outside 0..<\(count)")
                 let dx = shifts.map { Int($0[2 * row]) } ?? 0
@@ -107,7 +106,7 @@ public final class Dataset: @unchecked Sendable {
                         let inRow = plane + sy * width
                         for x in 0..<width {
                             let sx = x - dx
-                            outRow[x] = (sx >= 0 && sx < width) ? Float(inRow[sx]) * scale : 0
+                            outRow[x] = (sx >= 0 && sx < width) ? Float(inRow[sx]) / 255 : 0
                         }
                     }
                 }

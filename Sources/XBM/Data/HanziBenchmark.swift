@@ -45,7 +45,8 @@ public enum HanziBenchmark {
         let start = Date()
         var characters = try GB2312.levelOneCharacters()
         if let characterLimit { characters = Array(characters.prefix(characterLimit)) }
-        // Fail early, on this thread, with the missing face named.
+        // Fail early, on this thread, with the missing face or the occupied directory named.
+        try checkReplaceable(outputDirectory)
         _ = try HanziRenderer(faces: faces, fontDirectory: fontDirectory)
 
         let faceCount = faces.count, total = characters.count * faceCount
@@ -102,10 +103,45 @@ public enum HanziBenchmark {
             "train_classes": min(trainClasses, characters.count), "image_size": [side, side],
             "checksum": "fnv1a64:" + hash.hex, "order": "sample = character * faces + face",
         ]
-        try Dataset.write(directory: outputDirectory, images: images, imageShape: [side, side], labels: labels, split: split, meta: meta)
+        try publish(outputDirectory) { staging in
+            try Dataset.write(directory: staging, images: images, imageShape: [side, side], labels: labels, split: split, meta: meta)
+        }
         return HanziSummary(directory: outputDirectory, seed: seed, count: total, classes: characters.count,
                             trainCount: trainCount, testCount: total - trainCount, checksum: hash.value,
                             seconds: Date().timeIntervalSince(start))
+    }
+}
+
+extension HanziBenchmark {
+    /// Writes into a sibling staging directory, then renames it to `directory`, so `directory`
+    /// appears complete or not at all (other ranks may wait for it). An existing `directory` is
+    /// replaced only if it holds nothing but dataset files.
+    static func checkReplaceable(_ directory: URL) throws {
+        guard FileManager.default.fileExists(atPath: directory.path) else { return }
+        let allowed: Set<String> = ["meta.json", "x.npy", "y.npy", "split.npy"]
+        let present = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        if let stranger = present.sorted().first(where: { !allowed.contains($0) }) {
+            throw HanziError.outputInUse(directory: directory.path, file: stranger)
+        }
+    }
+
+    static func publish(_ directory: URL, _ write: (URL) throws -> Void) throws {
+        let fm = FileManager.default
+        let parent = directory.deletingLastPathComponent()
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let staging = parent.appendingPathComponent(".\(directory.lastPathComponent).partial-\(getpid())")
+        try? fm.removeItem(at: staging)
+        do {
+            try write(staging)
+            if fm.fileExists(atPath: directory.path) {
+                try checkReplaceable(directory)
+                try fm.removeItem(at: directory)
+            }
+            try fm.moveItem(at: staging, to: directory)
+        } catch {
+            try? fm.removeItem(at: staging)
+            throw error
+        }
     }
 }
 

@@ -12,6 +12,14 @@ public struct HanziFace: Sendable, Equatable {
     public let family: String
     public let style: String
 
+    public init(name: String, package: String, file: String, family: String, style: String) {
+        self.name = name
+        self.package = package
+        self.file = file
+        self.family = family
+        self.style = style
+    }
+
     public static let defaultFontDirectory = URL(fileURLWithPath: "/usr/share/fonts")
 
     /// The 27 faces, in label-independent but fixed order (the order of the samples of a class).
@@ -80,6 +88,7 @@ public enum HanziError: Error, CustomStringConvertible {
     case faceNotInFile(face: String, path: String, found: [String])
     case freeType(call: String, code: Int32, detail: String)
     case missingGlyph(face: String, character: String)
+    case outputInUse(directory: String, file: String)
 
     public var description: String {
         switch self {
@@ -90,6 +99,8 @@ public enum HanziError: Error, CustomStringConvertible {
             "font face '\(face)': \(path) holds \(found.joined(separator: ", ")), not this family and style"
         case let .freeType(call, code, detail):
             "FreeType \(call) failed with error \(code) (\(detail))"
+        case let .outputInUse(directory, file):
+            "\(directory): holds \(file), not only dataset files; expected a new, empty or dataset-only --out directory"
         case let .missingGlyph(face, character):
             "font face '\(face)' has no glyph for \(character) (U+\(String(character.unicodeScalars.first!.value, radix: 16, uppercase: true)))"
         }

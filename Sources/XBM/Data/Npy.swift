@@ -202,6 +202,11 @@ public final class NpyArray: @unchecked Sendable {
         if actual > expected {
             throw NpyError.sizeMismatch(file: file, shape: fields.shape, dtype: dtype.rawValue, expectedBytes: expected, actualBytes: actual)
         }
+        if Int(bitPattern: storage.base + payloadOffset) % dtype.itemSize != 0 {
+            // A writer that did not align the payload: copy it so typed access is aligned.
+            let payload = Data(bytes: storage.base + payloadOffset, count: expected)
+            return NpyArray(dtype: dtype, shape: fields.shape, storage: .copying(payload), payloadOffset: 0)
+        }
         return NpyArray(dtype: dtype, shape: fields.shape, storage: storage, payloadOffset: payloadOffset)
     }
 }
