@@ -28,7 +28,6 @@ struct DataCommand: ParsableCommand {
                 try HanziBenchmark.build(outputDirectory: URL(fileURLWithPath: out), seed: seed, threads: threadCount,
                                          progress: bar.update)
             }
-            bar.finish()
             print("wrote \(summary.count) images of \(summary.classes) classes (train \(summary.trainCount), test \(summary.testCount)) to \(out)")
             print("checksum fnv1a64:\(FNV1a64Hex(summary.checksum))")
             print(String(format: "time %.2f s on %d threads", summary.seconds, threadCount))
@@ -80,32 +79,4 @@ private func reportingErrors<T>(_ body: () throws -> T) throws -> T {
 private func FNV1a64Hex(_ value: UInt64) -> String {
     let digits = String(value, radix: 16)
     return String(repeating: "0", count: 16 - digits.count) + digits
-}
-
-/// A progress bar on stderr: redrawn in place on a terminal, a line every 10% otherwise.
-private final class ProgressBar {
-    let label: String
-    let isTerminal = isatty(STDERR_FILENO) != 0
-    var lastDecile = -1
-    let start = Date()
-
-    init(label: String) { self.label = label }
-
-    func update(_ done: Int, _ total: Int) {
-        let fraction = total > 0 ? Double(done) / Double(total) : 1
-        let elapsed = Date().timeIntervalSince(start)
-        if isTerminal {
-            let filled = Int(fraction * 30)
-            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
-            let line = String(format: "\r%@ [%@] %d/%d %5.1f%% %.1fs", label, bar, done, total, fraction * 100, elapsed)
-            FileHandle.standardError.write(Data(line.utf8))
-        } else {
-            let decile = Int(fraction * 10)
-            guard decile > lastDecile else { return }
-            lastDecile = decile
-            FileHandle.standardError.write(Data(String(format: "%@: %d/%d (%.0f%%) %.1fs\n", label, done, total, fraction * 100, elapsed).utf8))
-        }
-    }
-
-    func finish() { if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) } }
 }
