@@ -1,0 +1,120 @@
+import Collectives
+import Foundation
+import TestSupport
+import XBM
+import XCTest
+
+/// SPEC §10: a run stopped at a checkpoint and resumed continues exactly as if it had not
+/// been interrupted — with the same number of ranks bit for bit, with another number of
+/// ranks to the equivalence tolerance of SPEC §3.
+final class ResumeTests: XCTestCase {
+    private func config(data: URL, runDirectory: URL, iterations: Int) -> TrainingConfig {
+        var c = TrainingConfig()
+        c.data = data.path
+        c.runDir = runDirectory.path
+        c.loss = "multi-similarity"
+        c.dim = 8
+        c.hidden = 16
+        c.batch = 16
+        c.instances = 4
+        c.iters = iterations
+        c.optimizer = "adam"
+        c.schedule = "step"
+        c.milestones = [9]
+        c.xbmSize = 40
+        c.xbmStart = 4
+        c.evalEvery = 0
+        c.checkpointEvery = 0
+        c.seed = 4
+        return c
+    }
+
+    private func train(_ config: TrainingConfig, ranks: Int, resume: Bool = false) throws -> [Double] {
+        try SimulatedRanks.run(size: ranks) { comm in
+            let trainer = try Trainer(config: config, comm: comm, resume: resume)
+            trainer.evaluateAtEnd = false
+            trainer.verbose = false
+            return try trainer.run().losses
+        }[0]
+    }
+
+    func testResumedRunMatchesTheUninterruptedOne() throws {
+        let data = try TrainingFixtures.featureDataset()
+        let whole = try train(config(data: data, runDirectory: TrainingFixtures.temporaryDirectory("whole"), iterations: 14), ranks: 2)
+
+        let split = TrainingFixtures.temporaryDirectory("split")
+        let first = try train(config(data: data, runDirectory: split, iterations: 7), ranks: 2)
+        let second = try train(config(data: data, runDirectory: split, iterations: 14), ranks: 2, resume: true)
+        XCTAssertEqual(first.count, 7)
+        XCTAssertEqual(second.count, 7)
+        // Same ranks, same order of every operation: identical to the last bit.
+        XCTAssertEqual(first + second, whole)
+
+        // The log of the resumed run continues the first one's.
+        let log = try String(contentsOf: split.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        let iterations = log.split(separator: "\n").compactMap { line -> Int? in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["iter"] as? Int
+        }
+        XCTAssertEqual(iterations, iterations.sorted(), "metrics.jsonl must stay in iteration order")
+        XCTAssertEqual(iterations.last, 14)
+    }
+
+    func testResumeUnderAnotherRankCount() throws {
+        let data = try TrainingFixtures.featureDataset()
+        let whole = try train(config(data: data, runDirectory: TrainingFixtures.temporaryDirectory("whole"), iterations: 12), ranks: 1)
+        let split = TrainingFixtures.temporaryDirectory("split")
+        let first = try train(config(data: data, runDirectory: split, iterations: 6), ranks: 4)
+        let second = try train(config(data: data, runDirectory: split, iterations: 12), ranks: 2, resume: true)
+        for (i, (a, b)) in zip(first + second, whole).enumerated() {
+            XCTAssertEqual(a, b, accuracy: 1e-4 * abs(b), "iteration \(i)")
+        }
+    }
+
+    func testResumeWithoutCheckpointIsAClearError() throws {
+        let data = try TrainingFixtures.featureDataset()
+        let empty = TrainingFixtures.temporaryDirectory("empty")
+        XCTAssertThrowsError(try train(config(data: data, runDirectory: empty, iterations: 4), ranks: 2, resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("no checkpoint at"), "\(error)")
+        }
+    }
+
+    func testCheckpointOfAnotherModelIsRefused() throws {
+        let data = try TrainingFixtures.featureDataset()
+        let run = TrainingFixtures.temporaryDirectory("model")
+        _ = try train(config(data: data, runDirectory: run, iterations: 2), ranks: 1)
+        var other = config(data: data, runDirectory: run, iterations: 4)
+        other.dim = 12
+        XCTAssertThrowsError(try train(other, ranks: 1, resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("another model"), "\(error)")
+        }
+    }
+
+    func testCorruptedCheckpointIsRefused() throws {
+        let data = try TrainingFixtures.featureDataset()
+        let run = TrainingFixtures.temporaryDirectory("corrupt")
+        _ = try train(config(data: data, runDirectory: run, iterations: 2), ranks: 1)
+        let file = run.appendingPathComponent("checkpoint.xbm")
+        var bytes = [UInt8](try Data(contentsOf: file))
+        bytes[bytes.count / 2] ^= 0x10
+        try Data(bytes).write(to: file)
+        XCTAssertThrowsError(try train(config(data: data, runDirectory: run, iterations: 4), ranks: 1, resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("corrupt"), "\(error)")
+        }
+    }
+
+    func testStopSignalCheckpointsAndEndsEveryRankAtTheSameIteration() throws {
+        let data = try TrainingFixtures.featureDataset()
+        let run = TrainingFixtures.temporaryDirectory("signal")
+        StopSignal.simulate(true)
+        defer { StopSignal.simulate(false) }
+        let c = config(data: data, runDirectory: run, iterations: 10)
+        let outcomes = try SimulatedRanks.run(size: 2) { comm in
+            let trainer = try Trainer(config: c, comm: comm)
+            trainer.verbose = false
+            let outcome = try trainer.run()
+            return (outcome.stopped, outcome.iterationsDone)
+        }
+        XCTAssertTrue(outcomes.allSatisfy { $0.0 && $0.1 == 1 }, "\(outcomes)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoint.xbm").path))
+    }
+}
