@@ -7,7 +7,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Build the hanzi benchmark, inspect or preview a dataset directory.",
-        subcommands: [Hanzi.self, Inspect.self, Preview.self])
+        subcommands: [Hanzi.self, Synthetic.self, Inspect.self, Preview.self])
 
     struct Hanzi: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -31,6 +31,31 @@ struct DataCommand: ParsableCommand {
             print("wrote \(summary.count) images of \(summary.classes) classes (train \(summary.trainCount), test \(summary.testCount)) to \(out)")
             print("checksum fnv1a64:\(FNV1a64Hex(summary.checksum))")
             print(String(format: "time %.2f s on %d threads", summary.seconds, threadCount))
+        }
+    }
+
+    struct Synthetic: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a small feature dataset of Gaussian clusters (a smoke test of an installation).")
+
+        @Option(help: "Output dataset directory.") var out: String
+        @Option(help: "Number of classes (two thirds train, the rest test).") var classes: Int = 60
+        @Option(name: .customLong("per-class"), help: "Samples per class.") var perClass: Int = 10
+        @Option(help: "Feature dimension.") var dim: Int = 32
+        @Option(help: "Seed.") var seed: UInt64 = 0
+
+        func validate() throws {
+            guard classes >= 3, perClass >= 1, dim >= 1 else {
+                throw ValidationError("need --classes ≥ 3, --per-class ≥ 1 and --dim ≥ 1")
+            }
+        }
+
+        func run() throws {
+            try reportingErrors {
+                try SyntheticDataset.write(directory: URL(fileURLWithPath: out, isDirectory: true), classes: classes,
+                                           perClass: perClass, dimension: dim, seed: seed)
+            }
+            print("wrote \(classes * perClass) feature vectors of dimension \(dim) in \(classes) classes to \(out)")
         }
     }
 

@@ -3,23 +3,12 @@ import XBM
 
 /// Small datasets written to a temporary directory, for tests of the trainer.
 public enum TrainingFixtures {
-    /// A feature dataset: `classes` classes of `perClass` samples around random class
-    /// centres in D dimensions; the first `trainClasses` classes are split 0, the rest 1.
+    /// A feature dataset (`SyntheticDataset`) in a temporary directory.
     public static func featureDataset(classes: Int = 12, perClass: Int = 6, dimension: Int = 16,
                                       trainClasses: Int = 8, seed: UInt64 = 5) throws -> URL {
-        var random = RandomSource(seed: seed)
-        let centres = (0..<(classes * dimension)).map { _ in Float(random.nextNormal()) }
-        var features: [Float] = [], labels: [Int32] = [], split: [UInt8] = []
-        for c in 0..<classes {
-            for _ in 0..<perClass {
-                for j in 0..<dimension { features.append(centres[c * dimension + j] + 0.7 * Float(random.nextNormal())) }
-                labels.append(Int32(c))
-                split.append(c < trainClasses ? 0 : 1)
-            }
-        }
         let directory = temporaryDirectory("features")
-        try Dataset.write(directory: directory, features: features, dimension: dimension, labels: labels,
-                          split: split, meta: ["name": "test-features"])
+        try SyntheticDataset.write(directory: directory, classes: classes, perClass: perClass, dimension: dimension,
+                                   trainClasses: trainClasses, seed: seed)
         return directory
     }
 

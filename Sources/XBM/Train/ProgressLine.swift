@@ -1,3 +1,4 @@
+import Collectives
 import Foundation
 
 /// Rank 0's progress output: one line per logged iteration with iteration, loss, learning
@@ -7,7 +8,10 @@ public struct ProgressLine {
     public let totalIterations: Int
     public let isTerminal: Bool
 
-    public init(totalIterations: Int, isTerminal: Bool = isatty(STDOUT_FILENO) != 0) {
+    /// Under mpirun a rank's stdout is a pseudo-terminal even when the user redirects
+    /// mpirun's output to a file, so lines are only rewritten in place outside mpirun.
+    public init(totalIterations: Int,
+                isTerminal: Bool = isatty(STDOUT_FILENO) != 0 && !MPICommunicator.launchedByMPI) {
         self.totalIterations = totalIterations
         self.isTerminal = isTerminal
     }
