@@ -38,10 +38,15 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Linear warm-up iterations.") var warmup: Int?
 
     @Option(name: .customLong("xbm-size"), help: "Cross-batch memory rows M (0 disables the memory).") var xbmSize: Int?
-    @Option(name: .customLong("xbm-start"), help: "First iteration that uses the memory.") var xbmStart: Int?
+    @Option(name: .customLong("xbm-start"), help: "First iteration that uses the memory, or auto (first drift measurement below --drift-threshold).")
+    var xbmStart: String?
     @Option(name: .customLong("xbm-weight"), help: "Weight w of the memory term.") var xbmWeight: Double?
     @Option(name: .customLong("xbm-reduce"), help: "Memory term per anchor: sum (paper) or mean over active pairs.") var xbmReduce: String?
     @Option(name: .customLong("xbm-init"), help: "none, or fill: fill the memory with current embeddings at the start iteration.") var xbmInit: String?
+
+    @Option(name: .customLong("drift-every"), help: "Measure feature drift on a fixed probe set every N iterations (0: never).") var driftEvery: Int?
+    @Option(name: .customLong("drift-probe"), help: "Training samples in the drift probe set.") var driftProbe: Int?
+    @Option(name: .customLong("drift-threshold"), help: "Mean drift below which --xbm-start auto starts the memory.") var driftThreshold: Double?
 
     @Option(name: .customLong("eval-every"), help: "Evaluate every N iterations (0: only at the end).") var evalEvery: Int?
     @Option(name: .customLong("eval-batch"), help: "Samples per forward when embedding for evaluation.") var evalBatch: Int?
@@ -69,7 +74,13 @@ struct TrainOptions: ParsableArguments {
         set("weight-decay", weightDecay); set("momentum", momentum); set("schedule", schedule); set("gamma", gamma)
         set("warmup", warmup)
         if !milestones.isEmpty { merged["milestones"] = try integers(milestones, option: "--milestones") }
-        set("xbm-size", xbmSize); set("xbm-start", xbmStart); set("xbm-weight", xbmWeight)
+        if let xbmStart {
+            if xbmStart == "auto" { merged["xbm-start"] = "auto" }
+            else if let value = Int(xbmStart) { merged["xbm-start"] = value }
+            else { throw ValidationError("--xbm-start expects an iteration or auto, got \"\(xbmStart)\"") }
+        }
+        set("drift-every", driftEvery); set("drift-probe", driftProbe); set("drift-threshold", driftThreshold)
+        set("xbm-size", xbmSize); set("xbm-weight", xbmWeight)
         set("xbm-reduce", xbmReduce); set("xbm-init", xbmInit)
         set("eval-every", evalEvery); set("eval-batch", evalBatch)
         if !recallK.isEmpty { merged["recall-k"] = try integers(recallK, option: "--recall-k") }

@@ -38,6 +38,7 @@ public enum StepBenchmark {
         let components = try TrainingComponents(config: config, sampleShape: sampleShape,
                                                 isImages: sampleShape.count == 3, comm: comm)
         let step = components.step
+        step.memoryStart = 0
         try step.initializeParameters(seed: config.seed)
         let b = step.localBatch, B = config.batch, d = config.dim
         var random = RandomSource.derived(seed: config.seed, stream: UInt64(1000 + comm.rank))
@@ -68,7 +69,7 @@ public enum StepBenchmark {
             try comm.barrier()
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try labels.withUnsafeBufferPointer {
-                try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: config.xbmStart + iteration,
+                try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: max(config.xbmStart, 0) + iteration,
                              learningRate: Float(config.lr), stopRequested: false)
             }
             if iteration >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }

@@ -30,7 +30,8 @@ public final class DistributedStep {
     public let memory: CrossBatchMemory?
     public let memoryWeight: Float
     public let memoryReduction: PairReduction
-    public let memoryStart: Int
+    /// First iteration that uses the memory (`Int.max` until `--xbm-start auto` decides).
+    public var memoryStart: Int
     public let optimizer: Optimizer
 
     /// Trainable parameters, their gradients and the network's running statistics.

@@ -30,6 +30,7 @@ public final class Trainer {
     private var batch: GlobalBatch
     private let input: FlatBuffer<Float>
     private let runDirectory: RunDirectory?
+    private let drift: DriftMonitor?
     private var iteration = 0
 
     /// Builds the run; with `resume`, restores the run directory's checkpoint (which must
@@ -46,11 +47,15 @@ public final class Trainer {
         batch = GlobalBatch(batchSize: config.batch)
         input = FlatBuffer(count: components.step.localBatch * dataset.sampleSize)
         runDirectory = writeOutputs && comm.rank == 0 ? RunDirectory(path: config.runDir) : nil
+        drift = config.driftEvery > 0
+            ? DriftMonitor(trainingIndices: dataset.indices(.train), probeSize: config.driftProbe,
+                           dimension: config.dim, seed: config.seed)
+            : nil
 
         let checkpointURL = RunDirectory(path: config.runDir).checkpointURL
         if resume {
             let checkpoint = try TrainingCheckpoint.read(from: checkpointURL, comm: comm)
-            try checkpoint.restore(into: components.step, sampler: &sampler, config: config)
+            try checkpoint.restore(into: components.step, sampler: &sampler, drift: drift, config: config)
             iteration = checkpoint.iteration
         } else {
             try components.step.initializeParameters(seed: config.seed)
@@ -70,7 +75,8 @@ public final class Trainer {
 
         var windowSeconds = 0.0, windowSteps = 0, averageStep = 0.0
         while iteration < config.iters {
-            if iteration == config.xbmStart, config.xbmInit == "fill", let memory = step.memory {
+            if let drift, iteration % config.driftEvery == 0 { try measureDrift(drift) }
+            if iteration == step.memoryStart, config.xbmInit == "fill", let memory = step.memory {
                 try fillMemory(memory)
             }
             let started = DispatchTime.now().uptimeNanoseconds
@@ -161,8 +167,25 @@ public final class Trainer {
     private func saveCheckpoint() throws {
         if config.bn == "local" { try comm.broadcast(components.step.state.buffer, root: 0) }
         guard let runDirectory else { return }
-        try TrainingCheckpoint(step: components.step, sampler: sampler, iteration: iteration, config: config)
+        try TrainingCheckpoint(step: components.step, sampler: sampler, drift: drift, iteration: iteration, config: config)
             .write(to: runDirectory.checkpointURL)
+    }
+
+    /// Logs D(t, Δ) and, under `--xbm-start auto`, starts the memory at the first value below
+    /// the threshold. Every rank measures the same value, so they decide together.
+    private func measureDrift(_ drift: DriftMonitor) throws {
+        let step = components.step
+        guard let value = try drift.measure(dataset: dataset, network: components.inferenceNetwork,
+                                            parameters: step.parameters.pointer, state: step.state.pointer, comm: comm)
+        else { return }
+        try runDirectory?.append(["iter": iteration, "drift": value])
+        if config.xbmStart == TrainingConfig.autoStart, step.memory != nil, step.memoryStart == Int.max,
+           value < config.driftThreshold {
+            step.memoryStart = iteration
+            if verbose && comm.rank == 0 {
+                print(String(format: "drift %.4f < %.4f: memory starts at iteration %d", value, config.driftThreshold, iteration))
+            }
+        }
     }
 
     /// `--xbm-init fill` (SPEC §4): at the start iteration, fill the memory with embeddings of

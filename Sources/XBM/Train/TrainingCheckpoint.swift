@@ -18,6 +18,7 @@ public struct TrainingCheckpoint {
     var state: [Float]
     var optimizerMoments: [[Float]]
     var memory: MemorySnapshot?
+    var driftPrevious: [Float]
 
     struct Meta: Codable, Equatable {
         var iteration: Int
@@ -28,20 +29,23 @@ public struct TrainingCheckpoint {
         var memoryHead: Int
         var memoryCount: Int
         var memoryCapacity: Int
+        /// The memory's effective start (decided at run time under `--xbm-start auto`).
+        var memoryStart: Int
     }
 
     /// Snapshots a rank's training state after `iteration` completed steps.
-    public init(step: DistributedStep, sampler: PKSampler, iteration: Int, config: TrainingConfig) {
+    public init(step: DistributedStep, sampler: PKSampler, drift: DriftMonitor?, iteration: Int, config: TrainingConfig) {
         self.iteration = iteration
         self.config = config
         parameters = step.parameters.array
         state = step.state.array
         optimizerMoments = step.optimizer.stateBuffers.map(\.array)
         memory = step.memory?.snapshot()
+        driftPrevious = drift?.previous ?? []
         meta = Meta(iteration: iteration, parameterLayout: step.network.parameterLayout,
                     stateLayout: step.network.stateLayout, optimizerSteps: step.optimizer.stepCount,
                     sampler: sampler.state, memoryHead: memory?.head ?? 0, memoryCount: memory?.count ?? 0,
-                    memoryCapacity: memory?.capacity ?? 0)
+                    memoryCapacity: memory?.capacity ?? 0, memoryStart: step.memoryStart)
     }
 
     public func write(to url: URL) throws {
@@ -55,6 +59,7 @@ public struct TrainingCheckpoint {
             archive.setFloats(memory.embeddings, for: "memory.embeddings")
             archive.setInt32s(memory.labels, for: "memory.labels")
         }
+        if !driftPrevious.isEmpty { archive.setFloats(driftPrevious, for: "drift.previous") }
         try archive.write(to: url)
     }
 
@@ -89,6 +94,7 @@ public struct TrainingCheckpoint {
             optimizerMoments.append(try archive.floats(for: "optimizer.\(i)"))
             i += 1
         }
+        driftPrevious = archive.contains("drift.previous") ? try archive.floats(for: "drift.previous") : []
         if meta.memoryCapacity > 0 {
             memory = MemorySnapshot(embeddings: try archive.floats(for: "memory.embeddings"),
                                     labels: try archive.int32s(for: "memory.labels"),
@@ -99,7 +105,8 @@ public struct TrainingCheckpoint {
 
     /// Restores a training run. Refuses a checkpoint of another model or of another global
     /// batch or memory size (which would not continue the same run).
-    public func restore(into step: DistributedStep, sampler: inout PKSampler, config current: TrainingConfig) throws {
+    public func restore(into step: DistributedStep, sampler: inout PKSampler, drift: DriftMonitor?,
+                        config current: TrainingConfig) throws {
         try restoreModel(parameters: step.parameters, state: step.state,
                          parameterLayout: step.network.parameterLayout, stateLayout: step.network.stateLayout)
         for (name, saved, now) in [("--batch", config.batch, current.batch), ("--instances", config.instances, current.instances),
@@ -116,6 +123,8 @@ public struct TrainingCheckpoint {
             try memory.restore(snapshot)
         }
         sampler.restore(meta.sampler)
+        step.memoryStart = meta.memoryStart
+        if let drift, driftPrevious.count == drift.probe.count * drift.dimension { drift.restore(previous: driftPrevious) }
     }
 
     /// Restores parameters and running statistics only (evaluation, embedding).

@@ -36,10 +36,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     // Cross-batch memory (SPEC §4).
     public var xbmSize: Int = 16384
+    /// First iteration of the memory; `autoStart` (-1, "auto" in JSON and on the command
+    /// line) starts it at the first drift measurement below `driftThreshold`.
     public var xbmStart: Int = 800
     public var xbmWeight: Double = 1
     public var xbmReduce: String = "mean"
     public var xbmInit: String = "none"
+    public var driftEvery: Int = 100
+    public var driftProbe: Int = 512
+    public var driftThreshold: Double = 0.05
+    public static let autoStart = -1
 
     // Evaluation, logging, outputs.
     public var evalEvery: Int = 800
@@ -61,6 +67,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         case weightDecay = "weight-decay", momentum, schedule, milestones, gamma, warmup
         case xbmSize = "xbm-size", xbmStart = "xbm-start", xbmWeight = "xbm-weight"
         case xbmReduce = "xbm-reduce", xbmInit = "xbm-init"
+        case driftEvery = "drift-every", driftProbe = "drift-probe", driftThreshold = "drift-threshold"
         case evalEvery = "eval-every", evalBatch = "eval-batch", recallK = "recall-k"
         case logEvery = "log-every", checkpointEvery = "checkpoint-every", runDir = "run-dir"
         case seed, checkReplicas = "check-replicas"
@@ -85,11 +92,41 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try take(.optimizer, &optimizer); try take(.lr, &lr); try take(.weightDecay, &weightDecay)
         try take(.momentum, &momentum); try take(.schedule, &schedule); try take(.milestones, &milestones)
         try take(.gamma, &gamma); try take(.warmup, &warmup)
-        try take(.xbmSize, &xbmSize); try take(.xbmStart, &xbmStart); try take(.xbmWeight, &xbmWeight)
+        try take(.xbmSize, &xbmSize); if let text = try? c.decodeIfPresent(String.self, forKey: .xbmStart) {
+            guard text == "auto" else {
+                throw DecodingError.dataCorruptedError(forKey: .xbmStart, in: c, debugDescription: "xbm-start must be an iteration or \"auto\", got \"\(text)\"")
+            }
+            xbmStart = TrainingConfig.autoStart
+        } else {
+            try take(.xbmStart, &xbmStart)
+        }
+        try take(.driftEvery, &driftEvery); try take(.driftProbe, &driftProbe); try take(.driftThreshold, &driftThreshold)
+         try take(.xbmWeight, &xbmWeight)
         try take(.xbmReduce, &xbmReduce); try take(.xbmInit, &xbmInit)
         try take(.evalEvery, &evalEvery); try take(.evalBatch, &evalBatch); try take(.recallK, &recallK)
         try take(.logEvery, &logEvery); try take(.checkpointEvery, &checkpointEvery); try take(.runDir, &runDir)
         try take(.seed, &seed); try take(.checkReplicas, &checkReplicas)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(data, forKey: .data); try c.encode(model, forKey: .model); try c.encode(dim, forKey: .dim)
+        try c.encode(hidden, forKey: .hidden); try c.encode(bn, forKey: .bn); try c.encode(loss, forKey: .loss)
+        try c.encodeIfPresent(margin, forKey: .margin); try c.encode(epsilon, forKey: .epsilon)
+        try c.encode(msAlpha, forKey: .msAlpha); try c.encode(msBeta, forKey: .msBeta); try c.encode(msLambda, forKey: .msLambda)
+        try c.encode(msMu, forKey: .msMu); try c.encode(temperature, forKey: .temperature)
+        try c.encode(batch, forKey: .batch); try c.encode(instances, forKey: .instances); try c.encode(iters, forKey: .iters)
+        try c.encode(optimizer, forKey: .optimizer); try c.encode(lr, forKey: .lr); try c.encode(weightDecay, forKey: .weightDecay)
+        try c.encode(momentum, forKey: .momentum); try c.encode(schedule, forKey: .schedule)
+        try c.encode(milestones, forKey: .milestones); try c.encode(gamma, forKey: .gamma); try c.encode(warmup, forKey: .warmup)
+        try c.encode(xbmSize, forKey: .xbmSize)
+        if xbmStart == TrainingConfig.autoStart { try c.encode("auto", forKey: .xbmStart) } else { try c.encode(xbmStart, forKey: .xbmStart) }
+        try c.encode(xbmWeight, forKey: .xbmWeight); try c.encode(xbmReduce, forKey: .xbmReduce); try c.encode(xbmInit, forKey: .xbmInit)
+        try c.encode(driftEvery, forKey: .driftEvery); try c.encode(driftProbe, forKey: .driftProbe)
+        try c.encode(driftThreshold, forKey: .driftThreshold)
+        try c.encode(evalEvery, forKey: .evalEvery); try c.encode(evalBatch, forKey: .evalBatch); try c.encode(recallK, forKey: .recallK)
+        try c.encode(logEvery, forKey: .logEvery); try c.encode(checkpointEvery, forKey: .checkpointEvery)
+        try c.encode(runDir, forKey: .runDir); try c.encode(seed, forKey: .seed); try c.encode(checkReplicas, forKey: .checkReplicas)
     }
 
     /// Pretty, key-sorted JSON (for `config.json` and checkpoints).
@@ -150,7 +187,12 @@ extension TrainingConfig {
         try require(xbmSize >= 0, "--xbm-size must be 0 (no memory) or positive, got \(xbmSize)")
         try require(xbmSize == 0 || xbmSize >= batch,
                     "--xbm-size \(xbmSize) is smaller than the global batch --batch \(batch): the memory must hold at least one batch")
-        try require(xbmStart >= 0, "--xbm-start must be non-negative, got \(xbmStart)")
+        try require(xbmStart >= 0 || xbmStart == TrainingConfig.autoStart,
+                    "--xbm-start must be an iteration ≥ 0 or auto, got \(xbmStart)")
+        try require(xbmStart != TrainingConfig.autoStart || driftEvery > 0,
+                    "--xbm-start auto needs drift measurements: set --drift-every to a positive interval")
+        try require(driftEvery >= 0 && driftProbe >= 1 && driftThreshold > 0,
+                    "--drift-every must be ≥ 0, --drift-probe ≥ 1 and --drift-threshold > 0")
         try require(xbmWeight >= 0, "--xbm-weight must be non-negative, got \(xbmWeight)")
         try require(evalEvery >= 0 && logEvery >= 1 && checkpointEvery >= 0,
                     "--eval-every and --checkpoint-every must be ≥ 0 and --log-every ≥ 1")
