@@ -15,18 +15,18 @@
 /// quickselect keeps the k best and raises the threshold to the k-th best similarity. Rows
 /// are scanned in ascending gallery index, so a later entry whose similarity equals the
 /// threshold ranks after the k-th kept one: admission is `similarity > threshold`, tested 8
-/// entries at a time. The first threshold comes from a strided sample of the row (about 1.5k
+/// entries at a time (within a chunk the threshold of its start is used: a superset). The first threshold comes from a strided sample of the row (about 1.5k
 /// entries expected above it); if fewer than k entries pass it, the row is scanned again
 /// with none. So the cost is one vector compare per entry plus work on about 1.5k candidates.
 struct TopKSelection {
     let capacity: Int                 // k
-    private var keys: [UInt64]        // (4k) candidate buffer
+    private var keys: [UInt64]        // (4k + 8) candidate buffer
     private(set) var count = 0        // candidates after `scan`: ≥ min(k, admissible entries)
 
     init(capacity: Int) {
         precondition(capacity >= 0, "top-k capacity must be non-negative, got \(capacity)")
         self.capacity = capacity
-        keys = [UInt64](repeating: 0, count: max(4 * capacity, 64))
+        keys = [UInt64](repeating: 0, count: max(4 * capacity, 64) + 8)   // + 8: slack of the chunk walk
     }
 
     /// The order key of (similarity, gallery index); larger is better.
@@ -88,7 +88,7 @@ struct TopKSelection {
         let k = capacity
         let (filled, admitted) = keys.withUnsafeMutableBufferPointer { buffer in
             Self.collect(row: row, width: width, excluded: excluded, threshold: initial, k: k,
-                         keys: buffer.baseAddress!, limit: buffer.count)
+                         keys: buffer.baseAddress!, limit: buffer.count - 8)
         }
         if initial != nil && admitted < k { return false }
         count = filled
@@ -96,51 +96,56 @@ struct TopKSelection {
     }
 
     /// The loop of `collect` over plain locals. Returns (keys in the buffer, keys admitted).
+    /// `limit` leaves 8 slots of slack at the end of `keys` for a chunk's admissions.
     private static func collect(row: UnsafePointer<Float>, width: Int, excluded: Int, threshold initial: Float?,
                                 k: Int, keys: UnsafeMutablePointer<UInt64>, limit: Int) -> (Int, Int) {
-        var filled = 0, admitted = 0, j = 0
+        var filled = 0, dropped = 0, j = 0
         var threshold = initial ?? -.infinity
+        // Cuts a full buffer to its k best and raises the threshold to the k-th best.
+        @inline(__always) func compact() {
+            selectLargest(k, of: keys, count: filled)
+            dropped += filled - k
+            filled = k
+            threshold = similarity(ofKey: smallest(keys, k))
+        }
         if initial == nil {
             // No threshold yet: every entry is a candidate until the buffer first fills.
-            while admitted < limit && j < width {
-                if j != excluded { admit(row[j], j, keys, &filled, &admitted, &threshold, k, limit) }
+            while filled < limit && j < width {
+                if j != excluded { keys[filled] = key(similarity: row[j], index: j); filled += 1 }
                 j += 1
             }
+            if filled == limit { compact() }
         }
-        // 8 entries per vector compare (SIMD8 is two SSE registers on baseline x86-64); the rare chunk with an entry above the
-        // threshold is walked one by one (the threshold may rise inside it).
-        // The splat is rebuilt only when the threshold may have moved: built inside the loop,
-        // it compiles to a lane-by-lane store loop.
+        // 8 entries per vector compare (SIMD8 is two SSE registers on baseline x86-64); in the
+        // rare chunk with entries above the threshold, only those (the set bits of the compare)
+        // are visited. The splat is rebuilt only when the threshold moves: built inside the
+        // loop, it compiles to a lane-by-lane loop.
+        let laneBits = SIMD8<Int32>(1, 2, 4, 8, 16, 32, 64, 128)
         var thresholds = SIMD8<Float>(repeating: threshold)
         while j + 8 <= width {
             let chunk = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
-            if any(chunk .> thresholds) {
-                for t in j..<j + 8 where row[t] > threshold && t != excluded {
-                    admit(row[t], t, keys, &filled, &admitted, &threshold, k, limit)
+            let above = chunk .> thresholds                      // NaN is never above
+            if any(above) {
+                var bits = UInt32(truncatingIfNeeded: SIMD8<Int32>(repeating: 0).replacing(with: laneBits, where: above).wrappedSum())
+                while bits != 0 {
+                    let t = j + bits.trailingZeroBitCount
+                    bits &= bits - 1
+                    keys[filled] = key(similarity: row[t], index: t)
+                    filled += t != excluded ? 1 : 0
                 }
-                thresholds = SIMD8<Float>(repeating: threshold)
+                if filled > limit - 8 { compact(); thresholds = SIMD8<Float>(repeating: threshold) }
             }
             j += 8
         }
         while j < width {
-            if row[j] > threshold && j != excluded { admit(row[j], j, keys, &filled, &admitted, &threshold, k, limit) }
-            j += 1                                       // NaN never passes
+            if row[j] > threshold && j != excluded {
+                keys[filled] = key(similarity: row[j], index: j)
+                filled += 1
+                if filled > limit - 8 { compact() }
+            }
+            j += 1
         }
-        return (filled, admitted)
-    }
-
-    /// Appends one candidate; a full buffer is cut to its k best and the threshold raised.
-    @inline(__always)
-    private static func admit(_ value: Float, _ index: Int, _ keys: UnsafeMutablePointer<UInt64>,
-                              _ filled: inout Int, _ admitted: inout Int, _ threshold: inout Float, _ k: Int, _ limit: Int) {
-        keys[filled] = key(similarity: value, index: index)
-        filled += 1
-        admitted += 1
-        if filled == limit {
-            selectLargest(k, of: keys, count: filled)
-            filled = k
-            threshold = similarity(ofKey: smallest(keys, k))
-        }
+        return (filled, filled + dropped)
     }
 
     /// The smallest of keys[0..<n].
