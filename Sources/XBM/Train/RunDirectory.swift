@@ -68,9 +68,9 @@ public final class RunDirectory {
     }
 
     public func writePlot(title: String) throws {
-        let svg = TrainingPlot(title: title, loss: lossCurve.map { (Double($0.0), $0.1) },
-                               recall: recallCurve.map { (Double($0.0), $0.1) }).svg
-        try write(Data(svg.utf8), to: plotURL)
+        let plot = TrainingPlot(title: title, loss: lossCurve.map { (iteration: $0.0, value: $0.1) },
+                                recallAtOne: recallCurve.map { (iteration: $0.0, value: $0.1) })
+        try write(Data(plot.svg().utf8), to: plotURL)
     }
 
     private func record(_ object: [String: Any]) {

@@ -50,16 +50,16 @@ public struct TrainingCheckpoint {
 
     public func write(to url: URL) throws {
         var archive = CheckpointArchive()
-        try archive.setJSON(config, for: "config")
-        try archive.setJSON(meta, for: "meta")
-        archive.setFloats(parameters, for: "parameters")
-        archive.setFloats(state, for: "state")
-        for (i, moment) in optimizerMoments.enumerated() { archive.setFloats(moment, for: "optimizer.\(i)") }
+        try archive.setJSON(config, named: "config")
+        try archive.setJSON(meta, named: "meta")
+        archive.setFloats(parameters, named: "parameters")
+        archive.setFloats(state, named: "state")
+        for (i, moment) in optimizerMoments.enumerated() { archive.setFloats(moment, named: "optimizer.\(i)") }
         if let memory {
-            archive.setFloats(memory.embeddings, for: "memory.embeddings")
-            archive.setInt32s(memory.labels, for: "memory.labels")
+            archive.setFloats(memory.embeddings, named: "memory.embeddings")
+            archive.setInt32s(memory.labels, named: "memory.labels")
         }
-        if !driftPrevious.isEmpty { archive.setFloats(driftPrevious, for: "drift.previous") }
+        if !driftPrevious.isEmpty { archive.setFloats(driftPrevious, named: "drift.previous") }
         try archive.write(to: url)
     }
 
@@ -76,28 +76,33 @@ public struct TrainingCheckpoint {
             }
         }
         let message = try comm.broadcast(bytes: Array(problem.utf8), root: 0)
-        if !message.isEmpty { throw CheckpointError(String(decoding: message, as: UTF8.self)) }
+        if !message.isEmpty { throw ResumeError(String(decoding: message, as: UTF8.self)) }
         bytes = try comm.broadcast(bytes: bytes, root: 0)
-        let archive = try CheckpointArchive(decoding: Data(bytes), path: url.path)
-        return try TrainingCheckpoint(archive: archive, path: url.path)
+        do {
+            let archive = try CheckpointArchive(decoding: bytes, path: url.path)
+            return try TrainingCheckpoint(archive: archive, path: url.path)
+        } catch let error as CheckpointError {
+            // Every rank parsed the same bytes, so every rank fails alike.
+            throw ResumeError(error.description)
+        }
     }
 
     init(archive: CheckpointArchive, path: String) throws {
-        config = try archive.json(TrainingConfig.self, for: "config")
-        meta = try archive.json(Meta.self, for: "meta")
+        config = try archive.json(TrainingConfig.self, named: "config")
+        meta = try archive.json(Meta.self, named: "meta")
         iteration = meta.iteration
-        parameters = try archive.floats(for: "parameters")
-        state = try archive.floats(for: "state")
+        parameters = try archive.floats(named: "parameters")
+        state = try archive.floats(named: "state")
         optimizerMoments = []
         var i = 0
         while archive.contains("optimizer.\(i)") {
-            optimizerMoments.append(try archive.floats(for: "optimizer.\(i)"))
+            optimizerMoments.append(try archive.floats(named: "optimizer.\(i)"))
             i += 1
         }
-        driftPrevious = archive.contains("drift.previous") ? try archive.floats(for: "drift.previous") : []
+        driftPrevious = archive.contains("drift.previous") ? try archive.floats(named: "drift.previous") : []
         if meta.memoryCapacity > 0 {
-            memory = MemorySnapshot(embeddings: try archive.floats(for: "memory.embeddings"),
-                                    labels: try archive.int32s(for: "memory.labels"),
+            memory = MemorySnapshot(embeddings: try archive.floats(named: "memory.embeddings"),
+                                    labels: try archive.int32s(named: "memory.labels"),
                                     head: meta.memoryHead, count: meta.memoryCount,
                                     capacity: meta.memoryCapacity, dimension: config.dim)
         }
@@ -111,10 +116,10 @@ public struct TrainingCheckpoint {
                          parameterLayout: step.network.parameterLayout, stateLayout: step.network.stateLayout)
         for (name, saved, now) in [("--batch", config.batch, current.batch), ("--instances", config.instances, current.instances),
                                    ("--xbm-size", config.xbmSize, current.xbmSize)] where saved != now {
-            throw CheckpointError("checkpoint was saved with \(name) \(saved) but this run has \(name) \(now); resume with the same value")
+            throw ResumeError("checkpoint was saved with \(name) \(saved) but this run has \(name) \(now); resume with the same value")
         }
         guard optimizerMoments.count == step.optimizer.stateBuffers.count else {
-            throw CheckpointError("checkpoint holds \(optimizerMoments.count) optimizer buffers (\(config.optimizer)) "
+            throw ResumeError("checkpoint holds \(optimizerMoments.count) optimizer buffers (\(config.optimizer)) "
                                   + "but --optimizer \(current.optimizer) needs \(step.optimizer.stateBuffers.count)")
         }
         for (buffer, saved) in zip(step.optimizer.stateBuffers, optimizerMoments) { buffer.copy(from: saved) }
@@ -131,7 +136,7 @@ public struct TrainingCheckpoint {
     public func restoreModel(parameters: FlatBuffer<Float>, state: FlatBuffer<Float>,
                              parameterLayout: ParameterLayout, stateLayout: ParameterLayout) throws {
         guard meta.parameterLayout == parameterLayout, meta.stateLayout == stateLayout else {
-            throw CheckpointError("checkpoint is of another model (\(config.model), d=\(config.dim)): it holds "
+            throw ResumeError("checkpoint is of another model (\(config.model), d=\(config.dim)): it holds "
                                   + "\(meta.parameterLayout.summary); this run builds \(parameterLayout.summary)")
         }
         parameters.copy(from: self.parameters)
@@ -139,8 +144,9 @@ public struct TrainingCheckpoint {
     }
 }
 
-/// A checkpoint that cannot be used; every rank reads the same bytes, so every rank fails.
-public struct CheckpointError: SameOnEveryRankError, Equatable {
+/// A checkpoint that cannot be resumed from; every rank reads the same bytes, so every rank
+/// fails alike. (Writing failures are rank 0's alone and end the job through an abort.)
+public struct ResumeError: SameOnEveryRankError, Equatable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
