@@ -7,7 +7,8 @@
 //   y = γ·x̂ + β;   running μ ← 0.9·running μ + 0.1·μ,  running σ² ← 0.9·running σ² + 0.1·σ²·M/(M−1).
 // Backward, with g = dL/dy:
 //   dβ += Σ_local g,  dγ += Σ_local g·x̂   (local: the trainer allreduces all gradients later),
-//   dx += γ·r·( g − Σ_global g / M − x̂ · Σ_global g·x̂ / M ).
+//   dx  = γ·r·( g − Σ_global g / M − x̂ · Σ_global g·x̂ / M )   (written, not added: the
+//         activation feeds only this layer; parameter gradients are always added).
 // Sums are accumulated in Double so Σx² − Mμ² does not cancel badly.
 
 /// Failures of a layer call that depend on data, not on programming errors.
@@ -28,6 +29,7 @@ public let batchNormMomentum: Float = 0.1
 
 /// Training-mode forward. Workspaces: `sums` 2C + 1 Doubles, `coefficients` 3C Floats;
 /// `mean` and `inverseStd` (C each) are saved for the backward. Returns M, the global row count.
+@inline(never)
 func batchNormForwardTraining(output: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                               inverseStd: UnsafeMutablePointer<Float>,
                               runningMean: UnsafeMutablePointer<Float>, runningVariance: UnsafeMutablePointer<Float>,
@@ -69,6 +71,7 @@ func batchNormForwardTraining(output: UnsafeMutablePointer<Float>, mean: UnsafeM
 }
 
 /// Inference-mode forward with the running statistics: y = γ·(x − running μ)/√(running σ² + eps) + β.
+@inline(never)
 func batchNormForwardInference(output: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Double>,
                                coefficients: UnsafeMutablePointer<Float>,
                                input: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
@@ -83,7 +86,6 @@ func batchNormForwardInference(output: UnsafeMutablePointer<Float>, sums: Unsafe
 }
 
 /// y[row, c] = a[c]·x[row, c] + b[c] with a = sums[0..<C], b = sums[C..<2C].
-@inline(__always)
 private func batchNormAffine(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                              sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
                              rows m: Int, channels: Int) {
@@ -98,8 +100,9 @@ private func batchNormAffine(output: UnsafeMutablePointer<Float>, input: UnsafeP
     }
 }
 
-/// Adds the gradients of the training-mode forward (formulas at the top of the file).
+/// Gradients of the training-mode forward (adds dγ, dβ; writes dx) (formulas at the top of the file).
 /// `mean`, `inverseStd` and `globalCount` are what that forward saved and returned.
+@inline(never)
 func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient: UnsafeMutablePointer<Float>,
                        shiftGradient: UnsafeMutablePointer<Float>,
                        sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
@@ -139,7 +142,7 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
     for row in 0..<m {
         let g = outputGradient + row * channels, x = input + row * channels
         let dx = inputGradient + row * channels
-        for c in 0..<channels { dx[c] += k[c] * g[c] + u[c] * x[c] + v[c] }
+        for c in 0..<channels { dx[c] = k[c] * g[c] + u[c] * x[c] + v[c] }
     }
 }
 
