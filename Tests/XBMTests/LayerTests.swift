@@ -111,6 +111,36 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    func testBatchNormWithFusedReLUMatchesReLUOfBatchNorm() throws {
+        let rows = 12, channels = 19
+        var random = RandomSource(seed: 17)
+        let x = randomFloats(rows * channels, &random), r = randomFloats(rows * channels, &random)
+        let scale = randomFloats(channels, &random, low: 0.5, high: 1.5), shift = randomFloats(channels, &random, low: -0.5, high: 0.5)
+        var runningMean = [Float](repeating: 0, count: channels), runningVariance = [Float](repeating: 1, count: channels)
+        let saved = BatchNormSaved(channels: channels, name: "bn-test")
+        var output = [Float](repeating: .nan, count: x.count)
+        let total = try batchNormForwardTraining(
+            output: &output, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
+            runningMean: &runningMean, runningVariance: &runningVariance, sums: saved.sums.pointer,
+            coefficients: saved.coefficients.pointer, input: x, scale: scale, shift: shift,
+            rows: rows, channels: channels, relu: true, sync: .local, name: "bn-test")
+        func forward(_ xs: [Double]) -> [Double] {
+            ReferenceLayers.relu(ReferenceLayers.batchNorm(xs, scale: scale.doubles, shift: shift.doubles,
+                                                           rows: rows, channels: channels).output)
+        }
+        XCTAssertLessThanOrEqual(relativeMaxError(output.doubles, forward(x.doubles)), forwardTolerance)
+        XCTAssertTrue(output.contains(0) && output.contains { $0 > 0 }, "both sides of the ReLU are exercised")
+        var inputGradient = [Float](repeating: .nan, count: x.count)
+        var scaleGradient = [Float](repeating: 0, count: channels), shiftGradient = scaleGradient
+        try batchNormBackward(
+            inputGradient: &inputGradient, scaleGradient: &scaleGradient, shiftGradient: &shiftGradient,
+            sums: saved.sums.pointer, coefficients: saved.coefficients.pointer, outputGradient: r, input: x,
+            scale: scale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer, reluOutput: output,
+            globalCount: total, rows: rows, channels: channels, sync: .local)
+        let numeric = centralDifferences(of: { self.weightedSum(r, forward($0)) }, at: x.doubles, indices: Array(x.indices))
+        assertGradient(inputGradient.doubles, numeric, tolerance: gradientTolerance, "fused bn+relu dInput")
+    }
+
     func testBatchNormInferenceUsesRunningStatistics() {
         let rows = 4, channels = 3
         var random = RandomSource(seed: 3)

@@ -8,7 +8,9 @@ import TestSupport
 final class ModelTrainingTests: XCTestCase {
     /// Two ranks with half the batch each and BN synchronised by `allreduceSum` give the
     /// outputs, summed gradients and running statistics of one rank with the whole batch
-    /// (SPEC §3.6). Tolerance 1e-5 relative: only the order of Float/Double sums differs.
+    /// (SPEC §3.6). Only the order of Float sums differs (64-row partial sums, split at other
+    /// rows), ~1e-7 relative per sum; the backward's cancellation g − mean(g) − x̂·mean(g·x̂)
+    /// amplifies that, so gradients get 1e-4 (as the layer checks), outputs 1e-5.
     private func checkSynchronisedRanks(count n: Int, inputSize: Int, seed: UInt64,
                                         make: @escaping @Sendable (Int, BatchNormSync) -> EmbeddingNetwork) throws {
         let single = make(n, .local)
@@ -49,7 +51,7 @@ final class ModelTrainingTests: XCTestCase {
         let combined = perRank[0].0 + perRank[1].0
         XCTAssertLessThanOrEqual(relativeMaxError(combined.doubles, expectedEmbeddings.doubles), 1e-5, "embeddings")
         let summed = zip(perRank[0].1, perRank[1].1).map { Double($0) + Double($1) }
-        XCTAssertLessThanOrEqual(relativeMaxError(summed, gradients.array.doubles), 1e-5, "summed gradients")
+        XCTAssertLessThanOrEqual(relativeMaxError(summed, gradients.array.doubles), 1e-4, "summed gradients")
         for rank in 0..<2 {
             XCTAssertLessThanOrEqual(relativeMaxError(perRank[rank].2.doubles, state.array.doubles), 1e-5, "running statistics")
         }

@@ -4,12 +4,15 @@
 /// output = max(0, input) over `count` elements (may be the same buffer as `input`).
 @inline(never)
 func reluForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, count: Int) {
-    var i = 0
-    while i + vectorWidth <= count {
-        storeVector(lanewiseMax(loadVector(input + i), .zero), output + i)
-        i += vectorWidth
+    parallelChunks((count + 1023) / 1024, minimumChunk: 16) { blocks in
+        var i = blocks.lowerBound * 1024
+        let end = min(blocks.upperBound * 1024, count)
+        while i + vectorWidth <= end {
+            storeVector(lanewiseMax(loadVector(input + i), .zero), output + i)
+            i += vectorWidth
+        }
+        while i < end { output[i] = max(0, input[i]); i += 1 }
     }
-    while i < count { output[i] = max(0, input[i]); i += 1 }
 }
 
 /// dInput = dOutput where the forward's output was positive, else 0 (the subgradient 0 at 0).
@@ -17,13 +20,16 @@ func reluForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float
 @inline(never)
 func reluBackward(inputGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
                   output: UnsafePointer<Float>, count: Int) {
-    var i = 0
-    while i + vectorWidth <= count {
-        let g = loadVector(outputGradient + i)
-        storeVector(g.replacing(with: 0, where: loadVector(output + i) .<= 0), inputGradient + i)
-        i += vectorWidth
+    parallelChunks((count + 1023) / 1024, minimumChunk: 16) { blocks in
+        var i = blocks.lowerBound * 1024
+        let end = min(blocks.upperBound * 1024, count)
+        while i + vectorWidth <= end {
+            let g = loadVector(outputGradient + i)
+            storeVector(g.replacing(with: 0, where: loadVector(output + i) .<= 0), inputGradient + i)
+            i += vectorWidth
+        }
+        while i < end { inputGradient[i] = output[i] > 0 ? outputGradient[i] : 0; i += 1 }
     }
-    while i < count { inputGradient[i] = output[i] > 0 ? outputGradient[i] : 0; i += 1 }
 }
 
 /// Smallest norm divided by, as `torch.nn.functional.normalize` (eps 1e-12).

@@ -18,16 +18,24 @@
 func im2col3x3(columns: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                count n: Int, height: Int, width: Int, channels: Int) {
     let k = 9 * channels, span = 3 * channels
-    for i in 0..<n {
-        let image = input + i * height * width * channels
-        for y in 0..<height {
+    // One work item per output image row (i, y); 3·Ci-float runs for wide inputs, explicit
+    // scalar taps for the one-channel first layer (where a copy call per tap would dominate).
+    parallelChunks(n * height, minimumChunk: max(1, 4096 / (width * k))) { imageRows in
+        for imageRow in imageRows {
+            let i = imageRow / height, y = imageRow % height
+            let image = input + i * height * width * channels
             for x in 0..<width {
-                let row = columns + ((i * height + y) * width + x) * k
+                let row = columns + (imageRow * width + x) * k
                 for ky in 0..<3 {
                     let sy = y + ky - 1
                     let destination = row + ky * span
                     if sy < 0 || sy >= height {
                         fillFloats(destination, count: span)
+                    } else if channels == 1 {
+                        let source = image + sy * width + x
+                        destination[0] = x > 0 ? source[-1] : 0
+                        destination[1] = source[0]
+                        destination[2] = x + 1 < width ? source[1] : 0
                     } else if x >= 1 && x + 1 < width {
                         copyFloats(destination, image + (sy * width + x - 1) * channels, count: span)
                     } else {
@@ -53,10 +61,11 @@ func im2col3x3(columns: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
 func col2im3x3(inputGradient: UnsafeMutablePointer<Float>, columns: UnsafePointer<Float>,
                count n: Int, height: Int, width: Int, channels: Int) {
     let k = 9 * channels
-    for i in 0..<n {
-        for sy in 0..<height {
+    parallelChunks(n * height, minimumChunk: max(1, 4096 / (width * k))) { imageRows in
+        for imageRow in imageRows {
+            let i = imageRow / height, sy = imageRow % height
             for sx in 0..<width {
-                let destination = inputGradient + ((i * height + sy) * width + sx) * channels
+                let destination = inputGradient + (imageRow * width + sx) * channels
                 var c = 0
                 while c < channels {
                     let lanes = min(vectorWidth, channels - c)

@@ -8,8 +8,9 @@ func maxPool2x2Forward(output: UnsafeMutablePointer<Float>, input: UnsafePointer
                        count n: Int, height: Int, width: Int, channels: Int) {
     assert(height % 2 == 0 && width % 2 == 0, "max pool needs even sizes, got \(height)×\(width)")
     let outHeight = height / 2, outWidth = width / 2, rowStride = width * channels
-    for i in 0..<n {
-        for y in 0..<outHeight {
+    parallelChunks(n * outHeight, minimumChunk: max(1, 8192 / rowStride)) { outputRows in
+        for outputRow in outputRows {
+            let i = outputRow / outHeight, y = outputRow % outHeight
             for x in 0..<outWidth {
                 let a = input + ((i * height + 2 * y) * width + 2 * x) * channels
                 let b = a + channels, c2 = a + rowStride, d = c2 + channels
@@ -35,8 +36,9 @@ func maxPool2x2Backward(inputGradient: UnsafeMutablePointer<Float>, outputGradie
                         input: UnsafePointer<Float>, output: UnsafePointer<Float>,
                         count n: Int, height: Int, width: Int, channels: Int) {
     let outHeight = height / 2, outWidth = width / 2, rowStride = width * channels
-    for i in 0..<n {
-        for y in 0..<outHeight {
+    parallelChunks(n * outHeight, minimumChunk: max(1, 8192 / rowStride)) { outputRows in
+        for outputRow in outputRows {
+            let i = outputRow / outHeight, y = outputRow % outHeight
             for x in 0..<outWidth {
                 let corner = ((i * height + 2 * y) * width + 2 * x) * channels
                 let outIndex = ((i * outHeight + y) * outWidth + x) * channels

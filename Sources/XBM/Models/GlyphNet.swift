@@ -23,7 +23,6 @@ public final class GlyphNet: EmbeddingNetwork {
     private let fcWeight: Int, fcBias: Int
 
     // Activations (maxBatch rows) and the gradients of the activations.
-    private let columns: FlatBuffer<Float>     // im2col workspace, the largest block's P·K
     private let features: FlatBuffer<Float>    // (n, 256) after the global average pool
     private let projected: FlatBuffer<Float>   // (n, d) linear output
     private let embeddings: FlatBuffer<Float>  // (n, d) unit rows, returned by forward
@@ -37,9 +36,9 @@ public final class GlyphNet: EmbeddingNetwork {
         let inputChannels: Int, outputChannels: Int, height: Int, width: Int, pools: Bool
         let convWeight: Int, bnScale: Int, bnShift: Int, runningMean: Int, runningVariance: Int
         let convolved: FlatBuffer<Float>       // (n, H_b, W_b, Co) conv output = BN input
-        let activated: FlatBuffer<Float>       // (n, H_b, W_b, Co) ReLU(BN(conv)), in place
+        let activated: FlatBuffer<Float>       // (n, H_b, W_b, Co) ReLU(BN(conv)), one fused kernel
         let pooled: FlatBuffer<Float>?         // (n, H_b/2, W_b/2, Co)
-        let ownColumns: FlatBuffer<Float>?    // the first block's im2col, kept for backward
+        let columns: FlatBuffer<Float>         // (n·H_b·W_b, 9·Ci) im2col, kept for backward
         let convolvedGradient: FlatBuffer<Float>
         let activatedGradient: FlatBuffer<Float>
         let pooledGradient: FlatBuffer<Float>? // = the next block's input gradient
@@ -62,14 +61,13 @@ public final class GlyphNet: EmbeddingNetwork {
             convolved = FlatBuffer(count: full)
             activated = FlatBuffer(count: full)
             convolvedGradient = FlatBuffer(count: full)
-            ownColumns = index == 0 ? FlatBuffer(count: maxBatch * height * width * 9 * inputChannels) : nil
+            columns = FlatBuffer(count: maxBatch * height * width * 9 * inputChannels)
             activatedGradient = FlatBuffer(count: full)
             pooled = pools ? FlatBuffer(count: full / 4) : nil
             pooledGradient = pools ? FlatBuffer(count: full / 4) : nil
             saved = BatchNormSaved(channels: outputChannels, name: "bn\(name)")
         }
 
-        func columnCount(batch: Int) -> Int { batch * height * width * 9 * inputChannels }
         var output: FlatBuffer<Float> { pooled ?? activated }
     }
 
@@ -107,7 +105,6 @@ public final class GlyphNet: EmbeddingNetwork {
         fcBias = parameters.add("fc.bias", shape: [embeddingSize], decays: false)
         parameterLayout = parameters
         stateLayout = state
-        columns = FlatBuffer(count: built.dropFirst().map { $0.columnCount(batch: maxBatch) }.max()!)
         features = FlatBuffer(count: maxBatch * channels)
         featuresGradient = FlatBuffer(count: maxBatch * channels)
         projected = FlatBuffer(count: maxBatch * embeddingSize)
@@ -129,7 +126,7 @@ public final class GlyphNet: EmbeddingNetwork {
         for block in blocks {
             let h = block.height, w = block.width, co = block.outputChannels
             let rows = n * h * w
-            conv3x3Forward(output: block.convolved.pointer, columns: (block.ownColumns ?? columns).pointer, input: blockInput,
+            conv3x3Forward(output: block.convolved.pointer, columns: block.columns.pointer, input: blockInput,
                            weight: parameters + block.convWeight, count: n, height: h, width: w,
                            inputChannels: block.inputChannels, outputChannels: co)
             let saved = block.saved
@@ -140,15 +137,14 @@ public final class GlyphNet: EmbeddingNetwork {
                     runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
                     sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
                     input: block.convolved.pointer, scale: parameters + block.bnScale, shift: parameters + block.bnShift,
-                    rows: rows, channels: co, sync: batchNorm, name: saved.name)
+                    rows: rows, channels: co, relu: true, sync: batchNorm, name: saved.name)
             case .inference:
                 batchNormForwardInference(
                     output: block.activated.pointer, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
                     input: block.convolved.pointer, scale: parameters + block.bnScale, shift: parameters + block.bnShift,
                     runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
-                    rows: rows, channels: co)
+                    rows: rows, channels: co, relu: true)
             }
-            reluForward(output: block.activated.pointer, input: block.activated.pointer, count: rows * co)
             if let pooled = block.pooled {
                 maxPool2x2Forward(output: pooled.pointer, input: block.activated.pointer,
                                   count: n, height: h, width: w, channels: co)
@@ -190,23 +186,19 @@ public final class GlyphNet: EmbeddingNetwork {
                                    input: block.activated.pointer, output: pooled.pointer,
                                    count: n, height: h, width: w, channels: co)
             }
-            // In place: dBN-output = dReLU-output masked by the ReLU output.
-            reluBackward(inputGradient: block.activatedGradient.pointer, outputGradient: block.activatedGradient.pointer,
-                         output: block.activated.pointer, count: rows * co)
             let saved = block.saved
             try batchNormBackward(
                 inputGradient: block.convolvedGradient.pointer, scaleGradient: gradients + block.bnScale,
                 shiftGradient: gradients + block.bnShift, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
                 outputGradient: block.activatedGradient.pointer, input: block.convolved.pointer,
                 scale: parameters + block.bnScale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
-                globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
-            // The first block keeps its own im2col (its input is the caller's, gone by now);
-            // the others recompute theirs from the previous block's pooled output.
+                reluOutput: block.activated.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
+            // Each block kept its im2col from the forward (the first block's input is the
+            // caller's and may be gone; recomputing the others would cost a pass over them).
             let previous = index > 0 ? blocks[index - 1] : nil
             conv3x3Backward(inputGradient: previous?.pooledGradient?.pointer, weightGradient: gradients + block.convWeight,
-                            columns: (block.ownColumns ?? columns).pointer, outputGradient: block.convolvedGradient.pointer,
-                            input: previous.map { UnsafePointer($0.output.pointer) },
-                            weight: parameters + block.convWeight,
+                            columns: block.columns.pointer, outputGradient: block.convolvedGradient.pointer,
+                            input: nil, weight: parameters + block.convWeight,
                             count: n, height: h, width: w, inputChannels: block.inputChannels, outputChannels: co)
         }
     }
