@@ -65,6 +65,28 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    func testSingleChannelDirectConvolutionMatchesReference() {
+        for (n, h, w, co) in [(2, 4, 5, 3), (1, 6, 3, 17), (2, 3, 4, 32)] {
+            var random = RandomSource(seed: UInt64(co))
+            let x = randomFloats(n * h * w, &random), weight = randomFloats(co * 9, &random)
+            let r = randomFloats(n * h * w * co, &random)
+            var output = [Float](repeating: .nan, count: n * h * w * co), transposed = [Float](repeating: .nan, count: 9 * co)
+            var padded = [Float](repeating: .nan, count: n * (h + 2) * (w + 2))
+            padSingleChannel(padded: &padded, input: x, count: n, height: h, width: w)
+            conv3x3SingleChannelForward(output: &output, transposedWeight: &transposed, padded: padded, weight: weight,
+                                        count: n, height: h, width: w, outputChannels: co)
+            func forward(_ ws: [Double]) -> [Double] {
+                ReferenceLayers.conv3x3(x.doubles, weight: ws, count: n, height: h, width: w, inputChannels: 1, outputChannels: co)
+            }
+            XCTAssertLessThanOrEqual(relativeMaxError(output.doubles, forward(weight.doubles)), forwardTolerance, "direct conv forward")
+            var weightGradient = [Float](repeating: 0.5, count: weight.count)
+            conv3x3SingleChannelBackward(weightGradient: &weightGradient, outputGradient: r, padded: padded,
+                                         count: n, height: h, width: w, outputChannels: co)
+            let numeric = centralDifferences(of: { self.weightedSum(r, forward($0)) }, at: weight.doubles, indices: Array(weight.indices))
+            assertGradient(weightGradient.map { Double($0) - 0.5 }, numeric, tolerance: gradientTolerance, "direct conv dWeight \(co)")
+        }
+    }
+
     func testBatchNormTrainingForwardRunningStatisticsAndGradients() throws {
         for (rows, channels) in [(6, 3), (10, 20)] {
             var random = RandomSource(seed: UInt64(rows * 100 + channels))

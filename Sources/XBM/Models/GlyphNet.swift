@@ -38,7 +38,9 @@ public final class GlyphNet: EmbeddingNetwork {
         let convolved: FlatBuffer<Float>       // (n, H_b, W_b, Co) conv output = BN input
         let activated: FlatBuffer<Float>       // (n, H_b, W_b, Co) ReLU(BN(conv)), one fused kernel
         let pooled: FlatBuffer<Float>?         // (n, H_b/2, W_b/2, Co)
-        let columns: FlatBuffer<Float>         // (n·H_b·W_b, 9·Ci) im2col, kept for backward
+        let columns: FlatBuffer<Float>         // (n·H_b·W_b, 9·Ci) im2col kept for backward;
+                                               // for the one-channel first block: (n, H+2, W+2) padded input
+        let transposedWeight: FlatBuffer<Float> // (9, Co) workspace of the direct first-layer conv
         let convolvedGradient: FlatBuffer<Float>
         let activatedGradient: FlatBuffer<Float>
         let pooledGradient: FlatBuffer<Float>? // = the next block's input gradient
@@ -61,7 +63,9 @@ public final class GlyphNet: EmbeddingNetwork {
             convolved = FlatBuffer(count: full)
             activated = FlatBuffer(count: full)
             convolvedGradient = FlatBuffer(count: full)
-            columns = FlatBuffer(count: maxBatch * height * width * 9 * inputChannels)
+            columns = FlatBuffer(count: inputChannels == 1 ? maxBatch * (height + 2) * (width + 2)
+                                                           : maxBatch * height * width * 9 * inputChannels)
+            transposedWeight = FlatBuffer(count: inputChannels == 1 ? 9 * outputChannels : 0)
             activatedGradient = FlatBuffer(count: full)
             pooled = pools ? FlatBuffer(count: full / 4) : nil
             pooledGradient = pools ? FlatBuffer(count: full / 4) : nil
@@ -126,9 +130,18 @@ public final class GlyphNet: EmbeddingNetwork {
         for block in blocks {
             let h = block.height, w = block.width, co = block.outputChannels
             let rows = n * h * w
-            conv3x3Forward(output: block.convolved.pointer, columns: block.columns.pointer, input: blockInput,
-                           weight: parameters + block.convWeight, count: n, height: h, width: w,
-                           inputChannels: block.inputChannels, outputChannels: co)
+            if block.inputChannels == 1 {
+                // A padded copy: no bounds checks in the taps, and the backward still has the
+                // input when the caller's is gone.
+                padSingleChannel(padded: block.columns.pointer, input: blockInput, count: n, height: h, width: w)
+                conv3x3SingleChannelForward(output: block.convolved.pointer, transposedWeight: block.transposedWeight.pointer,
+                                            padded: block.columns.pointer, weight: parameters + block.convWeight,
+                                            count: n, height: h, width: w, outputChannels: co)
+            } else {
+                conv3x3Forward(output: block.convolved.pointer, columns: block.columns.pointer, input: blockInput,
+                               weight: parameters + block.convWeight, count: n, height: h, width: w,
+                               inputChannels: block.inputChannels, outputChannels: co)
+            }
             let saved = block.saved
             switch mode {
             case .training:
@@ -193,9 +206,15 @@ public final class GlyphNet: EmbeddingNetwork {
                 outputGradient: block.activatedGradient.pointer, input: block.convolved.pointer,
                 scale: parameters + block.bnScale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
                 reluOutput: block.activated.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
-            // Each block kept its im2col from the forward (the first block's input is the
-            // caller's and may be gone; recomputing the others would cost a pass over them).
+            // Each block kept its im2col (the first block its input) from the forward.
             let previous = index > 0 ? blocks[index - 1] : nil
+            if block.inputChannels == 1 {
+                assert(previous == nil, "only the first block reads one channel")
+                conv3x3SingleChannelBackward(weightGradient: gradients + block.convWeight,
+                                             outputGradient: block.convolvedGradient.pointer, padded: block.columns.pointer,
+                                             count: n, height: h, width: w, outputChannels: co)
+                continue
+            }
             conv3x3Backward(inputGradient: previous?.pooledGradient?.pointer, weightGradient: gradients + block.convWeight,
                             columns: block.columns.pointer, outputGradient: block.convolvedGradient.pointer,
                             input: nil, weight: parameters + block.convWeight,
