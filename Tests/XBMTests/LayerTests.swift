@@ -208,7 +208,7 @@ final class LayerTests: XCTestCase {
     func testMaxPoolMatchesReferenceAndFiniteDifferences() {
         for (n, h, w, c) in [(2, 4, 6, 3), (1, 2, 4, 20)] {
             var random = RandomSource(seed: UInt64(c))
-            let x = randomFloats(n * h * w * c, &random), r = randomFloats(n * h * w * c / 4, &random)
+            let x = randomFloats(n * h * w * c, &random, low: -1.5, high: 1), r = randomFloats(n * h * w * c / 4, &random)
             var output = [Float](repeating: .nan, count: r.count)
             maxPool2x2Forward(output: &output, input: x, count: n, height: h, width: w, channels: c)
             let reference = ReferenceLayers.maxPool2x2(x.doubles, count: n, height: h, width: w, channels: c)
@@ -220,6 +220,19 @@ final class LayerTests: XCTestCase {
                 self.weightedSum(r, ReferenceLayers.maxPool2x2($0, count: n, height: h, width: w, channels: c))
             }, at: x.doubles, indices: Array(x.indices))
             assertGradient(gradient.doubles, numeric, tolerance: gradientTolerance, "max pool \([n, h, w, c])")
+
+            // Through a ReLU: pooling max(0, x) and routing back to x.
+            let clipped = x.map { max(0, $0) }
+            var pooled = [Float](repeating: .nan, count: r.count)
+            maxPool2x2Forward(output: &pooled, input: clipped, count: n, height: h, width: w, channels: c)
+            var throughReLU = [Float](repeating: .nan, count: x.count)
+            maxPool2x2Backward(inputGradient: &throughReLU, outputGradient: r, input: clipped, output: pooled,
+                               count: n, height: h, width: w, channels: c, throughReLU: true)
+            XCTAssertTrue(pooled.contains(0), "some windows are all clipped")
+            let numericReLU = centralDifferences(of: {
+                self.weightedSum(r, ReferenceLayers.maxPool2x2(ReferenceLayers.relu($0), count: n, height: h, width: w, channels: c))
+            }, at: x.doubles, indices: Array(x.indices))
+            assertGradient(throughReLU.doubles, numericReLU, tolerance: gradientTolerance, "max pool through relu \([n, h, w, c])")
         }
     }
 

@@ -31,10 +31,13 @@ func maxPool2x2Forward(output: UnsafeMutablePointer<Float>, input: UnsafePointer
 /// dInput[i, 2y+dy, 2x+dx, c] = dOutput[i, y, x, c] for the first of the four (in the order
 /// (0,0), (0,1), (1,0), (1,1)) equal to the forward's maximum, 0 for the other three.
 /// The winner is found again by comparing input and output, so nothing is saved.
+/// `throughReLU`: the input is a ReLU output and the gradient is wanted at the ReLU's input,
+/// so a window whose maximum is 0 (all four inputs clipped) passes no gradient — max-pool
+/// backward and ReLU backward in one pass.
 @inline(never)
 func maxPool2x2Backward(inputGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
                         input: UnsafePointer<Float>, output: UnsafePointer<Float>,
-                        count n: Int, height: Int, width: Int, channels: Int) {
+                        count n: Int, height: Int, width: Int, channels: Int, throughReLU: Bool = false) {
     let outHeight = height / 2, outWidth = width / 2, rowStride = width * channels
     parallelChunks(n * outHeight, minimumChunk: max(1, 8192 / rowStride)) { outputRows in
         for outputRow in outputRows {
@@ -45,7 +48,7 @@ func maxPool2x2Backward(inputGradient: UnsafeMutablePointer<Float>, outputGradie
                 var c = 0
                 while c + vectorWidth <= channels {
                     let best = loadVector(output + outIndex + c), g = loadVector(outputGradient + outIndex + c)
-                    var taken = SIMDMask<SIMD16<Int32>>(repeating: false)
+                    var taken = throughReLU ? best .<= 0 : SIMDMask<SIMD16<Int32>>(repeating: false)
                     for k in 0..<4 {
                         let offset = (k >> 1) * rowStride + (k & 1) * channels
                         let wins = (loadVector(input + corner + offset + c) .== best) .& .!taken
@@ -55,7 +58,7 @@ func maxPool2x2Backward(inputGradient: UnsafeMutablePointer<Float>, outputGradie
                     c += vectorWidth
                 }
                 while c < channels {
-                    var taken = false
+                    var taken = throughReLU && output[outIndex + c] <= 0
                     for k in 0..<4 {
                         let offset = (k >> 1) * rowStride + (k & 1) * channels
                         let wins = !taken && input[corner + offset + c] == output[outIndex + c]

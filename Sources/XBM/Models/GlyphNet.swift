@@ -197,15 +197,17 @@ public final class GlyphNet: EmbeddingNetwork {
             if let pooled = block.pooled, let pooledGradient = block.pooledGradient {
                 maxPool2x2Backward(inputGradient: block.activatedGradient.pointer, outputGradient: pooledGradient.pointer,
                                    input: block.activated.pointer, output: pooled.pointer,
-                                   count: n, height: h, width: w, channels: co)
+                                   count: n, height: h, width: w, channels: co, throughReLU: true)
             }
+            // Pooled blocks had the ReLU mask applied by the pool's backward; the last block
+            // has BN's backward apply it.
             let saved = block.saved
             try batchNormBackward(
                 inputGradient: block.convolvedGradient.pointer, scaleGradient: gradients + block.bnScale,
                 shiftGradient: gradients + block.bnShift, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
                 outputGradient: block.activatedGradient.pointer, input: block.convolved.pointer,
                 scale: parameters + block.bnScale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
-                reluOutput: block.activated.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
+                reluOutput: block.pools ? nil : block.activated.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
             // Each block kept its im2col (the first block its input) from the forward.
             let previous = index > 0 ? blocks[index - 1] : nil
             if block.inputChannels == 1 {
