@@ -7,8 +7,13 @@
 //   y = γ·x̂ + β;   running μ ← 0.9·running μ + 0.1·μ,  running σ² ← 0.9·running σ² + 0.1·σ²·M/(M−1).
 // Backward, with g = dL/dy:
 //   dβ += Σ_local g,  dγ += Σ_local g·x̂   (local: the trainer allreduces all gradients later),
-//   dx += γ·r·( g − Σ_global g / M − x̂ · Σ_global g·x̂ / M ).
-// Sums are accumulated in Double so Σx² − Mμ² does not cancel badly.
+//   dx  = γ·r·( g − Σ_global g / M − x̂ · Σ_global g·x̂ / M )   (written, not added: the
+//         activation feeds only this layer; parameter gradients are always added).
+// Fused ReLU (`relu: true` / `reluOutput:`): the forward writes max(0, y) and the backward
+// treats g as 0 where that output is 0 — exactly BN followed by the ReLU layer, one pass
+// over the activations fewer each way.
+// Sums are accumulated in Double (from 64-row Float partial sums) so Σx² − Mμ² does not
+// cancel badly.
 
 /// Failures of a layer call that depend on data, not on programming errors.
 public enum LayerError: Error, CustomStringConvertible, Equatable {
@@ -28,22 +33,16 @@ public let batchNormMomentum: Float = 0.1
 
 /// Training-mode forward. Workspaces: `sums` 2C + 1 Doubles, `coefficients` 3C Floats;
 /// `mean` and `inverseStd` (C each) are saved for the backward. Returns M, the global row count.
+@inline(never)
 func batchNormForwardTraining(output: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                               inverseStd: UnsafeMutablePointer<Float>,
                               runningMean: UnsafeMutablePointer<Float>, runningVariance: UnsafeMutablePointer<Float>,
                               sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
                               input: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-                              rows m: Int, channels: Int, sync: BatchNormSync, name: String) throws -> Int {
+                              rows m: Int, channels: Int, relu: Bool = false, sync: BatchNormSync,
+                              name: String) throws -> Int {
     let sumX = sums, sumXX = sums + channels
-    sums.update(repeating: 0, count: 2 * channels + 1)
-    for row in 0..<m {
-        let x = input + row * channels
-        for c in 0..<channels {
-            let value = Double(x[c])
-            sumX[c] += value
-            sumXX[c] += value * value
-        }
-    }
+    channelSums(sumFirst: sumX, sumProduct: sumXX, first: input, second: input, rows: m, channels: channels)
     sums[2 * channels] = Double(m)
     if case let .synchronized(reducer) = sync {
         try reducer(UnsafeMutableBufferPointer(start: sums, count: 2 * channels + 1))
@@ -64,59 +63,69 @@ func batchNormForwardTraining(output: UnsafeMutablePointer<Float>, mean: UnsafeM
         sumX[c] = a
         sumXX[c] = Double(shift[c]) - mu * a
     }
-    batchNormAffine(output: output, input: input, sums: sums, coefficients: coefficients, rows: m, channels: channels)
+    batchNormAffine(output: output, input: input, sums: sums, coefficients: coefficients, rows: m, channels: channels, relu: relu)
     return total
 }
 
 /// Inference-mode forward with the running statistics: y = γ·(x − running μ)/√(running σ² + eps) + β.
+@inline(never)
 func batchNormForwardInference(output: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Double>,
                                coefficients: UnsafeMutablePointer<Float>,
                                input: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
                                runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>,
-                               rows m: Int, channels: Int) {
+                               rows m: Int, channels: Int, relu: Bool = false) {
     for c in 0..<channels {
         let a = Double(scale[c]) / (Double(runningVariance[c]) + Double(batchNormEpsilon)).squareRoot()
         sums[c] = a
         sums[channels + c] = Double(shift[c]) - Double(runningMean[c]) * a
     }
-    batchNormAffine(output: output, input: input, sums: sums, coefficients: coefficients, rows: m, channels: channels)
+    batchNormAffine(output: output, input: input, sums: sums, coefficients: coefficients, rows: m, channels: channels, relu: relu)
 }
 
 /// y[row, c] = a[c]·x[row, c] + b[c] with a = sums[0..<C], b = sums[C..<2C].
-@inline(__always)
 private func batchNormAffine(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                              sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
-                             rows m: Int, channels: Int) {
+                             rows m: Int, channels: Int, relu: Bool) {
     let a = coefficients, b = coefficients + channels
     for c in 0..<channels {
         a[c] = Float(sums[c])
         b[c] = Float(sums[channels + c])
     }
-    for row in 0..<m {
-        let x = input + row * channels, y = output + row * channels
-        for c in 0..<channels { y[c] = a[c] * x[c] + b[c] }
+    parallelChunks(m, minimumChunk: max(1, 16384 / channels)) { rows in
+        for row in rows {
+            let x = input + row * channels, y = output + row * channels
+            var c = 0
+            if relu {
+                while c + vectorWidth <= channels {
+                    storeVector(lanewiseMax(loadVector(a + c) * loadVector(x + c) + loadVector(b + c), .zero), y + c)
+                    c += vectorWidth
+                }
+                while c < channels { y[c] = max(0, a[c] * x[c] + b[c]); c += 1 }
+            } else {
+                while c + vectorWidth <= channels {
+                    storeVector(loadVector(a + c) * loadVector(x + c) + loadVector(b + c), y + c)
+                    c += vectorWidth
+                }
+                while c < channels { y[c] = a[c] * x[c] + b[c]; c += 1 }
+            }
+        }
     }
 }
 
-/// Adds the gradients of the training-mode forward (formulas at the top of the file).
+/// Gradients of the training-mode forward (adds dγ, dβ; writes dx) (formulas at the top of the file).
 /// `mean`, `inverseStd` and `globalCount` are what that forward saved and returned.
+@inline(never)
 func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient: UnsafeMutablePointer<Float>,
                        shiftGradient: UnsafeMutablePointer<Float>,
                        sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
                        outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                        scale: UnsafePointer<Float>, mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>,
+                       reluOutput: UnsafePointer<Float>? = nil,
                        globalCount: Int, rows m: Int, channels: Int, sync: BatchNormSync) throws {
     // Σg and Σg·x per channel, then Σg·x̂ = r·(Σg·x − μ·Σg).
     let sumG = sums, sumGX = sums + channels
-    sums.update(repeating: 0, count: 2 * channels)
-    for row in 0..<m {
-        let g = outputGradient + row * channels, x = input + row * channels
-        for c in 0..<channels {
-            let gradient = Double(g[c])
-            sumG[c] += gradient
-            sumGX[c] += gradient * Double(x[c])
-        }
-    }
+    channelSums(sumFirst: sumG, sumProduct: sumGX, first: outputGradient, second: input, mask: reluOutput,
+                rows: m, channels: channels)
     for c in 0..<channels {
         sumGX[c] = Double(inverseStd[c]) * (sumGX[c] - Double(mean[c]) * sumG[c])
         shiftGradient[c] += Float(sumG[c])
@@ -136,10 +145,70 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
         u[c] = Float(-kc * r * b)
         v[c] = Float(-kc * a + kc * r * b * Double(mean[c]))
     }
-    for row in 0..<m {
-        let g = outputGradient + row * channels, x = input + row * channels
-        let dx = inputGradient + row * channels
-        for c in 0..<channels { dx[c] += k[c] * g[c] + u[c] * x[c] + v[c] }
+    parallelChunks(m, minimumChunk: max(1, 16384 / channels)) { rows in
+        for row in rows {
+            let g = outputGradient + row * channels, x = input + row * channels
+            let dx = inputGradient + row * channels
+            let y = reluOutput.map { $0 + row * channels }
+            var c = 0
+            while c + vectorWidth <= channels {
+                var gradient = loadVector(g + c)
+                if let y { gradient.replace(with: 0, where: loadVector(y + c) .<= 0) }
+                storeVector(loadVector(k + c) * gradient + loadVector(u + c) * loadVector(x + c) + loadVector(v + c), dx + c)
+                c += vectorWidth
+            }
+            while c < channels {
+                let gradient = y.map { $0[c] > 0 ? g[c] : 0 } ?? g[c]
+                dx[c] = k[c] * gradient + u[c] * x[c] + v[c]
+                c += 1
+            }
+        }
+    }
+}
+
+/// sumFirst[c] = Σ_rows f[row, c] and sumProduct[c] = Σ_rows f[row, c]·second[row, c] over
+/// (m, C) rows, with f = first, or first where mask > 0 and 0 elsewhere when a mask is given. Groups of 16 channels go to different threads; within a group, Float
+/// vector partial sums over at most 64 rows are flushed into the Double totals, so rounding
+/// stays that of 64-term Float sums.
+@inline(__always)
+private func channelSums(sumFirst: UnsafeMutablePointer<Double>, sumProduct: UnsafeMutablePointer<Double>,
+                         first: UnsafePointer<Float>, second: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil,
+                         rows m: Int, channels: Int) {
+    let groups = (channels + vectorWidth - 1) / vectorWidth
+    let enoughWork = m * channels >= 65536
+    parallelChunks(groups, minimumChunk: enoughWork ? 1 : groups + 1) { groupRange in
+        for group in groupRange {
+            let c0 = group * vectorWidth, lanes = min(vectorWidth, channels - c0)
+            for lane in 0..<lanes { sumFirst[c0 + lane] = 0; sumProduct[c0 + lane] = 0 }
+            var start = 0
+            while start < m {
+                let end = min(start + 64, m)
+                var s1 = FloatVector.zero, s2 = FloatVector.zero
+                if lanes == vectorWidth {
+                    for row in start..<end {
+                        var a = loadVector(first + row * channels + c0)
+                        if let mask { a.replace(with: 0, where: loadVector(mask + row * channels + c0) .<= 0) }
+                        let b = loadVector(second + row * channels + c0)
+                        s1 += a
+                        s2 += a * b
+                    }
+                } else {
+                    for row in start..<end {
+                        for lane in 0..<lanes {
+                            let index = row * channels + c0 + lane
+                            let a = mask.map { $0[index] > 0 ? first[index] : 0 } ?? first[index], b = second[index]
+                            s1[lane] += a
+                            s2[lane] += a * b
+                        }
+                    }
+                }
+                for lane in 0..<lanes {
+                    sumFirst[c0 + lane] += Double(s1[lane])
+                    sumProduct[c0 + lane] += Double(s2[lane])
+                }
+                start = end
+            }
+        }
     }
 }
 

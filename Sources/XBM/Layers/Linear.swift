@@ -1,6 +1,7 @@
 // Fully connected layer. Letters: n samples, I inputs, O outputs.
 
 /// output (n, O) = input (n, I) · weightᵀ (I, O) + bias (O); weight is (O, I) as in PyTorch.
+@inline(never)
 func linearForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                    count n: Int, inputSize: Int, outputSize: Int) {
@@ -9,8 +10,9 @@ func linearForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Flo
          a: input, lda: inputSize, b: weight, ldb: inputSize, beta: 1, c: output, ldc: outputSize)
 }
 
-/// Adds dWeight (O, I) += dOutputᵀ · input, dBias (O) += Σ_i dOutput[i], and, unless
-/// `inputGradient` is nil, dInput (n, I) += dOutput (n, O) · weight (O, I).
+/// Adds dWeight (O, I) += dOutputᵀ · input and dBias (O) += Σ_i dOutput[i]; unless
+/// `inputGradient` is nil, writes dInput (n, I) = dOutput (n, O) · weight (O, I).
+@inline(never)
 func linearBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient: UnsafeMutablePointer<Float>,
                     biasGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
                     input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -23,6 +25,6 @@ func linearBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient:
     }
     if let inputGradient {
         gemm(.none, .none, m: n, n: inputSize, k: outputSize,
-             a: outputGradient, lda: outputSize, b: weight, ldb: inputSize, beta: 1, c: inputGradient, ldc: inputSize)
+             a: outputGradient, lda: outputSize, b: weight, ldb: inputSize, beta: 0, c: inputGradient, ldc: inputSize)
     }
 }

@@ -1,47 +1,71 @@
 // Pooling over channel-last activations. Letters: n samples, H×W input size, C channels.
+// Backward kernels write (not add) the input gradient, every element of it.
 
 /// 2×2 max pooling, stride 2: output (n, H/2, W/2, C),
 ///   output[i, y, x, c] = max_{dy, dx ∈ {0,1}} input[i, 2y+dy, 2x+dx, c].
-/// `argmax` (n, H/2, W/2, C) records which of the four (dy·2 + dx) won, first on ties,
-/// so the backward routes each gradient to exactly one input.
-func maxPool2x2Forward(output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<UInt8>,
-                       input: UnsafePointer<Float>, count n: Int, height: Int, width: Int, channels: Int) {
+@inline(never)
+func maxPool2x2Forward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                       count n: Int, height: Int, width: Int, channels: Int) {
     assert(height % 2 == 0 && width % 2 == 0, "max pool needs even sizes, got \(height)×\(width)")
-    let outHeight = height / 2, outWidth = width / 2
-    let rowStride = width * channels
-    for i in 0..<n {
-        for y in 0..<outHeight {
+    let outHeight = height / 2, outWidth = width / 2, rowStride = width * channels
+    parallelChunks(n * outHeight, minimumChunk: max(1, 8192 / rowStride)) { outputRows in
+        for outputRow in outputRows {
+            let i = outputRow / outHeight, y = outputRow % outHeight
             for x in 0..<outWidth {
-                let top = input + ((i * height + 2 * y) * width + 2 * x) * channels
-                let outIndex = ((i * outHeight + y) * outWidth + x) * channels
-                let out = output + outIndex, winner = argmax + outIndex
-                for c in 0..<channels {
-                    var best = top[c], which: UInt8 = 0
-                    let v1 = top[channels + c], v2 = top[rowStride + c], v3 = top[rowStride + channels + c]
-                    if v1 > best { best = v1; which = 1 }
-                    if v2 > best { best = v2; which = 2 }
-                    if v3 > best { best = v3; which = 3 }
-                    out[c] = best
-                    winner[c] = which
+                let a = input + ((i * height + 2 * y) * width + 2 * x) * channels
+                let b = a + channels, c2 = a + rowStride, d = c2 + channels
+                let out = output + ((i * outHeight + y) * outWidth + x) * channels
+                var c = 0
+                while c + vectorWidth <= channels {
+                    let top = lanewiseMax(loadVector(a + c), loadVector(b + c))
+                    let bottom = lanewiseMax(loadVector(c2 + c), loadVector(d + c))
+                    storeVector(lanewiseMax(top, bottom), out + c)
+                    c += vectorWidth
                 }
+                while c < channels { out[c] = max(max(a[c], b[c]), max(c2[c], d[c])); c += 1 }
             }
         }
     }
 }
 
-/// dInput[i, 2y+dy, 2x+dx, c] += dOutput[i, y, x, c] for the (dy, dx) that won the forward.
+/// dInput[i, 2y+dy, 2x+dx, c] = dOutput[i, y, x, c] for the first of the four (in the order
+/// (0,0), (0,1), (1,0), (1,1)) equal to the forward's maximum, 0 for the other three.
+/// The winner is found again by comparing input and output, so nothing is saved.
+/// `throughReLU`: the input is a ReLU output and the gradient is wanted at the ReLU's input,
+/// so a window whose maximum is 0 (all four inputs clipped) passes no gradient — max-pool
+/// backward and ReLU backward in one pass.
+@inline(never)
 func maxPool2x2Backward(inputGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
-                        argmax: UnsafePointer<UInt8>, count n: Int, height: Int, width: Int, channels: Int) {
-    let outHeight = height / 2, outWidth = width / 2
-    for i in 0..<n {
-        for y in 0..<outHeight {
+                        input: UnsafePointer<Float>, output: UnsafePointer<Float>,
+                        count n: Int, height: Int, width: Int, channels: Int, throughReLU: Bool = false) {
+    let outHeight = height / 2, outWidth = width / 2, rowStride = width * channels
+    parallelChunks(n * outHeight, minimumChunk: max(1, 8192 / rowStride)) { outputRows in
+        for outputRow in outputRows {
+            let i = outputRow / outHeight, y = outputRow % outHeight
             for x in 0..<outWidth {
-                let top = inputGradient + ((i * height + 2 * y) * width + 2 * x) * channels
+                let corner = ((i * height + 2 * y) * width + 2 * x) * channels
                 let outIndex = ((i * outHeight + y) * outWidth + x) * channels
-                let g = outputGradient + outIndex, winner = argmax + outIndex
-                for c in 0..<channels {
-                    let which = Int(winner[c])
-                    top[(which >> 1) * width * channels + (which & 1) * channels + c] += g[c]
+                var c = 0
+                while c + vectorWidth <= channels {
+                    let best = loadVector(output + outIndex + c), g = loadVector(outputGradient + outIndex + c)
+                    var taken = throughReLU ? best .<= 0 : SIMDMask<SIMD16<Int32>>(repeating: false)
+                    for k in 0..<4 {
+                        let offset = (k >> 1) * rowStride + (k & 1) * channels
+                        let wins = (loadVector(input + corner + offset + c) .== best) .& .!taken
+                        taken = taken .| wins
+                        storeVector(FloatVector.zero.replacing(with: g, where: wins), inputGradient + corner + offset + c)
+                    }
+                    c += vectorWidth
+                }
+                while c < channels {
+                    var taken = throughReLU && output[outIndex + c] <= 0
+                    for k in 0..<4 {
+                        let offset = (k >> 1) * rowStride + (k & 1) * channels
+                        let wins = !taken && input[corner + offset + c] == output[outIndex + c]
+                        taken = taken || wins
+                        inputGradient[corner + offset + c] = wins ? outputGradient[outIndex + c] : 0
+                    }
+                    c += 1
                 }
             }
         }
@@ -49,6 +73,7 @@ func maxPool2x2Backward(inputGradient: UnsafeMutablePointer<Float>, outputGradie
 }
 
 /// Global average pooling: output (n, C), output[i, c] = (1/HW) Σ_{y,x} input[i, y, x, c].
+@inline(never)
 func globalAveragePoolForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                               count n: Int, positions: Int, channels: Int) {
     let scale = 1 / Float(positions)
@@ -63,7 +88,8 @@ func globalAveragePoolForward(output: UnsafeMutablePointer<Float>, input: Unsafe
     }
 }
 
-/// dInput[i, y, x, c] += dOutput[i, c] / HW.
+/// dInput[i, y, x, c] = dOutput[i, c] / HW.
+@inline(never)
 func globalAveragePoolBackward(inputGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
                                count n: Int, positions: Int, channels: Int) {
     let scale = 1 / Float(positions)
@@ -71,7 +97,7 @@ func globalAveragePoolBackward(inputGradient: UnsafeMutablePointer<Float>, outpu
         let g = outputGradient + i * channels
         for p in 0..<positions {
             let dx = inputGradient + (i * positions + p) * channels
-            for c in 0..<channels { dx[c] += scale * g[c] }
+            for c in 0..<channels { dx[c] = scale * g[c] }
         }
     }
 }

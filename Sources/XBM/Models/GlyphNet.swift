@@ -23,7 +23,6 @@ public final class GlyphNet: EmbeddingNetwork {
     private let fcWeight: Int, fcBias: Int
 
     // Activations (maxBatch rows) and the gradients of the activations.
-    private let columns: FlatBuffer<Float>     // im2col workspace, the largest block's P·K
     private let features: FlatBuffer<Float>    // (n, 256) after the global average pool
     private let projected: FlatBuffer<Float>   // (n, d) linear output
     private let embeddings: FlatBuffer<Float>  // (n, d) unit rows, returned by forward
@@ -37,12 +36,12 @@ public final class GlyphNet: EmbeddingNetwork {
         let inputChannels: Int, outputChannels: Int, height: Int, width: Int, pools: Bool
         let convWeight: Int, bnScale: Int, bnShift: Int, runningMean: Int, runningVariance: Int
         let convolved: FlatBuffer<Float>       // (n, H_b, W_b, Co) conv output = BN input
-        let activated: FlatBuffer<Float>       // (n, H_b, W_b, Co) ReLU(BN(conv)), in place
+        let activated: FlatBuffer<Float>       // (n, H_b, W_b, Co) ReLU(BN(conv)), one fused kernel
         let pooled: FlatBuffer<Float>?         // (n, H_b/2, W_b/2, Co)
-        let argmax: FlatBuffer<UInt8>?         // (n, H_b/2, W_b/2, Co)
-        let ownColumns: FlatBuffer<Float>?    // the first block's im2col, kept for backward
+        let columns: FlatBuffer<Float>         // (n·H_b·W_b, 9·Ci) im2col kept for backward;
+                                               // for the one-channel first block: (n, H+2, W+2) padded input
+        let transposedWeight: FlatBuffer<Float> // (9, Co) workspace of the direct first-layer conv
         let convolvedGradient: FlatBuffer<Float>
-        let normalizedGradient: FlatBuffer<Float>
         let activatedGradient: FlatBuffer<Float>
         let pooledGradient: FlatBuffer<Float>? // = the next block's input gradient
         let saved: BatchNormSaved
@@ -64,16 +63,15 @@ public final class GlyphNet: EmbeddingNetwork {
             convolved = FlatBuffer(count: full)
             activated = FlatBuffer(count: full)
             convolvedGradient = FlatBuffer(count: full)
-            normalizedGradient = FlatBuffer(count: full)
-            ownColumns = index == 0 ? FlatBuffer(count: maxBatch * height * width * 9 * inputChannels) : nil
+            columns = FlatBuffer(count: inputChannels == 1 ? maxBatch * (height + 2) * (width + 2)
+                                                           : maxBatch * height * width * 9 * inputChannels)
+            transposedWeight = FlatBuffer(count: inputChannels == 1 ? 9 * outputChannels : 0)
             activatedGradient = FlatBuffer(count: full)
             pooled = pools ? FlatBuffer(count: full / 4) : nil
-            argmax = pools ? FlatBuffer(count: full / 4) : nil
             pooledGradient = pools ? FlatBuffer(count: full / 4) : nil
             saved = BatchNormSaved(channels: outputChannels, name: "bn\(name)")
         }
 
-        func columnCount(batch: Int) -> Int { batch * height * width * 9 * inputChannels }
         var output: FlatBuffer<Float> { pooled ?? activated }
     }
 
@@ -81,8 +79,11 @@ public final class GlyphNet: EmbeddingNetwork {
     ///   - embeddingSize: d.
     ///   - maxBatch: the largest batch `forward` accepts; every buffer is sized for it.
     ///   - height, width: input size, positive multiples of 8 (32×32 for hanzi).
+    ///   - channels: the four blocks' widths; other than the default only to make tests small.
     public init(embeddingSize: Int = 128, maxBatch: Int, batchNorm: BatchNormSync,
-                height: Int = 32, width: Int = 32) {
+                height: Int = 32, width: Int = 32, channels blockWidths: [Int] = GlyphNet.blockChannels) {
+        precondition(blockWidths.count == 4 && blockWidths.allSatisfy { $0 >= 1 },
+                     "GlyphNet needs four positive block widths, got \(blockWidths)")
         precondition(embeddingSize >= 1, "GlyphNet embedding size must be positive, got \(embeddingSize)")
         precondition(maxBatch >= 1, "GlyphNet maxBatch must be positive, got \(maxBatch)")
         precondition(height >= 8 && width >= 8 && height % 8 == 0 && width % 8 == 0,
@@ -96,7 +97,7 @@ public final class GlyphNet: EmbeddingNetwork {
         var parameters = ParameterLayout(), state = ParameterLayout()
         var built: [Block] = []
         var channels = 1
-        for (index, outputChannels) in Self.blockChannels.enumerated() {
+        for (index, outputChannels) in blockWidths.enumerated() {
             built.append(Block(index: index, inputChannels: channels, outputChannels: outputChannels,
                                height: height >> index, width: width >> index, pools: index < 3,
                                maxBatch: maxBatch, parameters: &parameters, state: &state))
@@ -108,7 +109,6 @@ public final class GlyphNet: EmbeddingNetwork {
         fcBias = parameters.add("fc.bias", shape: [embeddingSize], decays: false)
         parameterLayout = parameters
         stateLayout = state
-        columns = FlatBuffer(count: built.dropFirst().map { $0.columnCount(batch: maxBatch) }.max()!)
         features = FlatBuffer(count: maxBatch * channels)
         featuresGradient = FlatBuffer(count: maxBatch * channels)
         projected = FlatBuffer(count: maxBatch * embeddingSize)
@@ -130,9 +130,18 @@ public final class GlyphNet: EmbeddingNetwork {
         for block in blocks {
             let h = block.height, w = block.width, co = block.outputChannels
             let rows = n * h * w
-            conv3x3Forward(output: block.convolved.pointer, columns: (block.ownColumns ?? columns).pointer, input: blockInput,
-                           weight: parameters + block.convWeight, count: n, height: h, width: w,
-                           inputChannels: block.inputChannels, outputChannels: co)
+            if block.inputChannels == 1 {
+                // A padded copy: no bounds checks in the taps, and the backward still has the
+                // input when the caller's is gone.
+                padSingleChannel(padded: block.columns.pointer, input: blockInput, count: n, height: h, width: w)
+                conv3x3SingleChannelForward(output: block.convolved.pointer, transposedWeight: block.transposedWeight.pointer,
+                                            padded: block.columns.pointer, weight: parameters + block.convWeight,
+                                            count: n, height: h, width: w, outputChannels: co)
+            } else {
+                conv3x3Forward(output: block.convolved.pointer, columns: block.columns.pointer, input: blockInput,
+                               weight: parameters + block.convWeight, count: n, height: h, width: w,
+                               inputChannels: block.inputChannels, outputChannels: co)
+            }
             let saved = block.saved
             switch mode {
             case .training:
@@ -141,17 +150,16 @@ public final class GlyphNet: EmbeddingNetwork {
                     runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
                     sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
                     input: block.convolved.pointer, scale: parameters + block.bnScale, shift: parameters + block.bnShift,
-                    rows: rows, channels: co, sync: batchNorm, name: saved.name)
+                    rows: rows, channels: co, relu: true, sync: batchNorm, name: saved.name)
             case .inference:
                 batchNormForwardInference(
                     output: block.activated.pointer, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
                     input: block.convolved.pointer, scale: parameters + block.bnScale, shift: parameters + block.bnShift,
                     runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
-                    rows: rows, channels: co)
+                    rows: rows, channels: co, relu: true)
             }
-            reluForward(output: block.activated.pointer, input: block.activated.pointer, count: rows * co)
-            if let pooled = block.pooled, let argmax = block.argmax {
-                maxPool2x2Forward(output: pooled.pointer, argmax: argmax.pointer, input: block.activated.pointer,
+            if let pooled = block.pooled {
+                maxPool2x2Forward(output: pooled.pointer, input: block.activated.pointer,
                                   count: n, height: h, width: w, channels: co)
             }
             blockInput = UnsafePointer(block.output.pointer)
@@ -172,47 +180,46 @@ public final class GlyphNet: EmbeddingNetwork {
         let n = lastCount
         precondition(n > 0, "GlyphNet.backward needs a preceding .training forward")
         let d = embeddingSize
-        projectedGradient.pointer.update(repeating: 0, count: n * d)
+        // Activation gradients are written by each kernel (a chain has no fan-out), so only
+        // the parameter gradients accumulate and nothing needs zeroing here.
         l2NormalizeBackward(inputGradient: projectedGradient.pointer, outputGradient: outputGradient,
                             output: embeddings.pointer, norms: norms.pointer, count: n, dimension: d)
-        featuresGradient.pointer.update(repeating: 0, count: n * featureSize)
         linearBackward(inputGradient: featuresGradient.pointer, weightGradient: gradients + fcWeight,
                        biasGradient: gradients + fcBias, outputGradient: projectedGradient.pointer,
                        input: features.pointer, weight: parameters + fcWeight,
                        count: n, inputSize: featureSize, outputSize: d)
         let last = blocks[blocks.count - 1]
-        last.activatedGradient.pointer.update(repeating: 0, count: n * last.height * last.width * featureSize)
         globalAveragePoolBackward(inputGradient: last.activatedGradient.pointer, outputGradient: featuresGradient.pointer,
                                   count: n, positions: last.height * last.width, channels: featureSize)
         for index in stride(from: blocks.count - 1, through: 0, by: -1) {
             let block = blocks[index]
             let h = block.height, w = block.width, co = block.outputChannels, rows = n * h * w
-            if let pooledGradient = block.pooledGradient, let argmax = block.argmax {
-                block.activatedGradient.pointer.update(repeating: 0, count: rows * co)
+            if let pooled = block.pooled, let pooledGradient = block.pooledGradient {
                 maxPool2x2Backward(inputGradient: block.activatedGradient.pointer, outputGradient: pooledGradient.pointer,
-                                   argmax: argmax.pointer, count: n, height: h, width: w, channels: co)
+                                   input: block.activated.pointer, output: pooled.pointer,
+                                   count: n, height: h, width: w, channels: co, throughReLU: true)
             }
-            block.normalizedGradient.pointer.update(repeating: 0, count: rows * co)
-            reluBackward(inputGradient: block.normalizedGradient.pointer, outputGradient: block.activatedGradient.pointer,
-                         output: block.activated.pointer, count: rows * co)
-            block.convolvedGradient.pointer.update(repeating: 0, count: rows * co)
+            // Pooled blocks had the ReLU mask applied by the pool's backward; the last block
+            // has BN's backward apply it.
             let saved = block.saved
             try batchNormBackward(
                 inputGradient: block.convolvedGradient.pointer, scaleGradient: gradients + block.bnScale,
                 shiftGradient: gradients + block.bnShift, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
-                outputGradient: block.normalizedGradient.pointer, input: block.convolved.pointer,
+                outputGradient: block.activatedGradient.pointer, input: block.convolved.pointer,
                 scale: parameters + block.bnScale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
-                globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
-            // The first block keeps its own im2col (its input is the caller's, gone by now);
-            // the others recompute theirs from the previous block's pooled output, except the
-            // last block, whose columns the forward left in the shared workspace.
+                reluOutput: block.pools ? nil : block.activated.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
+            // Each block kept its im2col (the first block its input) from the forward.
             let previous = index > 0 ? blocks[index - 1] : nil
-            previous?.pooledGradient?.pointer.update(repeating: 0, count: rows * block.inputChannels)
-            let blockColumns = block.ownColumns ?? columns
+            if block.inputChannels == 1 {
+                assert(previous == nil, "only the first block reads one channel")
+                conv3x3SingleChannelBackward(weightGradient: gradients + block.convWeight,
+                                             outputGradient: block.convolvedGradient.pointer, padded: block.columns.pointer,
+                                             count: n, height: h, width: w, outputChannels: co)
+                continue
+            }
             conv3x3Backward(inputGradient: previous?.pooledGradient?.pointer, weightGradient: gradients + block.convWeight,
-                            columns: blockColumns.pointer, outputGradient: block.convolvedGradient.pointer,
-                            input: previous.map { UnsafePointer($0.output.pointer) },
-                            weight: parameters + block.convWeight,
+                            columns: block.columns.pointer, outputGradient: block.convolvedGradient.pointer,
+                            input: nil, weight: parameters + block.convWeight,
                             count: n, height: h, width: w, inputChannels: block.inputChannels, outputChannels: co)
         }
     }

@@ -22,7 +22,6 @@ public final class MLP: EmbeddingNetwork {
     private let embeddings: FlatBuffer<Float>  // (n, d) returned by forward
     private let norms: FlatBuffer<Float>       // (n)
     private let hiddenGradient: FlatBuffer<Float>
-    private let normalizedGradient: FlatBuffer<Float>
     private let activatedGradient: FlatBuffer<Float>
     private let projectedGradient: FlatBuffer<Float>
     private let saved: BatchNormSaved
@@ -52,7 +51,6 @@ public final class MLP: EmbeddingNetwork {
         hidden = FlatBuffer(count: maxBatch * hiddenSize)
         activated = FlatBuffer(count: maxBatch * hiddenSize)
         hiddenGradient = FlatBuffer(count: maxBatch * hiddenSize)
-        normalizedGradient = FlatBuffer(count: maxBatch * hiddenSize)
         activatedGradient = FlatBuffer(count: maxBatch * hiddenSize)
         projected = FlatBuffer(count: maxBatch * embeddingSize)
         projectedGradient = FlatBuffer(count: maxBatch * embeddingSize)
@@ -102,21 +100,17 @@ public final class MLP: EmbeddingNetwork {
         let n = lastCount
         precondition(n > 0, "MLP.backward needs a preceding .training forward")
         let h = hiddenSize, d = embeddingSize
-        projectedGradient.pointer.update(repeating: 0, count: n * d)
         l2NormalizeBackward(inputGradient: projectedGradient.pointer, outputGradient: outputGradient,
                             output: embeddings.pointer, norms: norms.pointer, count: n, dimension: d)
-        activatedGradient.pointer.update(repeating: 0, count: n * h)
         linearBackward(inputGradient: activatedGradient.pointer, weightGradient: gradients + fc2Weight,
                        biasGradient: gradients + fc2Bias, outputGradient: projectedGradient.pointer,
                        input: activated.pointer, weight: parameters + fc2Weight, count: n, inputSize: h, outputSize: d)
-        normalizedGradient.pointer.update(repeating: 0, count: n * h)
-        reluBackward(inputGradient: normalizedGradient.pointer, outputGradient: activatedGradient.pointer,
+        reluBackward(inputGradient: activatedGradient.pointer, outputGradient: activatedGradient.pointer,
                      output: activated.pointer, count: n * h)
-        hiddenGradient.pointer.update(repeating: 0, count: n * h)
         try batchNormBackward(
             inputGradient: hiddenGradient.pointer, scaleGradient: gradients + bnScale, shiftGradient: gradients + bnShift,
             sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
-            outputGradient: normalizedGradient.pointer, input: hidden.pointer, scale: parameters + bnScale,
+            outputGradient: activatedGradient.pointer, input: hidden.pointer, scale: parameters + bnScale,
             mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
             globalCount: saved.globalCount, rows: n, channels: h, sync: batchNorm)
         linearBackward(inputGradient: nil, weightGradient: gradients + fc1Weight, biasGradient: gradients + fc1Bias,

@@ -85,12 +85,15 @@ public final class Optimizer {
                             learningRate: Float, l2: Float, decoupled: Float, correction1: Float, correction2: Float) {
         let b1 = beta1, b2 = beta2, eps = epsilon
         let stepSize = learningRate / correction1, inverseRootCorrection2 = 1 / correction2.squareRoot()
-        for i in 0..<count {
-            theta[i] -= learningRate * decoupled * theta[i]
-            let gradient = g[i] + l2 * theta[i]
-            m[i] = b1 * m[i] + (1 - b1) * gradient
-            v[i] = b2 * v[i] + (1 - b2) * gradient * gradient
-            theta[i] -= stepSize * m[i] / (v[i].squareRoot() * inverseRootCorrection2 + eps)
+        // Element-wise, so splitting over threads changes nothing in the result.
+        parallelChunks((count + 4095) / 4096, minimumChunk: 8) { blocks in
+            for i in blocks.lowerBound * 4096..<min(blocks.upperBound * 4096, count) {
+                theta[i] -= learningRate * decoupled * theta[i]
+                let gradient = g[i] + l2 * theta[i]
+                m[i] = b1 * m[i] + (1 - b1) * gradient
+                v[i] = b2 * v[i] + (1 - b2) * gradient * gradient
+                theta[i] -= stepSize * m[i] / (v[i].squareRoot() * inverseRootCorrection2 + eps)
+            }
         }
     }
 }

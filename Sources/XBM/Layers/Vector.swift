@@ -1,0 +1,23 @@
+// Explicit 16-wide vectors for the element-wise kernels. The compiler does not vectorise
+// loops with a data-dependent select (ReLU masks, max-pool winners) by itself and emits
+// branches that mispredict half the time on activations, so those kernels spell it out.
+
+typealias FloatVector = SIMD16<Float>
+let vectorWidth = FloatVector.scalarCount
+
+@inline(__always)
+func loadVector(_ pointer: UnsafePointer<Float>) -> FloatVector {
+    UnsafeRawPointer(pointer).loadUnaligned(as: FloatVector.self)
+}
+
+@inline(__always)
+func storeVector(_ value: FloatVector, _ pointer: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: FloatVector.self)
+}
+
+/// Lane-wise maximum as a compare and select (the standard library's `pointwiseMax` goes
+/// lane by lane to honour NaN ordering, which is far slower here).
+@inline(__always)
+func lanewiseMax(_ a: FloatVector, _ b: FloatVector) -> FloatVector {
+    a.replacing(with: b, where: a .< b)
+}

@@ -1,0 +1,146 @@
+import XCTest
+@testable import XBM
+import Collectives
+import TestSupport
+
+// Whole-network checks: the fast Float network against its Double reference forward, the
+// backward against central differences of that reference (loss L = Σ r·E, r random), and
+// synchronised batch norm over two simulated ranks against one rank with the whole batch.
+// Tolerances as in LayerTests: 1e-5 forward... relaxed to 1e-4 here because four conv+BN
+// layers compound Float rounding; gradients 1e-3 for the same reason (still ~1000× below
+// what a missing or wrong term gives).
+final class ModelTests: XCTestCase {
+    private struct Buffers {
+        let parameters: FlatBuffer<Float>, gradients: FlatBuffer<Float>, state: FlatBuffer<Float>
+        init(_ network: EmbeddingNetwork, seed: UInt64) {
+            parameters = FlatBuffer(count: network.parameterLayout.count)
+            gradients = FlatBuffer(count: network.parameterLayout.count)
+            state = FlatBuffer(count: network.stateLayout.count)
+            var random = RandomSource(seed: seed)
+            network.initialize(parameters: parameters.pointer, state: state.pointer, random: &random)
+            // Non-trivial BN scales and shifts and biases, so their gradients are exercised.
+            for entry in network.parameterLayout.entries where !entry.decays {
+                for i in 0..<entry.count { parameters[entry.offset + i] = 0.5 + random.nextUniform() }
+            }
+        }
+    }
+
+    private func checkNetworkGradient(_ network: EmbeddingNetwork, count n: Int, seed: UInt64,
+                                      reference: @escaping ([Double], [Double]) -> [Double],
+                                      coordinatesPerTensor: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let buffers = Buffers(network, seed: seed)
+        var random = RandomSource(seed: seed + 1)
+        let input = randomFloats(n * network.inputShape.reduce(1, *), &random, low: 0, high: 1)
+        let r = randomFloats(n * network.embeddingSize, &random)
+        let embeddings = try network.forward(input: input, count: n, parameters: buffers.parameters.pointer,
+                                             state: buffers.state.pointer, mode: .training)
+        let fast = Array(UnsafeBufferPointer(start: embeddings, count: n * network.embeddingSize)).doubles
+        let parameters = buffers.parameters.array.doubles
+        XCTAssertLessThanOrEqual(relativeMaxError(fast, reference(input.doubles, parameters)), 1e-4,
+                                 "forward vs reference", file: file, line: line)
+        try network.backward(outputGradient: r, parameters: buffers.parameters.pointer, gradients: buffers.gradients.pointer)
+        let analytic = buffers.gradients.array.doubles
+        // Floor for the relative error: the largest gradient entry of the network (fc1.bias of
+        // the MLP feeds batch norm, so its true gradient is 0 and only rounding remains).
+        let globalScale = analytic.map(abs).max()!
+        let loss: ([Double]) -> Double = { p in zip(r, reference(input.doubles, p)).reduce(0) { $0 + Double($1.0) * $1.1 } }
+        for entry in network.parameterLayout.entries {
+            let indices = (0..<min(coordinatesPerTensor, entry.count)).map { _ in entry.offset + random.nextInt(below: entry.count) }
+            let numeric = centralDifferences(of: loss, at: parameters, indices: indices)
+            assertGradient(indices.map { analytic[$0] }, numeric, tolerance: 1e-3, "d\(entry.name)",
+                           scale: 1e-2 * globalScale, file: file, line: line)
+        }
+        // Along a random direction over all parameters at once.
+        let direction = randomFloats(parameters.count, &random).doubles
+        let numeric = directionalDifference(of: loss, at: parameters, direction: direction)
+        let projected = zip(analytic, direction).reduce(0) { $0 + $1.0 * $1.1 }
+        XCTAssertEqual(projected, numeric, accuracy: 1e-3 * abs(numeric), "directional derivative", file: file, line: line)
+    }
+
+    func testGlyphNetGradientMatchesFiniteDifferences() throws {
+        // 16×16 so the last block is 2×2: at 1×1 a per-channel shift before it would be
+        // cancelled by its batch norm and the check of that shift would prove nothing.
+        let network = GlyphNet(embeddingSize: 5, maxBatch: 4, batchNorm: .local, height: 16, width: 16, channels: [3, 4, 5, 6])
+        try checkNetworkGradient(network, count: 4, seed: 21, reference: { network.referenceForward(input: $0, count: 4, parameters: $1) },
+                                 coordinatesPerTensor: 12)
+    }
+
+    func testGlyphNetFullWidthForwardMatchesReference() throws {
+        let network = GlyphNet(embeddingSize: 16, maxBatch: 2, batchNorm: .local, height: 8, width: 8)
+        let buffers = Buffers(network, seed: 4)
+        var random = RandomSource(seed: 5)
+        let input = randomFloats(2 * 64, &random, low: 0, high: 1)
+        let embeddings = try network.forward(input: input, count: 2, parameters: buffers.parameters.pointer,
+                                             state: buffers.state.pointer, mode: .training)
+        let fast = Array(UnsafeBufferPointer(start: embeddings, count: 32)).doubles
+        let reference = network.referenceForward(input: input.doubles, count: 2, parameters: buffers.parameters.array.doubles)
+        XCTAssertLessThanOrEqual(relativeMaxError(fast, reference), 1e-4)
+        for row in 0..<2 {
+            XCTAssertEqual(fast[row * 16..<(row + 1) * 16].reduce(0) { $0 + $1 * $1 }, 1, accuracy: 1e-5, "unit rows")
+        }
+    }
+
+    func testMLPGradientMatchesFiniteDifferences() throws {
+        let network = MLP(inputSize: 6, hiddenSize: 9, embeddingSize: 4, maxBatch: 5, batchNorm: .local)
+        try checkNetworkGradient(network, count: 5, seed: 31, reference: { network.referenceForward(input: $0, count: 5, parameters: $1) },
+                                 coordinatesPerTensor: 60)
+    }
+
+    func testLayoutsNamesAndDecay() {
+        let network = GlyphNet(embeddingSize: 128, maxBatch: 1, batchNorm: .local)
+        XCTAssertEqual(network.parameterLayout.entries.map(\.name), [
+            "conv1.weight", "bn1.scale", "bn1.shift", "conv2.weight", "bn2.scale", "bn2.shift",
+            "conv3.weight", "bn3.scale", "bn3.shift", "conv4.weight", "bn4.scale", "bn4.shift", "fc.weight", "fc.bias"])
+        XCTAssertEqual(network.parameterLayout["conv2.weight"]?.shape, [64, 3, 3, 32])
+        XCTAssertEqual(network.parameterLayout["fc.weight"]?.shape, [128, 256])
+        XCTAssertEqual(network.parameterLayout.entries.filter(\.decays).map(\.name),
+                       ["conv1.weight", "conv2.weight", "conv3.weight", "conv4.weight", "fc.weight"])
+        // 32·9 + 64·288 + 128·576 + 256·1152 conv weights, 2·480 BN, 128·256 + 128 linear.
+        XCTAssertEqual(network.parameterLayout.count, 288 + 18_432 + 73_728 + 294_912 + 960 + 32_768 + 128)
+        XCTAssertEqual(network.stateLayout.count, 2 * 480)
+    }
+
+    func testKaimingInitialisationStatistics() {
+        let network = GlyphNet(embeddingSize: 128, maxBatch: 1, batchNorm: .local)
+        let buffers = Buffers(network, seed: 8)
+        let entry = network.parameterLayout["conv4.weight"]!
+        let values = (0..<entry.count).map { Double(buffers.parameters[entry.offset + $0]) }
+        let mean = values.reduce(0, +) / Double(values.count)
+        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
+        // Expected variance 2 / fanIn = 2 / 1152; 294,912 samples give ~0.3% relative spread.
+        XCTAssertEqual(variance, 2.0 / 1152, accuracy: 0.02 * 2.0 / 1152)
+        XCTAssertEqual(mean, 0, accuracy: 1e-3)
+        let state = network.stateLayout
+        XCTAssertTrue((0..<state["bn2.runningVariance"]!.count).allSatisfy { buffers.state[state["bn2.runningVariance"]!.offset + $0] == 1 })
+        XCTAssertTrue((0..<state["bn2.runningMean"]!.count).allSatisfy { buffers.state[state["bn2.runningMean"]!.offset + $0] == 0 })
+    }
+
+    func testFactoryBuildsAndRejects() throws {
+        let glyph = try makeNetwork(kind: .glyphnet, inputShape: [1, 32, 32], embeddingSize: 64, maxBatch: 2, batchNorm: .local)
+        XCTAssertTrue(glyph is GlyphNet)
+        XCTAssertEqual(glyph.embeddingSize, 64)
+        let mlp = try makeNetwork(kind: .mlp, inputShape: [40], embeddingSize: 8, hiddenSize: 16, maxBatch: 2, batchNorm: .local)
+        XCTAssertEqual(mlp.parameterLayout["fc1.weight"]?.shape, [16, 40])
+        XCTAssertThrowsError(try makeNetwork(kind: .glyphnet, inputShape: [40], embeddingSize: 8, maxBatch: 2, batchNorm: .local)) {
+            XCTAssertTrue("\($0)".contains("glyphnet") && "\($0)".contains("[40]"), "\($0)")
+        }
+        XCTAssertThrowsError(try makeNetwork(kind: .glyphnet, inputShape: [1, 30, 32], embeddingSize: 8, maxBatch: 2, batchNorm: .local))
+        XCTAssertThrowsError(try makeNetwork(kind: .glyphnet, inputShape: [3, 32, 32], embeddingSize: 8, maxBatch: 2, batchNorm: .local))
+        XCTAssertThrowsError(try makeNetwork(kind: .mlp, inputShape: [1, 32, 32], embeddingSize: 8, maxBatch: 2, batchNorm: .local))
+        XCTAssertEqual(ModelKind(rawValue: "mlp"), .mlp)
+    }
+
+    func testInferenceUsesRunningStatisticsAndKeepsThemFixed() throws {
+        let network = MLP(inputSize: 3, hiddenSize: 4, embeddingSize: 2, maxBatch: 3, batchNorm: .local)
+        let buffers = Buffers(network, seed: 2)
+        let input: [Float] = [0.1, 0.5, -0.3, 0.9, -0.2, 0.4, 0.0, 0.3, 0.8]
+        _ = try network.forward(input: input, count: 3, parameters: buffers.parameters.pointer, state: buffers.state.pointer, mode: .inference)
+        XCTAssertEqual(buffers.state.array, [0, 0, 0, 0, 1, 1, 1, 1], "inference must not touch running statistics")
+        _ = try network.forward(input: input, count: 3, parameters: buffers.parameters.pointer, state: buffers.state.pointer, mode: .training)
+        XCTAssertNotEqual(buffers.state.array, [0, 0, 0, 0, 1, 1, 1, 1], "training updates running statistics")
+        // One sample alone works in inference (running statistics) but not in training.
+        _ = try network.forward(input: input, count: 1, parameters: buffers.parameters.pointer, state: buffers.state.pointer, mode: .inference)
+        XCTAssertThrowsError(try network.forward(input: input, count: 1, parameters: buffers.parameters.pointer,
+                                                 state: buffers.state.pointer, mode: .training))
+    }
+}
