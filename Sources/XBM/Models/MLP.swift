@@ -1,4 +1,8 @@
-// mlp (SPEC §6): linear(D → h, bias) – BN1d – ReLU – linear(h → d, bias) – L2 normalisation.
+// mlp (SPEC §6): linear(D → h) – BN1d – ReLU – linear(h → d, bias) – L2 normalisation.
+// The first linear has no bias: the batch norm after it subtracts the batch mean, which
+// cancels any bias exactly, so its gradient would be rounding noise that Adam's
+// normalisation would turn into full-size steps (as the conv layers of glyphnet, and
+// PyTorch practice for conv–BN, do without one).
 // Letters: n samples (≤ maxBatch), D input features, h hidden units, d embedding size.
 
 /// The embedding network for feature vectors.
@@ -12,7 +16,7 @@ public final class MLP: EmbeddingNetwork {
     public let hiddenSize: Int
     let inputSize: Int
 
-    private let fc1Weight: Int, fc1Bias: Int, bnScale: Int, bnShift: Int, fc2Weight: Int, fc2Bias: Int
+    private let fc1Weight: Int, bnScale: Int, bnShift: Int, fc2Weight: Int, fc2Bias: Int
     private let runningMean: Int, runningVariance: Int
 
     private let input: FlatBuffer<Float>       // (n, D) copy: the caller's input may be gone at backward
@@ -38,7 +42,6 @@ public final class MLP: EmbeddingNetwork {
         inputShape = [inputSize]
         var parameters = ParameterLayout(), state = ParameterLayout()
         fc1Weight = parameters.add("fc1.weight", shape: [hiddenSize, inputSize], decays: true)
-        fc1Bias = parameters.add("fc1.bias", shape: [hiddenSize], decays: false)
         bnScale = parameters.add("bn1.scale", shape: [hiddenSize], decays: false)
         bnShift = parameters.add("bn1.shift", shape: [hiddenSize], decays: false)
         fc2Weight = parameters.add("fc2.weight", shape: [embeddingSize, hiddenSize], decays: true)
@@ -71,7 +74,7 @@ public final class MLP: EmbeddingNetwork {
         let h = hiddenSize, d = embeddingSize
         input.pointer.update(from: source, count: n * inputSize)
         linearForward(output: hidden.pointer, input: input.pointer, weight: parameters + fc1Weight,
-                      bias: parameters + fc1Bias, count: n, inputSize: inputSize, outputSize: h)
+                      bias: nil, count: n, inputSize: inputSize, outputSize: h)
         switch mode {
         case .training:
             saved.globalCount = try batchNormForwardTraining(
@@ -113,7 +116,7 @@ public final class MLP: EmbeddingNetwork {
             outputGradient: activatedGradient.pointer, input: hidden.pointer, scale: parameters + bnScale,
             mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
             globalCount: saved.globalCount, rows: n, channels: h, sync: batchNorm)
-        linearBackward(inputGradient: nil, weightGradient: gradients + fc1Weight, biasGradient: gradients + fc1Bias,
+        linearBackward(inputGradient: nil, weightGradient: gradients + fc1Weight, biasGradient: nil,
                        outputGradient: hiddenGradient.pointer, input: input.pointer, weight: parameters + fc1Weight,
                        count: n, inputSize: inputSize, outputSize: h)
     }
@@ -123,7 +126,7 @@ public final class MLP: EmbeddingNetwork {
     public func referenceForward(input x: [Double], count n: Int, parameters p: [Double]) -> [Double] {
         func slice(_ offset: Int, _ count: Int) -> [Double] { Array(p[offset..<offset + count]) }
         let h = hiddenSize, d = embeddingSize
-        let hidden = ReferenceLayers.linear(x, weight: slice(fc1Weight, h * inputSize), bias: slice(fc1Bias, h),
+        let hidden = ReferenceLayers.linear(x, weight: slice(fc1Weight, h * inputSize), bias: [Double](repeating: 0, count: h),
                                             count: n, inputSize: inputSize, outputSize: h)
         let normalized = ReferenceLayers.batchNorm(hidden, scale: slice(bnScale, h), shift: slice(bnShift, h),
                                                    rows: n, channels: h).output
