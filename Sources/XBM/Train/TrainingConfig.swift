@@ -44,7 +44,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var xbmInit: String = "none"
     public var driftEvery: Int = 100
     public var driftProbe: Int = 512
-    public var driftThreshold: Double = 0.05
+    public var driftThreshold: Double = 0.2
     public static let autoStart = -1
 
     // Evaluation, logging, outputs.
