@@ -3,12 +3,10 @@ import XCTest
 import Collectives
 import TestSupport
 
-// Whole-network checks: the fast Float network against its Double reference forward, the
-// backward against central differences of that reference (loss L = Σ r·E, r random), and
-// synchronised batch norm over two simulated ranks against one rank with the whole batch.
-// Tolerances as in LayerTests: 1e-5 forward... relaxed to 1e-4 here because four conv+BN
-// layers compound Float rounding; gradients 1e-3 for the same reason (still ~1000× below
-// what a missing or wrong term gives).
+// Whole-network checks: the fast Float network against its Double reference forward, and
+// the backward against central differences of that reference (loss L = Σ r·E, r random).
+// Tolerances are LayerTests' ×10 (forward 1e-4, gradients 1e-3): four conv+BN layers
+// compound the Float rounding of each; still ~1000× below what a missing or wrong term gives.
 final class ModelTests: XCTestCase {
     private struct Buffers {
         let parameters: FlatBuffer<Float>, gradients: FlatBuffer<Float>, state: FlatBuffer<Float>

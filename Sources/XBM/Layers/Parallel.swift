@@ -5,6 +5,11 @@ import Dispatch
 // single-threaded remainder would otherwise cost as much again (Amdahl). Chunks are
 // contiguous and disjoint, so results do not depend on the thread count except where a kernel
 // says so.
+//
+// Allocation: with one thread nothing here allocates. With more, libdispatch makes a couple
+// of small allocations per call (~100 a step); threaded OpenBLAS itself mallocs a 512 KiB
+// buffer in some sgemm calls, so a strictly allocation-free threaded step would need more
+// than a pool of our own (tried: a pthread pool still paid one closure box per call).
 
 /// Calls `body` on disjoint contiguous sub-ranges covering 0..<count, concurrently when
 /// there is enough work (`minimumChunk` items per thread at least), else inline.
