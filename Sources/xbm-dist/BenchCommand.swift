@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Check and time the collectives, the training step and retrieval.",
-        subcommands: [BenchStep.self, BenchCollectives.self, BenchRetrieval.self])
+        subcommands: [BenchStep.self, BenchCollectives.self, BenchRetrieval.self, BenchBLAS.self])
 }
 
 struct BenchCollectives: ParsableCommand {
@@ -84,5 +84,31 @@ struct BenchRetrieval: ParsableCommand {
                          count, dim, result.totalSeconds, result.gemmSeconds, result.totalSeconds / result.gemmSeconds,
                          result.metrics.recallAtOne))
         }
+    }
+}
+
+/// `bench blas`: the OpenBLAS kernels in use against the naive reference.
+struct BenchBLAS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "blas", abstract: "Check OpenBLAS' matrix products on this CPU against a naive reference.")
+
+    @OptionGroup var launchOptions: LaunchOptions
+
+    func run() throws {
+        try launch(launchOptions) { comm in
+            let failures = BLASCheck.run()
+            if comm.rank == 0 {
+                print("OpenBLAS \(BLASKernels.current) kernels, \(BLASThreads.current) thread(s): "
+                      + (failures.isEmpty ? "all products match the reference" : "\(failures.count) products WRONG"))
+                for failure in failures { print("  \(failure)") }
+            }
+            if try comm.any(!failures.isEmpty) { throw WrongBLAS() }
+        }
+    }
+}
+
+struct WrongBLAS: SameOnEveryRankError {
+    var description: String {
+        "OpenBLAS computes wrong products with these kernels; set OPENBLAS_CORETYPE to another family (e.g. Haswell) or XBM_KEEP_BLAS_KERNELS=1"
     }
 }

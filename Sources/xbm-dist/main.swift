@@ -1,4 +1,5 @@
 import ArgumentParser
+import XBM
 
 /// `xbm-dist` with no subcommand trains on the built-in hanzi benchmark with the defaults.
 struct XBMDist: ParsableCommand {
@@ -11,4 +12,5 @@ struct XBMDist: ParsableCommand {
     )
 }
 
+BLASKernels.selectKernels()
 XBMDist.main()

@@ -19,10 +19,12 @@ public enum StepBenchmark {
         public var model: String
         public var loss: String
         public var xbmSize: Int
+        /// OpenBLAS' kernel family (see `BLASKernels`).
+        public var blasKernels: String
 
         enum CodingKeys: String, CodingKey {
             case imagesPerSecond = "images_per_second", medianStepSeconds = "median_step_seconds"
-            case steps, batch, ranks, threads, model, loss, xbmSize = "xbm_size"
+            case steps, batch, ranks, threads, model, loss, xbmSize = "xbm_size", blasKernels = "blas_kernels"
         }
 
         public var jsonLine: String {
@@ -80,6 +82,6 @@ public enum StepBenchmark {
         try comm.allreduceMax(&median)
         return Result(imagesPerSecond: Double(B) / median[0], medianStepSeconds: median[0], steps: steps, batch: B,
                       ranks: comm.size, threads: BLASThreads.current, model: components.modelKind.rawValue,
-                      loss: config.loss, xbmSize: config.xbmSize)
+                      loss: config.loss, xbmSize: config.xbmSize, blasKernels: BLASKernels.current)
     }
 }

@@ -224,7 +224,7 @@ public final class Trainer {
         print("xbm-dist: \(dataset.name) (\(dataset.count) samples, \(dataset.indices(.train).count) for training), "
               + "\(components.modelKind.rawValue) d=\(c.dim), \(step.network.parameterLayout.count) parameters")
         print("  \(comm.size) rank(s) [\(comm.backendName)], global batch \(c.batch) = \(c.batch / c.instances) classes × \(c.instances), "
-              + "local batch \(step.localBatch), BN \(c.bn), \(BLASThreads.current) BLAS thread(s) per rank")
+              + "local batch \(step.localBatch), BN \(c.bn), \(BLASThreads.current) BLAS thread(s) per rank (\(BLASKernels.current) kernels)")
         let memory = c.xbmSize > 0
             ? "memory \(c.xbmSize) from iteration \(c.xbmStart), weight \(c.xbmWeight), \(c.xbmReduce)\(c.xbmInit == "fill" ? ", filled at start" : "")"
             : "no memory"
