@@ -207,4 +207,12 @@ final class RetrievalTests: XCTestCase {
         let roundTrip = try JSONDecoder().decode(RetrievalMetrics.self, from: JSONEncoder().encode(metrics))
         XCTAssertEqual(roundTrip, metrics)
     }
+
+    func testBenchmarkRunsTheEvaluationItTimes() {
+        let result = RetrievalBenchmark.run(count: 270, dimension: 16, classes: 10, blockSize: 64)
+        XCTAssertEqual(result.metrics.queries, 270)                  // 27 per class: none skipped
+        XCTAssertEqual(result.metrics.recall[1000], 100)             // K beyond the gallery
+        XCTAssertGreaterThan(result.totalSeconds, 0)
+        XCTAssertGreaterThan(result.gemmSeconds, 0)
+    }
 }

@@ -5,8 +5,9 @@ import Dispatch
 // Letters: Q queries, G gallery items, d embedding size, m queries per block, k the number of
 // neighbours kept per query = max(largest K, largest R), capped at the admissible gallery.
 // Similarity is the dot product (cosine for the unit-length embeddings the networks emit).
-// Each block is one gemm S = Q_block · Gᵀ (m, G), then each row is reduced to its k best by
-// `TopKSelection` (ties: higher similarity, then lower gallery index) and scored.
+// Each block is one gemm S = Q_block · Gᵀ (m, G); then each row is reduced by `TopKSelection`
+// to candidates that contain its k best (ties: higher similarity, then lower gallery index)
+// and scored by a `RowScorer`, the rows spread over worker threads.
 
 /// Exact retrieval evaluation; see `evaluate`.
 public enum Retrieval {

@@ -14,19 +14,20 @@
 /// Candidates pass a similarity threshold into a buffer of 4k keys; when the buffer fills, a
 /// quickselect keeps the k best and raises the threshold to the k-th best similarity. Rows
 /// are scanned in ascending gallery index, so a later entry whose similarity equals the
-/// threshold ranks after the k-th kept one: admission is `similarity > threshold`, tested 8
-/// entries at a time (within a chunk the threshold of its start is used: a superset). The first threshold comes from a strided sample of the row (about 1.5k
-/// entries expected above it); if fewer than k entries pass it, the row is scanned again
-/// with none. So the cost is one vector compare per entry plus work on about 1.5k candidates.
+/// threshold ranks after the k-th kept one: admission is `similarity > threshold`, tested 32
+/// entries at a time (within a step, the threshold of its start: a superset). The first
+/// threshold comes from a strided sample of the row (about 1.5k entries expected above it);
+/// if fewer than k entries pass it, the row is scanned again with none. So the cost is one
+/// vector compare per entry plus work on about 2k candidates.
 struct TopKSelection {
     let capacity: Int                 // k
-    private var keys: [UInt64]        // (4k + 8) candidate buffer
+    private var keys: [UInt64]        // (4k + 32) candidate buffer
     private(set) var count = 0        // candidates after `scan`: ≥ min(k, admissible entries)
 
     init(capacity: Int) {
         precondition(capacity >= 0, "top-k capacity must be non-negative, got \(capacity)")
         self.capacity = capacity
-        keys = [UInt64](repeating: 0, count: max(4 * capacity, 64) + 8)   // + 8: slack of the chunk walk
+        keys = [UInt64](repeating: 0, count: max(4 * capacity, 64) + 32)   // + 32: slack of the vector scan
     }
 
     /// The order key of (similarity, gallery index); larger is better.
@@ -88,7 +89,7 @@ struct TopKSelection {
         let k = capacity
         let (filled, admitted) = keys.withUnsafeMutableBufferPointer { buffer in
             Self.collect(row: row, width: width, excluded: excluded, threshold: initial, k: k,
-                         keys: buffer.baseAddress!, limit: buffer.count - 8)
+                         keys: buffer.baseAddress!, limit: buffer.count - 32)
         }
         if initial != nil && admitted < k { return false }
         count = filled
@@ -96,7 +97,7 @@ struct TopKSelection {
     }
 
     /// The loop of `collect` over plain locals. Returns (keys in the buffer, keys admitted).
-    /// `limit` leaves 8 slots of slack at the end of `keys` for a chunk's admissions.
+    /// `limit` leaves 32 slots of slack at the end of `keys` for a step's admissions.
     private static func collect(row: UnsafePointer<Float>, width: Int, excluded: Int, threshold initial: Float?,
                                 k: Int, keys: UnsafeMutablePointer<UInt64>, limit: Int) -> (Int, Int) {
         var filled = 0, dropped = 0, j = 0
@@ -116,36 +117,44 @@ struct TopKSelection {
             }
             if filled == limit { compact() }
         }
-        // 8 entries per vector compare (SIMD8 is two SSE registers on baseline x86-64); in the
-        // rare chunk with entries above the threshold, only those (the set bits of the compare)
-        // are visited. The splat is rebuilt only when the threshold moves: built inside the
-        // loop, it compiles to a lane-by-lane loop.
-        let laneBits = SIMD8<Int32>(1, 2, 4, 8, 16, 32, 64, 128)
+        // 32 entries per step, as four 8-wide vector compares (SIMD8 is two SSE registers on
+        // baseline x86-64); in a step with entries above the threshold only those (the set
+        // bits of the compares) are visited. The splat is rebuilt only when the threshold
+        // moves: built inside the loop, it compiles to a lane-by-lane loop.
         var thresholds = SIMD8<Float>(repeating: threshold)
-        while j + 8 <= width {
-            let chunk = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
-            let above = chunk .> thresholds                      // NaN is never above
-            if any(above) {
-                var bits = UInt32(truncatingIfNeeded: SIMD8<Int32>(repeating: 0).replacing(with: laneBits, where: above).wrappedSum())
+        while j + 32 <= width {
+            let chunk = UnsafeRawPointer(row + j)
+            let above0 = chunk.loadUnaligned(as: SIMD8<Float>.self) .> thresholds          // NaN is never above
+            let above1 = chunk.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self) .> thresholds
+            let above2 = chunk.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self) .> thresholds
+            let above3 = chunk.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self) .> thresholds
+            if any(above0 .| above1 .| above2 .| above3) {
+                var bits = laneBits(above0) | laneBits(above1) << 8 | laneBits(above2) << 16 | laneBits(above3) << 24
                 while bits != 0 {
                     let t = j + bits.trailingZeroBitCount
                     bits &= bits - 1
                     keys[filled] = key(similarity: row[t], index: t)
                     filled += t != excluded ? 1 : 0
                 }
-                if filled > limit - 8 { compact(); thresholds = SIMD8<Float>(repeating: threshold) }
+                if filled > limit - 32 { compact(); thresholds = SIMD8<Float>(repeating: threshold) }
             }
-            j += 8
+            j += 32
         }
         while j < width {
             if row[j] > threshold && j != excluded {
                 keys[filled] = key(similarity: row[j], index: j)
                 filled += 1
-                if filled > limit - 8 { compact() }
+                if filled > limit - 32 { compact() }
             }
             j += 1
         }
         return (filled, filled + dropped)
+    }
+
+    /// Bit i set when lane i of `mask` is true.
+    @inline(__always)
+    private static func laneBits(_ mask: SIMDMask<SIMD8<Int32>>) -> UInt32 {
+        UInt32(truncatingIfNeeded: SIMD8<Int32>(repeating: 0).replacing(with: SIMD8(1, 2, 4, 8, 16, 32, 64, 128), where: mask).wrappedSum())
     }
 
     /// The smallest of keys[0..<n].

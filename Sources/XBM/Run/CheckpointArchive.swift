@@ -134,7 +134,7 @@ public struct CheckpointArchive: Sendable {
         let total = sections.reduce(Self.headerSize) { $0 + 16 + padded($1.name.utf8.count) + padded($1.payload.count) }
         var file = [UInt8](repeating: 0, count: total)
         file.withUnsafeMutableBytes { raw in
-            raw.copyMemory(from: UnsafeRawBufferPointer(start: Self.magic, count: 8))
+            Self.magic.withUnsafeBytes { raw.copyMemory(from: $0) }
             Self.store(Self.formatVersion, raw, at: 8)
             Self.store(UInt32(sections.count), raw, at: 12)
             Self.store(UInt64(total), raw, at: 16)

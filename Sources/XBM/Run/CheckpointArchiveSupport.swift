@@ -121,14 +121,14 @@ enum FileIO {
         guard fstat(fd, &status) == 0 else { throw CheckpointError.unreadable(path: path, reason: errorText(errno)) }
         let size = Int(status.st_size)
         var failure: Int32 = 0
-        var bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             while initialized < size {
                 let n = read(fd, buffer.baseAddress! + initialized, size - initialized)
                 if n > 0 { initialized += n } else if n < 0 && errno == EINTR { continue } else { failure = n < 0 ? errno : 0; break }
             }
         }
         if failure != 0 { throw CheckpointError.unreadable(path: path, reason: errorText(failure)) }
-        if bytes.count < size { bytes.removeAll(keepingCapacity: false); throw CheckpointError.unreadable(path: path, reason: "the file shrank while being read") }
+        guard bytes.count == size else { throw CheckpointError.unreadable(path: path, reason: "the file shrank while being read") }
         return bytes
     }
 
@@ -153,7 +153,8 @@ enum FileIO {
         let closeError = close(fd) != 0 ? errno : 0
         if writeError != 0 || syncError != 0 || closeError != 0 {
             unlink(temporary)
-            throw fail(writeError != 0 ? "write" : syncError != 0 ? "fsync" : "close", writeError != 0 ? writeError : syncError != 0 ? syncError : closeError)
+            let (operation, code) = writeError != 0 ? ("write", writeError) : syncError != 0 ? ("fsync", syncError) : ("close", closeError)
+            throw fail(operation, code)
         }
         guard rename(temporary, path) == 0 else {
             let code = errno
@@ -165,6 +166,7 @@ enum FileIO {
         let directoryFD = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard directoryFD >= 0 else { throw fail("opening directory \(directory)", errno) }
         defer { close(directoryFD) }
-        guard fsync(directoryFD) == 0 else { throw fail("fsync of directory \(directory)", errno) }
+        // Some file systems cannot fsync a directory (EINVAL); the rename is then as durable as they allow.
+        guard fsync(directoryFD) == 0 || errno == EINVAL else { throw fail("fsync of directory \(directory)", errno) }
     }
 }
