@@ -232,3 +232,30 @@ final class BatchNormSaved {
         sums = FlatBuffer(count: 2 * channels + 1)
     }
 }
+
+extension BatchNormSaved {
+    /// Batch norm (optionally followed by ReLU) in either mode, with this layer's saved
+    /// statistics: `.training` normalises with the batch statistics (over the ranks of `sync`),
+    /// keeps them for the backward and updates the running statistics; `.inference` uses the
+    /// running statistics. (rows, C) in, (rows, C) out.
+    func forward(mode: ForwardMode, output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                 scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                 runningMean: UnsafeMutablePointer<Float>, runningVariance: UnsafeMutablePointer<Float>,
+                 rows: Int, relu: Bool, sync: BatchNormSync) throws {
+        switch mode {
+        case .training:
+            globalCount = try batchNormForwardTraining(
+                output: output, mean: mean.pointer, inverseStd: inverseStd.pointer,
+                runningMean: runningMean, runningVariance: runningVariance,
+                sums: sums.pointer, coefficients: coefficients.pointer,
+                input: input, scale: scale, shift: shift, rows: rows, channels: channels, relu: relu,
+                sync: sync, name: name)
+        case .inference:
+            batchNormForwardInference(
+                output: output, sums: sums.pointer, coefficients: coefficients.pointer,
+                input: input, scale: scale, shift: shift, runningMean: runningMean, runningVariance: runningVariance,
+                rows: rows, channels: channels, relu: relu)
+        }
+    }
+}
+

@@ -143,21 +143,10 @@ public final class GlyphNet: EmbeddingNetwork {
                                inputChannels: block.inputChannels, outputChannels: co)
             }
             let saved = block.saved
-            switch mode {
-            case .training:
-                saved.globalCount = try batchNormForwardTraining(
-                    output: block.activated.pointer, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
-                    runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
-                    sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
-                    input: block.convolved.pointer, scale: parameters + block.bnScale, shift: parameters + block.bnShift,
-                    rows: rows, channels: co, relu: true, sync: batchNorm, name: saved.name)
-            case .inference:
-                batchNormForwardInference(
-                    output: block.activated.pointer, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
-                    input: block.convolved.pointer, scale: parameters + block.bnScale, shift: parameters + block.bnShift,
-                    runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
-                    rows: rows, channels: co, relu: true)
-            }
+            try saved.forward(mode: mode, output: block.activated.pointer, input: block.convolved.pointer,
+                              scale: parameters + block.bnScale, shift: parameters + block.bnShift,
+                              runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
+                              rows: rows, relu: true, sync: batchNorm)
             if let pooled = block.pooled {
                 maxPool2x2Forward(output: pooled.pointer, input: block.activated.pointer,
                                   count: n, height: h, width: w, channels: co)

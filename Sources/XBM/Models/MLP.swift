@@ -75,21 +75,10 @@ public final class MLP: EmbeddingNetwork {
         input.pointer.update(from: source, count: n * inputSize)
         linearForward(output: hidden.pointer, input: input.pointer, weight: parameters + fc1Weight,
                       bias: nil, count: n, inputSize: inputSize, outputSize: h)
-        switch mode {
-        case .training:
-            saved.globalCount = try batchNormForwardTraining(
-                output: activated.pointer, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
-                runningMean: state + runningMean, runningVariance: state + runningVariance,
-                sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
-                input: hidden.pointer, scale: parameters + bnScale, shift: parameters + bnShift,
-                rows: n, channels: h, sync: batchNorm, name: saved.name)
-        case .inference:
-            batchNormForwardInference(
-                output: activated.pointer, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
-                input: hidden.pointer, scale: parameters + bnScale, shift: parameters + bnShift,
-                runningMean: state + runningMean, runningVariance: state + runningVariance, rows: n, channels: h)
-        }
-        reluForward(output: activated.pointer, input: activated.pointer, count: n * h)
+        try saved.forward(mode: mode, output: activated.pointer, input: hidden.pointer,
+                          scale: parameters + bnScale, shift: parameters + bnShift,
+                          runningMean: state + runningMean, runningVariance: state + runningVariance,
+                          rows: n, relu: true, sync: batchNorm)
         linearForward(output: projected.pointer, input: activated.pointer, weight: parameters + fc2Weight,
                       bias: parameters + fc2Bias, count: n, inputSize: h, outputSize: d)
         l2NormalizeForward(output: embeddings.pointer, norms: norms.pointer, input: projected.pointer,
