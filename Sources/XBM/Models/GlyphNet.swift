@@ -24,11 +24,8 @@ public final class GlyphNet: EmbeddingNetwork {
 
     // Activations (maxBatch rows) and the gradients of the activations.
     private let features: FlatBuffer<Float>    // (n, 256) after the global average pool
-    private let projected: FlatBuffer<Float>   // (n, d) linear output
-    private let embeddings: FlatBuffer<Float>  // (n, d) unit rows, returned by forward
-    private let norms: FlatBuffer<Float>       // (n)
+    private let head: EmbeddingHead            // linear 256 → d, L2 normalisation
     private let featuresGradient: FlatBuffer<Float>
-    private let projectedGradient: FlatBuffer<Float>
     private var lastCount = 0
 
     /// One conv–BN–ReLU(–pool) block with its buffers.
@@ -111,10 +108,7 @@ public final class GlyphNet: EmbeddingNetwork {
         stateLayout = state
         features = FlatBuffer(count: maxBatch * channels)
         featuresGradient = FlatBuffer(count: maxBatch * channels)
-        projected = FlatBuffer(count: maxBatch * embeddingSize)
-        projectedGradient = FlatBuffer(count: maxBatch * embeddingSize)
-        embeddings = FlatBuffer(count: maxBatch * embeddingSize)
-        norms = FlatBuffer(count: maxBatch)
+        head = EmbeddingHead(featureSize: featureSize, embeddingSize: embeddingSize, maxBatch: maxBatch)
     }
 
     public func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>,
@@ -156,27 +150,21 @@ public final class GlyphNet: EmbeddingNetwork {
         let last = blocks[blocks.count - 1]
         globalAveragePoolForward(output: features.pointer, input: last.activated.pointer,
                                  count: n, positions: last.height * last.width, channels: featureSize)
-        linearForward(output: projected.pointer, input: features.pointer, weight: parameters + fcWeight,
-                      bias: parameters + fcBias, count: n, inputSize: featureSize, outputSize: embeddingSize)
-        l2NormalizeForward(output: embeddings.pointer, norms: norms.pointer, input: projected.pointer,
-                           count: n, dimension: embeddingSize)
+        let embeddings = head.forward(features: features.pointer, weight: parameters + fcWeight,
+                                      bias: parameters + fcBias, count: n)
         lastCount = mode == .training ? n : 0
-        return UnsafePointer(embeddings.pointer)
+        return embeddings
     }
 
     public func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
                          gradients: UnsafeMutablePointer<Float>) throws {
         let n = lastCount
         precondition(n > 0, "GlyphNet.backward needs a preceding .training forward")
-        let d = embeddingSize
         // Activation gradients are written by each kernel (a chain has no fan-out), so only
         // the parameter gradients accumulate and nothing needs zeroing here.
-        l2NormalizeBackward(inputGradient: projectedGradient.pointer, outputGradient: outputGradient,
-                            output: embeddings.pointer, norms: norms.pointer, count: n, dimension: d)
-        linearBackward(inputGradient: featuresGradient.pointer, weightGradient: gradients + fcWeight,
-                       biasGradient: gradients + fcBias, outputGradient: projectedGradient.pointer,
-                       input: features.pointer, weight: parameters + fcWeight,
-                       count: n, inputSize: featureSize, outputSize: d)
+        head.backward(featuresGradient: featuresGradient.pointer, weightGradient: gradients + fcWeight,
+                      biasGradient: gradients + fcBias, outputGradient: outputGradient,
+                      features: features.pointer, weight: parameters + fcWeight, count: n)
         let last = blocks[blocks.count - 1]
         globalAveragePoolBackward(inputGradient: last.activatedGradient.pointer, outputGradient: featuresGradient.pointer,
                                   count: n, positions: last.height * last.width, channels: featureSize)

@@ -22,12 +22,9 @@ public final class MLP: EmbeddingNetwork {
     private let input: FlatBuffer<Float>       // (n, D) copy: the caller's input may be gone at backward
     private let hidden: FlatBuffer<Float>      // (n, h) fc1 output = BN input
     private let activated: FlatBuffer<Float>   // (n, h) ReLU(BN(hidden)), in place
-    private let projected: FlatBuffer<Float>   // (n, d) fc2 output
-    private let embeddings: FlatBuffer<Float>  // (n, d) returned by forward
-    private let norms: FlatBuffer<Float>       // (n)
+    private let head: EmbeddingHead            // fc2 (h → d) and L2 normalisation
     private let hiddenGradient: FlatBuffer<Float>
     private let activatedGradient: FlatBuffer<Float>
-    private let projectedGradient: FlatBuffer<Float>
     private let saved: BatchNormSaved
     private var lastCount = 0
 
@@ -55,10 +52,7 @@ public final class MLP: EmbeddingNetwork {
         activated = FlatBuffer(count: maxBatch * hiddenSize)
         hiddenGradient = FlatBuffer(count: maxBatch * hiddenSize)
         activatedGradient = FlatBuffer(count: maxBatch * hiddenSize)
-        projected = FlatBuffer(count: maxBatch * embeddingSize)
-        projectedGradient = FlatBuffer(count: maxBatch * embeddingSize)
-        embeddings = FlatBuffer(count: maxBatch * embeddingSize)
-        norms = FlatBuffer(count: maxBatch)
+        head = EmbeddingHead(featureSize: hiddenSize, embeddingSize: embeddingSize, maxBatch: maxBatch)
         saved = BatchNormSaved(channels: hiddenSize, name: "bn1")
     }
 
@@ -71,7 +65,7 @@ public final class MLP: EmbeddingNetwork {
     public func forward(input source: UnsafePointer<Float>, count n: Int, parameters: UnsafePointer<Float>,
                         state: UnsafeMutablePointer<Float>, mode: ForwardMode) throws -> UnsafePointer<Float> {
         precondition(n >= 1 && n <= maxBatch, "MLP.forward: count \(n) outside 1...\(maxBatch)")
-        let h = hiddenSize, d = embeddingSize
+        let h = hiddenSize
         input.pointer.update(from: source, count: n * inputSize)
         linearForward(output: hidden.pointer, input: input.pointer, weight: parameters + fc1Weight,
                       bias: nil, count: n, inputSize: inputSize, outputSize: h)
@@ -79,24 +73,20 @@ public final class MLP: EmbeddingNetwork {
                           scale: parameters + bnScale, shift: parameters + bnShift,
                           runningMean: state + runningMean, runningVariance: state + runningVariance,
                           rows: n, relu: true, sync: batchNorm)
-        linearForward(output: projected.pointer, input: activated.pointer, weight: parameters + fc2Weight,
-                      bias: parameters + fc2Bias, count: n, inputSize: h, outputSize: d)
-        l2NormalizeForward(output: embeddings.pointer, norms: norms.pointer, input: projected.pointer,
-                           count: n, dimension: d)
+        let embeddings = head.forward(features: activated.pointer, weight: parameters + fc2Weight,
+                                      bias: parameters + fc2Bias, count: n)
         lastCount = mode == .training ? n : 0
-        return UnsafePointer(embeddings.pointer)
+        return embeddings
     }
 
     public func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
                          gradients: UnsafeMutablePointer<Float>) throws {
         let n = lastCount
         precondition(n > 0, "MLP.backward needs a preceding .training forward")
-        let h = hiddenSize, d = embeddingSize
-        l2NormalizeBackward(inputGradient: projectedGradient.pointer, outputGradient: outputGradient,
-                            output: embeddings.pointer, norms: norms.pointer, count: n, dimension: d)
-        linearBackward(inputGradient: activatedGradient.pointer, weightGradient: gradients + fc2Weight,
-                       biasGradient: gradients + fc2Bias, outputGradient: projectedGradient.pointer,
-                       input: activated.pointer, weight: parameters + fc2Weight, count: n, inputSize: h, outputSize: d)
+        let h = hiddenSize
+        head.backward(featuresGradient: activatedGradient.pointer, weightGradient: gradients + fc2Weight,
+                      biasGradient: gradients + fc2Bias, outputGradient: outputGradient,
+                      features: activated.pointer, weight: parameters + fc2Weight, count: n)
         reluBackward(inputGradient: activatedGradient.pointer, outputGradient: activatedGradient.pointer,
                      output: activated.pointer, count: n * h)
         try batchNormBackward(
