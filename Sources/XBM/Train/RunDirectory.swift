@@ -29,7 +29,7 @@ public final class RunDirectory {
         }
         guard let iteration else {
             try? FileManager.default.removeItem(at: metricsLogURL)
-            FileManager.default.createFile(atPath: metricsLogURL.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: metricsLogURL.path, contents: nil)
             return
         }
         let text = (try? String(contentsOf: metricsLogURL, encoding: .utf8)) ?? ""

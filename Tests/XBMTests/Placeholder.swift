@@ -1,1 +1,0 @@
-// XBM library tests live beside this file.
