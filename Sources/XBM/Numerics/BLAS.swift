@@ -121,9 +121,13 @@ public enum BLASKernels {
               let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
               let choice = better(than: current, flags: Set(line.split(separator: " ").map(String.init)))
         else { return }
+        // The program's own path, not /proc/self/exe, so the process keeps its name (`pkill
+        // xbm-dist`, `ps`) after the exec.
+        var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard readlink("/proc/self/exe", &path, Int(PATH_MAX)) > 0 else { return }
         setenv("OPENBLAS_CORETYPE", choice, 1)
         if environment["OPENBLAS_THREAD_TIMEOUT"] == nil { setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) }
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
-        // exec failed (no /proc): carry on with OpenBLAS' own choice.
+        execv(path, CommandLine.unsafeArgv)
+        // exec failed: carry on with OpenBLAS' own choice.
     }
 }
