@@ -148,8 +148,16 @@ public final class CrossBatchMemory {
     /// The valid rows in storage order, as the pair loss reads them: always storage
     /// [0, count), as one segment (none when empty).
     public var referenceSegments: [ReferenceSegment] {
-        count == 0 ? [] : [segment(from: 0, count: count)]
+        // Rebuilt only when the count changes (while filling), so the steady-state step
+        // allocates nothing here.
+        if cachedReferenceCount != count {
+            cachedReferenceSegments = count == 0 ? [] : [segment(from: 0, count: count)]
+            cachedReferenceCount = count
+        }
+        return cachedReferenceSegments
     }
+    private var cachedReferenceSegments: [ReferenceSegment] = []
+    private var cachedReferenceCount = 0
 
     /// The valid rows oldest first: one segment, or two when the ring has wrapped
     /// ([oldest, M) then [0, head)). No copying.

@@ -16,6 +16,9 @@ public final class CrossBatchObjective {
     public let rank: Int
     private let batchOwnIndex: FlatBuffer<Int32>    // (b) row of each anchor in E
     private let memoryOwnIndex: FlatBuffer<Int32>   // (b) memory slot of each anchor
+    /// The global batch as the loss's one reference segment, kept so that the steady-state
+    /// step builds no array.
+    private var batchReferences: [ReferenceSegment] = []
 
     public init(loss: PairLoss, memoryWeight: Float, memoryReduction: PairReduction,
                 globalBatch: Int, localBatch: Int, rank: Int) {
@@ -42,10 +45,12 @@ public final class CrossBatchObjective {
         let anchorGradient = gradient + rank * b * d
         let scale = 1 / Float(B)
 
+        if batchReferences.first?.embeddings != embeddings || batchReferences.first?.labels != labels {
+            batchReferences = [ReferenceSegment(embeddings: embeddings, labels: labels, count: B)]
+        }
         let batchInput = PairLossInput(
             anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
-            references: [ReferenceSegment(embeddings: embeddings, labels: labels, count: B)],
-            ownIndex: batchOwnIndex.pointer)
+            references: batchReferences, ownIndex: batchOwnIndex.pointer)
         let batchSum = loss.evaluate(batchInput, reduction: .sum, scale: scale,
                                      anchorGradient: anchorGradient, referenceGradient: gradient)
 
