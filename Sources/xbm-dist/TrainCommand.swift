@@ -21,9 +21,10 @@ struct TrainCommand: ParsableCommand {
         let config = try resolvedConfig(options, resume: resume)
         let resume = resume
         try launch(launchOptions) { comm in
-            StopSignal.install()
             var config = config
             if config.data.isEmpty { config.data = try DefaultDataset.ensureHanzi(comm: comm, log: comm.rank == 0) }
+            // After the data exists: a Ctrl-C during the build should end the build.
+            StopSignal.install()
             let trainer = try Trainer(config: config, comm: comm, resume: resume)
             _ = try trainer.run()
         }
