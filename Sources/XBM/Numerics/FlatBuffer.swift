@@ -36,3 +36,18 @@ extension FlatBuffer where Element: Numeric {
     public convenience init(count: Int) { self.init(count: count, initialValue: .zero) }
     public func zero() { fill(.zero) }
 }
+
+/// Index of the first NaN or ±infinity among `count` floats, or nil. Scans in blocks with
+/// 0·x (NaN exactly when x is not finite), which vectorises, then locates the element.
+public func firstNonFinite(_ values: UnsafePointer<Float>, count: Int) -> Int? {
+    let block = 256
+    var start = 0
+    while start < count {
+        let end = min(start + block, count)
+        var probe: Float = 0
+        for i in start..<end { probe += values[i] * 0 }
+        if !probe.isFinite { return (start..<end).first { !values[$0].isFinite } }
+        start = end
+    }
+    return nil
+}

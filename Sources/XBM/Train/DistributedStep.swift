@@ -89,6 +89,12 @@ public final class DistributedStep {
         let local = try network.forward(input: input, count: b, parameters: parameters.pointer,
                                         state: state.pointer, mode: .training)
         try comm.allgather(UnsafeBufferPointer(start: local, count: b * d), into: globalEmbeddings.buffer)
+        // A NaN similarity fails every mining comparison and so adds nothing to the loss: the
+        // loss alone would not reveal diverged weights. E is the same on every rank, so every
+        // rank stops here together.
+        if let index = firstNonFinite(globalEmbeddings.pointer, count: B * d) {
+            throw TrainingError.nonFiniteEmbedding(iteration: iteration, row: index / d)
+        }
 
         embeddingGradient.zero()
         let dE = embeddingGradient.pointer
@@ -148,6 +154,8 @@ public final class DistributedStep {
 /// Failures of a training run that every rank detects together.
 public enum TrainingError: SameOnEveryRankError, Equatable {
     case nonFiniteLoss(iteration: Int, batchTerm: Double, memoryTerm: Double)
+    case nonFiniteEmbedding(iteration: Int, row: Int)
+    case nonFiniteParameters(iteration: Int, name: String)
     case replicasDiverged(iteration: Int, rank: Int)
 
     public var description: String {
@@ -155,6 +163,12 @@ public enum TrainingError: SameOnEveryRankError, Equatable {
         case let .nonFiniteLoss(iteration, batchTerm, memoryTerm):
             return "non-finite loss at iteration \(iteration) (batch term \(batchTerm), memory term \(memoryTerm)); "
                 + "stopped without applying it — the last checkpoint is intact; lower --lr or check the input data"
+        case let .nonFiniteEmbedding(iteration, row):
+            return "non-finite embedding (row \(row) of the global batch) at iteration \(iteration): the weights have diverged; "
+                + "stopped without applying the step — the last checkpoint is intact; lower --lr or check the input data"
+        case let .nonFiniteParameters(iteration, name):
+            return "non-finite parameter in \(name) after iteration \(iteration): the weights have diverged; "
+                + "not checkpointed — the last checkpoint is intact; lower --lr"
         case let .replicasDiverged(iteration, rank):
             return "--check-replicas: parameters or memory of rank \(rank) differ from rank 0 at iteration \(iteration)"
         }

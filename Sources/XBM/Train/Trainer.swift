@@ -165,7 +165,14 @@ public final class Trainer {
     }
 
     private func saveCheckpoint() throws {
-        if config.bn == "local" { try comm.broadcast(components.step.state.buffer, root: 0) }
+        let step = components.step
+        // Never replace the last good checkpoint with diverged weights (identical on every
+        // rank, so every rank stops here together).
+        if let index = firstNonFinite(step.parameters.pointer, count: step.parameters.count) {
+            let name = step.network.parameterLayout.entries.last { $0.offset <= index }?.name ?? "?"
+            throw TrainingError.nonFiniteParameters(iteration: iteration, name: name)
+        }
+        if config.bn == "local" { try comm.broadcast(step.state.buffer, root: 0) }
         guard let runDirectory else { return }
         try TrainingCheckpoint(step: components.step, sampler: sampler, drift: drift, iteration: iteration, config: config)
             .write(to: runDirectory.checkpointURL)
