@@ -68,7 +68,10 @@ public final class RunDirectory {
     }
 
     public func writePlot(title: String) throws {
-        let plot = TrainingPlot(title: title, loss: lossCurve.map { (iteration: $0.0, value: $0.1) },
+        // Iteration 1 is logged for immediate feedback; its loss (of the random initial
+        // network) is many times the rest and would flatten the curve, so it is not drawn.
+        let drawn = lossCurve.count > 1 && lossCurve[0].0 == 1 ? Array(lossCurve.dropFirst()) : lossCurve
+        let plot = TrainingPlot(title: title, loss: drawn.map { (iteration: $0.0, value: $0.1) },
                                 recallAtOne: recallCurve.map { (iteration: $0.0, value: $0.1) })
         try write(Data(plot.svg().utf8), to: plotURL)
     }
