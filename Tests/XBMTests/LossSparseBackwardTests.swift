@@ -1,0 +1,36 @@
+import TestSupport
+import XBM
+import XCTest
+
+/// The backward over active pairs only (taken when few g_ij are non-zero) gives the gradients
+/// of the dense products: both paths forced in turn on every loss, with two segments, a
+/// non-zero starting gradient and a scale, on data where only some pairs are active.
+final class LossSparseBackwardTests: XCTestCase {
+    override func tearDown() {
+        PairLossTuning.sparseBackwardDensity = 1.0 / 32
+    }
+
+    func testSparseAndDenseBackwardAgreeForEveryLoss() {
+        var random = RandomSource(seed: 21)
+        let b = 6, R = 40, d = 16
+        let problem = PairProblem(dimension: d, anchors: randomUnitRows(count: b, dimension: d, random: &random),
+                                  anchorLabels: [0, 1, 2, 0, 3, 1],
+                                  references: randomUnitRows(count: R, dimension: d, random: &random),
+                                  referenceLabels: (0..<R).map { Int32($0 % 7) },
+                                  ownIndex: [3, -1, 9, -1, 17, 30])
+        for kind in LossKind.allCases {
+            for reduction in PairReduction.allCases {
+                PairLossTuning.sparseBackwardDensity = 0      // dense products
+                let dense = evaluate(makePairLoss(kind), problem, reduction: reduction, scale: 0.5, cuts: [13], initialGradient: 0.25)
+                PairLossTuning.sparseBackwardDensity = 1      // active pairs one by one
+                let sparse = evaluate(makePairLoss(kind), problem, reduction: reduction, scale: 0.5, cuts: [13], initialGradient: 0.25)
+                XCTAssertEqual(dense.value, sparse.value, "\(kind) \(reduction)")
+                // Same sums in another order: Float rounding of a few terms of size ≤ 1.
+                for (x, y) in zip(dense.anchorGradient + dense.referenceGradient, sparse.anchorGradient + sparse.referenceGradient) {
+                    XCTAssertEqual(x, y, accuracy: 1e-5, "\(kind) \(reduction)")
+                }
+                XCTAssertNotEqual(dense.anchorGradient, [Float](repeating: 0.25, count: b * d), "\(kind): vacuous, no gradient")
+            }
+        }
+    }
+}
