@@ -21,32 +21,41 @@ struct ContrastiveTerm: AnchorTerm {
 
     var name: String { LossKind.contrastive.rawValue }
 
+    /// One branch-free pass writes g_ij ∈ {−1, 0, +1} and the sums (Float within blocks of
+    /// 256, Double across blocks); `.mean` then rescales the row. The own entry is made NaN
+    /// first, which fails both activity tests and so gets g = 0 without a test per pair.
     func lossAndGradient(_ row: AnchorRow, reduction: PairReduction) -> Double {
-        let s = row.values
-        let positiveLimit = 1 - epsilon
+        let s = row.values, labels = row.labels, label = row.label, n = row.count
+        let positiveLimit = Float(1 - epsilon), m = Float(margin)
+        if row.ownIndex >= 0 { s[row.ownIndex] = .nan }
         var positiveSum = 0.0, negativeSum = 0.0
         var positiveCount = 0, negativeCount = 0
-        for j in 0..<row.count {
-            let sij = Double(s[j])
-            if row.isPositive(j) {
-                if sij < positiveLimit { positiveSum += 1 - sij; positiveCount += 1 }
-            } else if row.isNegative(j), sij > margin {
-                negativeSum += sij; negativeCount += 1
+        var start = 0
+        while start < n {
+            let end = min(start + 256, n)
+            var blockPositive: Float = 0, blockNegative: Float = 0
+            var blockPositiveCount: Int32 = 0, blockNegativeCount: Int32 = 0
+            for j in start..<end {
+                let sij = s[j]
+                let same = labels[j] == label
+                let activePositive = same && sij < positiveLimit
+                let activeNegative = !same && sij > m
+                blockPositive += activePositive ? 1 - sij : 0
+                blockNegative += activeNegative ? sij : 0
+                blockPositiveCount &+= activePositive ? 1 : 0
+                blockNegativeCount &+= activeNegative ? 1 : 0
+                s[j] = activePositive ? -1 : (activeNegative ? 1 : 0)
             }
+            positiveSum += Double(blockPositive)
+            negativeSum += Double(blockNegative)
+            positiveCount += Int(blockPositiveCount)
+            negativeCount += Int(blockNegativeCount)
+            start = end
         }
-        let positiveWeight = reduction == .mean ? 1 / Double(max(positiveCount, 1)) : 1
-        let negativeWeight = reduction == .mean ? 1 / Double(max(negativeCount, 1)) : 1
-        let positiveGradient = Float(-positiveWeight), negativeGradient = Float(negativeWeight)
-        for j in 0..<row.count {
-            let sij = Double(s[j])
-            if row.isPositive(j) {
-                s[j] = sij < positiveLimit ? positiveGradient : 0
-            } else if row.isNegative(j) {
-                s[j] = sij > margin ? negativeGradient : 0
-            } else {
-                s[j] = 0
-            }
-        }
+        guard reduction == .mean else { return positiveSum + negativeSum }
+        let positiveWeight = 1 / Double(max(positiveCount, 1)), negativeWeight = 1 / Double(max(negativeCount, 1))
+        let wp = Float(positiveWeight), wn = Float(negativeWeight)
+        for j in 0..<n { s[j] *= s[j] < 0 ? wp : wn }
         return positiveWeight * positiveSum + negativeWeight * negativeSum
     }
 }
