@@ -77,18 +77,10 @@ func col2im3x3(inputGradient: UnsafeMutablePointer<Float>, columns: UnsafePointe
                             let x = sx - kx + 1
                             guard x >= 0 && x < width else { continue }
                             let source = columns + ((i * height + y) * width + x) * k + (ky * 3 + kx) * channels + c
-                            if lanes == vectorWidth {
-                                sum += loadVector(source)
-                            } else {
-                                for lane in 0..<lanes { sum[lane] += source[lane] }
-                            }
+                            sum += loadVector(source, lanes: lanes)
                         }
                     }
-                    if lanes == vectorWidth {
-                        storeVector(sum, destination + c)
-                    } else {
-                        for lane in 0..<lanes { destination[c + lane] = sum[lane] }
-                    }
+                    storeVector(sum, destination + c, lanes: lanes)
                     c += lanes
                 }
             }

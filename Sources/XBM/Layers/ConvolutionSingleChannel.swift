@@ -38,18 +38,10 @@ func conv3x3SingleChannelForward(output: UnsafeMutablePointer<Float>, transposed
                     for ky in 0..<3 {
                         for kx in 0..<3 {
                             let tap = top[ky * paddedWidth + x + kx], row = wt + (ky * 3 + kx) * co + o
-                            if lanes == vectorWidth {
-                                sum += tap * loadVector(row)
-                            } else {
-                                for lane in 0..<lanes { sum[lane] += tap * row[lane] }
-                            }
+                            sum += tap * loadVector(row, lanes: lanes)
                         }
                     }
-                    if lanes == vectorWidth {
-                        storeVector(sum, out + o)
-                    } else {
-                        for lane in 0..<lanes { out[o + lane] = sum[lane] }
-                    }
+                    storeVector(sum, out + o, lanes: lanes)
                     o += lanes
                 }
             }
@@ -73,12 +65,7 @@ func conv3x3SingleChannelBackward(weightGradient: UnsafeMutablePointer<Float>, o
                     let r0 = padded + (i * (height + 2) + y) * paddedWidth, r1 = r0 + paddedWidth, r2 = r1 + paddedWidth
                     for x in 0..<width {
                         let g = outputGradient + ((i * height + y) * width + x) * co + o0
-                        var gradient = FloatVector.zero
-                        if lanes == vectorWidth {
-                            gradient = loadVector(g)
-                        } else {
-                            for lane in 0..<lanes { gradient[lane] = g[lane] }
-                        }
+                        let gradient = loadVector(g, lanes: lanes)
                         s0 += r0[x] * gradient; s1 += r0[x + 1] * gradient; s2 += r0[x + 2] * gradient
                         s3 += r1[x] * gradient; s4 += r1[x + 1] * gradient; s5 += r1[x + 2] * gradient
                         s6 += r2[x] * gradient; s7 += r2[x + 1] * gradient; s8 += r2[x + 2] * gradient

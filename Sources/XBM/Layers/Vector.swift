@@ -21,3 +21,20 @@ func storeVector(_ value: FloatVector, _ pointer: UnsafeMutablePointer<Float>) {
 func lanewiseMax(_ a: FloatVector, _ b: FloatVector) -> FloatVector {
     a.replacing(with: b, where: a .< b)
 }
+
+/// The first `lanes` (≤ vectorWidth) floats at `pointer`, zeros after: the tail of a row whose
+/// length is not a multiple of the vector width.
+@inline(__always)
+func loadVector(_ pointer: UnsafePointer<Float>, lanes: Int) -> FloatVector {
+    if lanes == vectorWidth { return loadVector(pointer) }
+    var value = FloatVector()
+    for lane in 0..<lanes { value[lane] = pointer[lane] }
+    return value
+}
+
+/// Stores the first `lanes` (≤ vectorWidth) lanes of `value` at `pointer`.
+@inline(__always)
+func storeVector(_ value: FloatVector, _ pointer: UnsafeMutablePointer<Float>, lanes: Int) {
+    if lanes == vectorWidth { return storeVector(value, pointer) }
+    for lane in 0..<lanes { pointer[lane] = value[lane] }
+}
