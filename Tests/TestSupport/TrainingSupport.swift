@@ -36,6 +36,22 @@ public enum TrainingFixtures {
         return directory
     }
 
+    /// A run small enough for a unit test on `data` (d 8, mlp width 16, global batch 16 of
+    /// 4 classes × 4, no evaluation, checkpoints or drift unless a test turns them on).
+    public static func smallRun(data: URL, iterations: Int) -> TrainingConfig {
+        var c = TrainingConfig()
+        c.data = data.path
+        c.dim = 8
+        c.hidden = 16
+        c.batch = 16
+        c.instances = 4
+        c.iters = iterations
+        c.evalEvery = 0
+        c.checkpointEvery = 0
+        c.driftEvery = 0
+        return c
+    }
+
     public static func temporaryDirectory(_ label: String) -> URL {
         let url = FileManager.default.temporaryDirectory
             .appendingPathComponent("xbm-\(label)-\(UUID().uuidString.prefix(8))", isDirectory: true)

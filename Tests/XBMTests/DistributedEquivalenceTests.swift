@@ -22,21 +22,13 @@ final class DistributedEquivalenceTests: XCTestCase {
     }
 
     private func config(data: URL, loss: String, optimizer: String = "sgd") -> TrainingConfig {
-        var c = TrainingConfig()
-        c.data = data.path
+        var c = TrainingFixtures.smallRun(data: data, iterations: 20)
         c.loss = loss
-        c.dim = 8
-        c.hidden = 16
-        c.batch = 16
-        c.instances = 4
-        c.iters = 20
         c.optimizer = optimizer
         c.lr = optimizer == "sgd" ? 0.05 : 1e-3
         c.schedule = "constant"
         c.xbmSize = 40       // not a multiple of B: the ring wraps at different offsets
         c.xbmStart = 3
-        c.evalEvery = 0
-        c.checkpointEvery = 0
         c.logEvery = 1000
         c.seed = 11
         return c

@@ -6,18 +6,11 @@ import XCTest
 
 final class DriftTests: XCTestCase {
     private func config(_ data: URL) -> TrainingConfig {
-        var c = TrainingConfig()
-        c.data = data.path
-        c.dim = 8
-        c.hidden = 16
-        c.batch = 16
-        c.iters = 10
+        var c = TrainingFixtures.smallRun(data: data, iterations: 10)
         c.xbmSize = 48
         c.xbmStart = TrainingConfig.autoStart
         c.driftEvery = 3
         c.driftProbe = 20
-        c.evalEvery = 0
-        c.checkpointEvery = 0
         return c
     }
 

@@ -10,18 +10,10 @@ import XCTest
 final class MemoryFillTests: XCTestCase {
     private func run(fill: Bool, ranks: Int) throws -> [(count: Int, checksum: UInt64, losses: [Double])] {
         let data = try TrainingFixtures.featureDataset()
-        var c = TrainingConfig()
-        c.data = data.path
-        c.dim = 8
-        c.hidden = 16
-        c.batch = 16
-        c.iters = 5
+        var c = TrainingFixtures.smallRun(data: data, iterations: 5)
         c.xbmSize = 40
         c.xbmStart = 3
         c.xbmInit = fill ? "fill" : "none"
-        c.evalEvery = 0
-        c.checkpointEvery = 0
-        c.driftEvery = 0
         let config = c
         return try SimulatedRanks.run(size: ranks) { comm in
             let trainer = try Trainer(config: config, comm: comm, writeOutputs: false)

@@ -11,21 +11,14 @@ final class NonFiniteLossTests: XCTestCase {
     func testExplodingRunStopsEveryRankAndKeepsTheLastGoodCheckpoint() throws {
         let data = try TrainingFixtures.featureDataset()
         let run = TrainingFixtures.temporaryDirectory("nan")
-        var c = TrainingConfig()
-        c.data = data.path
+        var c = TrainingFixtures.smallRun(data: data, iterations: 50)
         c.runDir = run.path
-        c.dim = 8
-        c.hidden = 16
-        c.batch = 16
-        c.iters = 50
         c.optimizer = "sgd"
         c.momentum = 0
         c.lr = 1e38              // the first update sends the weights to ±inf: the next embeddings are NaN
         c.schedule = "constant"
         c.xbmSize = 0
-        c.evalEvery = 0
         c.checkpointEvery = 1
-        c.driftEvery = 0
         let config = c
         XCTAssertThrowsError(try SimulatedRanks.run(size: 2) { comm -> Int in
             let trainer = try Trainer(config: config, comm: comm)

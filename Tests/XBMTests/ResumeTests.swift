@@ -9,22 +9,15 @@ import XCTest
 /// ranks to the equivalence tolerance of SPEC §3.
 final class ResumeTests: XCTestCase {
     private func config(data: URL, runDirectory: URL, iterations: Int) -> TrainingConfig {
-        var c = TrainingConfig()
-        c.data = data.path
+        var c = TrainingFixtures.smallRun(data: data, iterations: iterations)
         c.runDir = runDirectory.path
         c.loss = "multi-similarity"
-        c.dim = 8
-        c.hidden = 16
-        c.batch = 16
-        c.instances = 4
-        c.iters = iterations
+        c.driftEvery = 5       // the drift monitor's state crosses the resume too
         c.optimizer = "adam"
         c.schedule = "step"
         c.milestones = [9]
         c.xbmSize = 40
         c.xbmStart = 4
-        c.evalEvery = 0
-        c.checkpointEvery = 0
         c.seed = 4
         return c
     }
