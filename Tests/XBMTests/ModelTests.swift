@@ -99,19 +99,34 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(network.stateLayout.count, 2 * 480)
     }
 
-    func testKaimingInitialisationStatistics() {
+    /// PyTorch's default: weights and the linear bias uniform in ±1/√fanIn (variance
+    /// 1/(3·fanIn)), batch norm scale 1, shift 0, running statistics 0 and 1.
+    func testInitialisationMatchesPyTorchDefaults() {
         let network = GlyphNet(embeddingSize: 128, maxBatch: 1, batchNorm: .local)
-        let buffers = Buffers(network, seed: 8)
-        let entry = network.parameterLayout["conv4.weight"]!
-        let values = (0..<entry.count).map { Double(buffers.parameters[entry.offset + $0]) }
-        let mean = values.reduce(0, +) / Double(values.count)
-        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
-        // Expected variance 2 / fanIn = 2 / 1152; 294,912 samples give ~0.3% relative spread.
-        XCTAssertEqual(variance, 2.0 / 1152, accuracy: 0.02 * 2.0 / 1152)
-        XCTAssertEqual(mean, 0, accuracy: 1e-3)
-        let state = network.stateLayout
-        XCTAssertTrue((0..<state["bn2.runningVariance"]!.count).allSatisfy { buffers.state[state["bn2.runningVariance"]!.offset + $0] == 1 })
-        XCTAssertTrue((0..<state["bn2.runningMean"]!.count).allSatisfy { buffers.state[state["bn2.runningMean"]!.offset + $0] == 0 })
+        let layout = network.parameterLayout
+        let parameters = FlatBuffer<Float>(count: layout.count), state = FlatBuffer<Float>(count: network.stateLayout.count)
+        var random = RandomSource(seed: 8)
+        network.initialize(parameters: parameters.pointer, state: state.pointer, random: &random)
+        func values(_ name: String) -> [Double] {
+            let entry = layout[name]!
+            return (0..<entry.count).map { Double(parameters[entry.offset + $0]) }
+        }
+        for (name, fanIn) in [("conv1.weight", 9), ("conv4.weight", 1152), ("fc.weight", 256), ("fc.bias", 256)] {
+            let v = values(name), bound = 1 / Double(fanIn).squareRoot()
+            XCTAssertTrue(v.allSatisfy { abs($0) <= bound }, "\(name) outside ±1/√\(fanIn)")
+            guard v.count > 10_000 else { continue }
+            let mean = v.reduce(0, +) / Double(v.count)
+            let variance = v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(v.count)
+            // A uniform's variance is bound²/3; ≥ 32,768 samples give < 1% relative spread.
+            XCTAssertEqual(variance, bound * bound / 3, accuracy: 0.03 * bound * bound / 3, name)
+            XCTAssertEqual(mean, 0, accuracy: 0.02 * bound, name)
+        }
+        // The bias is drawn, not zero: a fixed draw of 128 values has a spread near bound/√3.
+        XCTAssertGreaterThan(values("fc.bias").map(abs).max()!, 0.5 / 16)
+        XCTAssertTrue(values("bn3.scale").allSatisfy { $0 == 1 } && values("bn3.shift").allSatisfy { $0 == 0 })
+        let stateLayout = network.stateLayout
+        XCTAssertTrue((0..<stateLayout["bn2.runningVariance"]!.count).allSatisfy { state[stateLayout["bn2.runningVariance"]!.offset + $0] == 1 })
+        XCTAssertTrue((0..<stateLayout["bn2.runningMean"]!.count).allSatisfy { state[stateLayout["bn2.runningMean"]!.offset + $0] == 0 })
     }
 
     func testFactoryBuildsAndRejects() throws {

@@ -32,8 +32,8 @@ public protocol EmbeddingNetwork: AnyObject {
     /// The largest `count` that `forward` accepts.
     var maxBatch: Int { get }
 
-    /// Seeded initialisation: Kaiming-normal weights (fan-in, ReLU gain), zero biases, batch
-    /// norm scale 1 and shift 0, running mean 0 and variance 1.
+    /// Seeded initialisation as PyTorch's defaults: weights and biases U(−1/√fanIn, 1/√fanIn),
+    /// batch norm scale 1 and shift 0, running mean 0 and variance 1.
     func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>,
                     random: inout RandomSource)
 

@@ -113,7 +113,7 @@ public final class GlyphNet: EmbeddingNetwork {
 
     public func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>,
                            random: inout RandomSource) {
-        initializeKaimingNormal(layout: parameterLayout, parameters: parameters, random: &random)
+        initializeLikePyTorch(layout: parameterLayout, parameters: parameters, random: &random)
         initializeBatchNormState(layout: stateLayout, state: state)
     }
 

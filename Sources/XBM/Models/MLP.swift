@@ -58,7 +58,7 @@ public final class MLP: EmbeddingNetwork {
 
     public func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>,
                            random: inout RandomSource) {
-        initializeKaimingNormal(layout: parameterLayout, parameters: parameters, random: &random)
+        initializeLikePyTorch(layout: parameterLayout, parameters: parameters, random: &random)
         initializeBatchNormState(layout: stateLayout, state: state)
     }
 

@@ -54,20 +54,36 @@ public func makeNetwork(kind: ModelKind, inputShape: [Int], embeddingSize: Int, 
     }
 }
 
-/// Kaiming-normal initialisation (fan-in, ReLU gain): every tensor marked `decays` (the
-/// weights; first dimension = outputs) gets N(0, 2/fanIn) with fanIn = count / shape[0];
-/// tensors named "*.scale" get 1, all others (biases, shifts) 0. Draws in layout order.
-func initializeKaimingNormal(layout: ParameterLayout, parameters: UnsafeMutablePointer<Float>,
-                             random: inout RandomSource) {
+/// PyTorch's default initialisation of `Conv2d` and `Linear` (He et al.'s uniform with
+/// a = √5, as torch.nn.init.kaiming_uniform_): every tensor marked `decays` (the weights;
+/// first dimension = outputs, fanIn = count / shape[0]) gets U(−1/√fanIn, 1/√fanIn), i.e.
+/// standard deviation 1/√(3·fanIn); a bias "X.bias" gets U(−1/√fanIn, 1/√fanIn) with the fanIn
+/// of "X.weight"; tensors named "*.scale" get 1, all others (batch-norm shifts) 0. Draws in
+/// layout order.
+///
+/// Why not Kaiming-normal N(0, 2/fanIn): every weight here is followed by batch norm or by the
+/// L2 normalisation, so its scale does not change the function, only the step that Adam's
+/// per-coordinate update of fixed size makes relative to it. Weights √6 ≈ 2.4× larger make that
+/// relative step ~2.4× smaller and its angular effect ~6× smaller: the same learning rate then
+/// trains markedly slower (Docs/results.md measures it against the PyTorch reference).
+func initializeLikePyTorch(layout: ParameterLayout, parameters: UnsafeMutablePointer<Float>,
+                           random: inout RandomSource) {
     for entry in layout.entries {
         let slice = parameters + entry.offset
+        let fanIn: Int?
         if entry.decays {
-            let fanIn = entry.count / entry.shape[0]
-            let standardDeviation = (2.0 / Double(fanIn)).squareRoot()
-            for i in 0..<entry.count { slice[i] = Float(standardDeviation * random.nextNormal()) }
+            fanIn = entry.count / entry.shape[0]
+        } else if entry.name.hasSuffix(".bias"), let weight = layout[String(entry.name.dropLast(5)) + ".weight"] {
+            fanIn = weight.count / weight.shape[0]
         } else {
-            slice.update(repeating: entry.name.hasSuffix(".scale") ? 1 : 0, count: entry.count)
+            fanIn = nil
         }
+        guard let fanIn else {
+            slice.update(repeating: entry.name.hasSuffix(".scale") ? 1 : 0, count: entry.count)
+            continue
+        }
+        let bound = 1 / Double(fanIn).squareRoot()
+        for i in 0..<entry.count { slice[i] = Float(bound * (2 * random.nextUniformDouble() - 1)) }
     }
 }
 

@@ -186,7 +186,7 @@ public final class Trainer {
                                             parameters: step.parameters.pointer, state: step.state.pointer, comm: comm)
         else { return }
         try runDirectory?.append(["iter": iteration, "drift": value])
-        if config.xbmStart == TrainingConfig.autoStart, step.memory != nil, step.memoryStart == Int.max,
+        if config.xbmStart == .auto, step.memory != nil, step.memoryStart == Int.max,
            value < config.driftThreshold {
             step.memoryStart = iteration
             if verbose && comm.rank == 0 {
@@ -233,9 +233,9 @@ public final class Trainer {
         print("  \(comm.size) rank(s) [\(comm.backendName)], global batch \(c.batch) = \(c.batch / c.instances) classes × \(c.instances), "
               + "local batch \(step.localBatch), BN \(c.bn), \(BLASThreads.current) BLAS thread(s) per rank (\(BLASKernels.current) kernels)")
         let memory = c.xbmSize > 0
-            ? "memory \(c.xbmSize) from iteration \(c.xbmStart), weight \(c.xbmWeight), \(c.xbmReduce)\(c.xbmInit == "fill" ? ", filled at start" : "")"
+            ? "memory \(c.xbmSize) from \(c.memoryStartIteration.map { "iteration \($0)" } ?? "a drift below \(c.driftThreshold)"), weight \(c.xbmWeight), \(c.xbmReduce)\(c.xbmInit == "fill" ? ", filled at start" : "")"
             : "no memory"
-        print("  loss \(c.loss), \(memory); \(c.optimizer) lr \(c.lr) \(c.schedule); \(c.iters) iterations; run dir \(c.runDir)")
+        print("  loss \(c.loss), \(memory); \(c.optimizer) lr \(c.lr) \(c.schedule)\(c.schedule == "step" ? " ×\(c.gamma) at \(c.milestoneIterations.map(String.init).joined(separator: ", "))" : ""); \(c.iters) iterations; run dir \(c.runDir)")
         if iteration > 0 { print("  resumed at iteration \(iteration)") }
     }
 }
