@@ -32,6 +32,6 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["XBM", "Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
         .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "XBM"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "XBM", "Collectives"]),
     ]
 )

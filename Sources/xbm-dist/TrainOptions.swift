@@ -32,13 +32,13 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("weight-decay"), help: "Weight decay (weights only).") var weightDecay: Double?
     @Option(help: "SGD momentum.") var momentum: Double?
     @Option(help: "constant, step or cosine.") var schedule: String?
-    @Option(help: "Step schedule: iterations where the rate is multiplied by --gamma (repeat or comma-separate).")
+    @Option(help: "Step schedule: where the rate is multiplied by --gamma, as iterations or shares of --iters (800, 75%; repeat or comma-separate).")
     var milestones: [String] = []
     @Option(help: "Step schedule factor.") var gamma: Double?
     @Option(help: "Linear warm-up iterations.") var warmup: Int?
 
     @Option(name: .customLong("xbm-size"), help: "Cross-batch memory rows M (0 disables the memory).") var xbmSize: Int?
-    @Option(name: .customLong("xbm-start"), help: "First iteration that uses the memory, or auto (first drift measurement below --drift-threshold).")
+    @Option(name: .customLong("xbm-start"), help: "First iteration that uses the memory, as an iteration or a share of --iters (800, 75%), or auto (first drift measurement below --drift-threshold).")
     var xbmStart: String?
     @Option(name: .customLong("xbm-weight"), help: "Weight w of the memory term.") var xbmWeight: Double?
     @Option(name: .customLong("xbm-reduce"), help: "Memory term per anchor: sum (paper) or mean over active pairs.") var xbmReduce: String?
@@ -73,11 +73,19 @@ struct TrainOptions: ParsableArguments {
         set("batch", batch); set("instances", instances); set("iters", iters); set("optimizer", optimizer); set("lr", lr)
         set("weight-decay", weightDecay); set("momentum", momentum); set("schedule", schedule); set("gamma", gamma)
         set("warmup", warmup)
-        if !milestones.isEmpty { merged["milestones"] = try integers(milestones, option: "--milestones") }
+        if !milestones.isEmpty {
+            merged["milestones"] = try milestones.flatMap { $0.split(separator: ",") }.map { text -> String in
+                guard let point = IterationPoint(parsing: String(text)) else {
+                    throw ValidationError("--milestones expects iterations or percentages of --iters (800, 75%), got \"\(text)\"")
+                }
+                return point.description
+            }
+        }
         if let xbmStart {
-            if xbmStart == "auto" { merged["xbm-start"] = "auto" }
-            else if let value = Int(xbmStart) { merged["xbm-start"] = value }
-            else { throw ValidationError("--xbm-start expects an iteration or auto, got \"\(xbmStart)\"") }
+            guard let start = MemoryStart(parsing: xbmStart) else {
+                throw ValidationError("--xbm-start expects an iteration, a percentage of --iters (800, 75%) or auto, got \"\(xbmStart)\"")
+            }
+            merged["xbm-start"] = start.description
         }
         set("drift-every", driftEvery); set("drift-probe", driftProbe); set("drift-threshold", driftThreshold)
         set("xbm-size", xbmSize); set("xbm-weight", xbmWeight)

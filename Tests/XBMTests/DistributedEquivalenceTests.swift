@@ -28,7 +28,7 @@ final class DistributedEquivalenceTests: XCTestCase {
         c.lr = optimizer == "sgd" ? 0.05 : 1e-3
         c.schedule = "constant"
         c.xbmSize = 40       // not a multiple of B: the ring wraps at different offsets
-        c.xbmStart = 3
+        c.xbmStart = .at(.iteration(3))
         c.logEvery = 1000
         c.seed = 11
         return c
@@ -92,7 +92,7 @@ final class DistributedEquivalenceTests: XCTestCase {
         c.instances = 2
         c.iters = 6
         c.xbmSize = 20
-        c.xbmStart = 2
+        c.xbmStart = .at(.iteration(2))
         let reference = try train(c, ranks: 1)[0]
         let runs = try train(c, ranks: 2)
         for run in runs { assertClose(run, reference, tolerance: 1e-4, "glyphnet, 2 ranks") }

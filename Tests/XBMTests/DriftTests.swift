@@ -8,7 +8,7 @@ final class DriftTests: XCTestCase {
     private func config(_ data: URL) -> TrainingConfig {
         var c = TrainingFixtures.smallRun(data: data, iterations: 10)
         c.xbmSize = 48
-        c.xbmStart = TrainingConfig.autoStart
+        c.xbmStart = .auto
         c.driftEvery = 3
         c.driftProbe = 20
         return c

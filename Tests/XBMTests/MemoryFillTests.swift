@@ -12,7 +12,7 @@ final class MemoryFillTests: XCTestCase {
         let data = try TrainingFixtures.featureDataset()
         var c = TrainingFixtures.smallRun(data: data, iterations: 5)
         c.xbmSize = 40
-        c.xbmStart = 3
+        c.xbmStart = .at(.iteration(3))
         c.xbmInit = fill ? "fill" : "none"
         let config = c
         return try SimulatedRanks.run(size: ranks) { comm in

@@ -15,9 +15,9 @@ final class ResumeTests: XCTestCase {
         c.driftEvery = 5       // the drift monitor's state crosses the resume too
         c.optimizer = "adam"
         c.schedule = "step"
-        c.milestones = [9]
+        c.milestones = [.iteration(9)]
         c.xbmSize = 40
-        c.xbmStart = 4
+        c.xbmStart = .at(.iteration(4))
         c.seed = 4
         return c
     }

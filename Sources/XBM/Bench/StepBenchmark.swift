@@ -71,7 +71,7 @@ public enum StepBenchmark {
             try comm.barrier()
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try labels.withUnsafeBufferPointer {
-                try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: max(config.xbmStart, 0) + iteration,
+                try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: (config.memoryStartIteration ?? 0) + iteration,
                              learningRate: Float(config.lr), stopRequested: false)
             }
             if iteration >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }

@@ -49,10 +49,10 @@ public struct TrainingComponents {
         step = DistributedStep(comm: comm, network: network, loss: loss, memory: memory,
                                memoryWeight: Float(config.xbmWeight),
                                memoryReduction: PairReduction(rawValue: config.xbmReduce) ?? .mean,
-                               memoryStart: config.xbmStart == TrainingConfig.autoStart ? Int.max : config.xbmStart, optimizer: optimizer, globalBatch: config.batch)
+                               memoryStart: config.memoryStartIteration ?? Int.max, optimizer: optimizer, globalBatch: config.batch)
         schedule = LearningRateSchedule(kind: ScheduleKind(rawValue: config.schedule) ?? .constant,
                                         baseRate: Float(config.lr), warmupIterations: config.warmup,
-                                        milestones: config.milestones, gamma: Float(config.gamma),
+                                        milestones: config.milestoneIterations, gamma: Float(config.gamma),
                                         totalIterations: max(config.iters, 1))
     }
 

@@ -30,22 +30,22 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var weightDecay: Double = 0
     public var momentum: Double = 0.9
     public var schedule: String = "step"
-    public var milestones: [Int] = [800]
+    /// Step schedule: where the rate is multiplied by `gamma` (iterations or shares of `iters`).
+    public var milestones: [IterationPoint] = [.iteration(800)]
     public var gamma: Double = 0.1
     public var warmup: Int = 0
 
     // Cross-batch memory (SPEC §4).
     public var xbmSize: Int = 16384
-    /// First iteration of the memory; `autoStart` (-1, "auto" in JSON and on the command
-    /// line) starts it at the first drift measurement below `driftThreshold`.
-    public var xbmStart: Int = 800
+    /// First iteration of the memory (an iteration or a share of `iters`), or `auto`: the
+    /// first drift measurement below `driftThreshold`.
+    public var xbmStart: MemoryStart = .at(.iteration(800))
     public var xbmWeight: Double = 1
     public var xbmReduce: String = "mean"
     public var xbmInit: String = "none"
     public var driftEvery: Int = 100
     public var driftProbe: Int = 512
     public var driftThreshold: Double = 0.2
-    public static let autoStart = -1
 
     // Evaluation, logging, outputs.
     public var evalEvery: Int = 800
@@ -92,14 +92,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try take(.optimizer, &optimizer); try take(.lr, &lr); try take(.weightDecay, &weightDecay)
         try take(.momentum, &momentum); try take(.schedule, &schedule); try take(.milestones, &milestones)
         try take(.gamma, &gamma); try take(.warmup, &warmup)
-        try take(.xbmSize, &xbmSize); if let text = try? c.decodeIfPresent(String.self, forKey: .xbmStart) {
-            guard text == "auto" else {
-                throw DecodingError.dataCorruptedError(forKey: .xbmStart, in: c, debugDescription: "xbm-start must be an iteration or \"auto\", got \"\(text)\"")
-            }
-            xbmStart = TrainingConfig.autoStart
-        } else {
-            try take(.xbmStart, &xbmStart)
-        }
+        try take(.xbmSize, &xbmSize); try take(.xbmStart, &xbmStart)
         try take(.driftEvery, &driftEvery); try take(.driftProbe, &driftProbe); try take(.driftThreshold, &driftThreshold)
          try take(.xbmWeight, &xbmWeight)
         try take(.xbmReduce, &xbmReduce); try take(.xbmInit, &xbmInit)
@@ -120,7 +113,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try c.encode(momentum, forKey: .momentum); try c.encode(schedule, forKey: .schedule)
         try c.encode(milestones, forKey: .milestones); try c.encode(gamma, forKey: .gamma); try c.encode(warmup, forKey: .warmup)
         try c.encode(xbmSize, forKey: .xbmSize)
-        if xbmStart == TrainingConfig.autoStart { try c.encode("auto", forKey: .xbmStart) } else { try c.encode(xbmStart, forKey: .xbmStart) }
+        try c.encode(xbmStart, forKey: .xbmStart)
         try c.encode(xbmWeight, forKey: .xbmWeight); try c.encode(xbmReduce, forKey: .xbmReduce); try c.encode(xbmInit, forKey: .xbmInit)
         try c.encode(driftEvery, forKey: .driftEvery); try c.encode(driftProbe, forKey: .driftProbe)
         try c.encode(driftThreshold, forKey: .driftThreshold)
@@ -128,6 +121,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try c.encode(logEvery, forKey: .logEvery); try c.encode(checkpointEvery, forKey: .checkpointEvery)
         try c.encode(runDir, forKey: .runDir); try c.encode(seed, forKey: .seed); try c.encode(checkReplicas, forKey: .checkReplicas)
     }
+
+    /// The step schedule's milestones as iterations of this run.
+    public var milestoneIterations: [Int] { milestones.map { $0.resolved(iterations: iters) } }
+
+    /// The memory's first iteration in this run; nil for `--xbm-start auto`.
+    public var memoryStartIteration: Int? { xbmStart.resolved(iterations: iters) }
 
     /// Pretty, key-sorted JSON (for `config.json` and checkpoints).
     public func json() -> Data {
@@ -187,9 +186,7 @@ extension TrainingConfig {
         try require(xbmSize >= 0, "--xbm-size must be 0 (no memory) or positive, got \(xbmSize)")
         try require(xbmSize == 0 || xbmSize >= batch,
                     "--xbm-size \(xbmSize) is smaller than the global batch --batch \(batch): the memory must hold at least one batch")
-        try require(xbmStart >= 0 || xbmStart == TrainingConfig.autoStart,
-                    "--xbm-start must be an iteration ≥ 0 or auto, got \(xbmStart)")
-        try require(xbmStart != TrainingConfig.autoStart || driftEvery > 0,
+        try require(xbmStart != .auto || driftEvery > 0,
                     "--xbm-start auto needs drift measurements: set --drift-every to a positive interval")
         try require(driftEvery >= 0 && driftProbe >= 1 && driftThreshold > 0,
                     "--drift-every must be ≥ 0, --drift-probe ≥ 1 and --drift-threshold > 0")
