@@ -15,6 +15,17 @@ final class HanziTests: XCTestCase {
         XCTAssertEqual(Set(characters).count, 3755, "all distinct")
     }
 
+    func testLevelTwoIsASecondDisjointSet() throws {
+        let one = try HanziCharset.level1.characters(), two = try HanziCharset.level2.characters()
+        XCTAssertEqual(two.count, 3008)
+        XCTAssertEqual(String(String.UnicodeScalarView(two.prefix(4))), "亍丌兀丐")
+        XCTAssertEqual(two.last, "齄")
+        XCTAssertEqual(Set(two).count, 3008, "all distinct")
+        XCTAssertTrue(Set(one).isDisjoint(with: two))
+        XCTAssertEqual(try HanziCharset.all.characters(), one + two)
+        XCTAssertEqual(HanziCharset.level2.datasetName, "hanzi-level2")
+    }
+
     func testTwentySevenFacesAreListedAndLocated() throws {
         XCTAssertEqual(HanziFace.all.count, 27)
         XCTAssertEqual(Set(HanziFace.all.map(\.name)).count, 27)

@@ -29,21 +29,25 @@ public struct HanziSummary: Sendable {
 }
 
 /// The built-in benchmark (SPEC §7): 3,755 GB2312 level-1 characters × 27 faces, distorted,
-/// 32×32 uint8. Sample i = character · 27 + face; label = character index; the first 1,878
-/// classes are train (split 0), the other 1,877 test (split 1). Each image's distortion comes
+/// 32×32 uint8 (`charset` selects level 2 or both levels instead). Sample i = character · 27 +
+/// face; label = character index; the first ⌈n/2⌉ classes are train (split 0), the others
+/// test (split 1): 1,878 / 1,877 for level 1. Each image's distortion comes
 /// from `RandomSource.derived(seed:stream: i)`, so the result does not depend on `threads`.
 public enum HanziBenchmark {
+    /// Training classes of the default set (level 1): the first ⌈3,755 / 2⌉.
     public static let trainClasses = 1878
     public static let side = GlyphDistortion.output
 
     public static func build(outputDirectory: URL, seed: UInt64, threads: Int,
+                             charset: HanziCharset = .level1,
                              faces: [HanziFace] = HanziFace.all,
                              characterLimit: Int? = nil,
                              fontDirectory: URL = HanziFace.defaultFontDirectory,
                              progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> HanziSummary {
         precondition(threads >= 1, "threads must be at least 1, got \(threads)")
         let start = Date()
-        var characters = try GB2312.levelOneCharacters()
+        var characters = try charset.characters()
+        let trainClasses = (characters.count + 1) / 2
         if let characterLimit { characters = Array(characters.prefix(characterLimit)) }
         // Fail early, on this thread, with the missing face or the occupied directory named.
         try checkReplaceable(outputDirectory)
@@ -98,7 +102,7 @@ public enum HanziBenchmark {
         labels.withUnsafeBytes { hash.update($0) }
         let trainCount = split.count { $0 == 0 }
         let meta: [String: Any] = [
-            "name": "hanzi", "seed": seed, "faces": faces.map(\.name), "characters": characters.count,
+            "name": charset.datasetName, "charset": charset.rawValue, "seed": seed, "faces": faces.map(\.name), "characters": characters.count,
             "classes": characters.count, "count": total, "train_count": trainCount, "test_count": total - trainCount,
             "train_classes": min(trainClasses, characters.count), "image_size": [side, side],
             "checksum": "fnv1a64:" + hash.hex, "order": "sample = character * faces + face",

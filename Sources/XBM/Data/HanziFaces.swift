@@ -56,29 +56,66 @@ public struct HanziFace: Sendable, Equatable {
     public static func named(_ name: String) -> HanziFace? { all.first { $0.name == name } }
 }
 
-/// The 3,755 level-1 characters of GB2312 (rows 16–55, bytes 0xB0A1 … 0xD7F9), in code order,
-/// decoded by Foundation's GB 18030 converter (a superset of GB2312) rather than a table.
+/// GB2312's hanzi in code order, decoded by Foundation's GB 18030 converter (a superset of
+/// GB2312) rather than a table: level 1 is 3,755 common characters ordered by reading (rows
+/// 16–55, bytes 0xB0A1 … 0xD7F9), level 2 is 3,008 rarer ones ordered by radical and stroke
+/// count (rows 56–87, 0xD8A1 … 0xF7FE), so neighbouring level-2 classes often share a radical.
 public enum GB2312 {
     public static let levelOneCount = 3755
+    public static let levelTwoCount = 3008
 
     public static func levelOneCharacters() throws -> [Unicode.Scalar] {
+        try decode(rows: 0xB0...0xD7, lastCell: 0xF9, expected: (levelOneCount, "啊", "座"))
+    }
+
+    public static func levelTwoCharacters() throws -> [Unicode.Scalar] {
+        try decode(rows: 0xD8...0xF7, lastCell: 0xFE, expected: (levelTwoCount, "亍", "齄"))
+    }
+
+    /// Every cell 0xA1…0xFE of `rows`, the last row ending at `lastCell`.
+    private static func decode(rows: ClosedRange<Int>, lastCell: Int,
+                               expected: (count: Int, first: Unicode.Scalar, last: Unicode.Scalar)) throws -> [Unicode.Scalar] {
         var bytes: [UInt8] = []
-        for row in 0xB0...0xD7 {
-            for cell in 0xA1...0xFE where !(row == 0xD7 && cell > 0xF9) {
+        for row in rows {
+            for cell in 0xA1...0xFE where !(row == rows.upperBound && cell > lastCell) {
                 bytes += [UInt8(row), UInt8(cell)]
             }
         }
         // kCFStringEncodingGB_18030_2000 (0x0632) as an NSStringEncoding.
         let gb18030 = String.Encoding(rawValue: 0x8000_0632)
+        let range = String(format: "0x%02X%02X…0x%02X%02X", rows.lowerBound, 0xA1, rows.upperBound, lastCell)
         guard let text = String(data: Data(bytes), encoding: gb18030) else {
-            throw HanziError.encoding("Foundation could not decode GB2312 bytes 0xB0A1…0xD7F9 as GB 18030")
+            throw HanziError.encoding("Foundation could not decode GB2312 bytes \(range) as GB 18030")
         }
         let scalars = Array(text.unicodeScalars)
-        guard scalars.count == levelOneCount, scalars.first == "啊", scalars.last == "座" else {
-            throw HanziError.encoding("decoding GB2312 level 1 gave \(scalars.count) characters from \(scalars.first.map(String.init) ?? "?") to \(scalars.last.map(String.init) ?? "?"); expected 3755 from 啊 to 座")
+        guard scalars.count == expected.count, scalars.first == expected.first, scalars.last == expected.last else {
+            throw HanziError.encoding("decoding GB2312 \(range) gave \(scalars.count) characters from \(scalars.first.map(String.init) ?? "?") to \(scalars.last.map(String.init) ?? "?"); expected \(expected.count) from \(expected.first) to \(expected.last)")
         }
         return scalars
     }
+}
+
+/// Which characters `data hanzi --charset` renders. Each set is split by class: the first
+/// ⌈n/2⌉ characters in code order train, the rest test.
+public enum HanziCharset: String, CaseIterable, Sendable {
+    /// GB2312 level 1: 3,755 classes (the default benchmark).
+    case level1
+    /// GB2312 level 2: 3,008 rarer, radical-ordered classes — a second glyph set that shares
+    /// no class with level 1, for checking that a recipe tuned on level 1 carries over.
+    case level2
+    /// Both levels: 6,763 classes.
+    case all
+
+    public func characters() throws -> [Unicode.Scalar] {
+        switch self {
+        case .level1: try GB2312.levelOneCharacters()
+        case .level2: try GB2312.levelTwoCharacters()
+        case .all: try GB2312.levelOneCharacters() + GB2312.levelTwoCharacters()
+        }
+    }
+
+    /// The dataset's name in meta.json.
+    public var datasetName: String { self == .level1 ? "hanzi" : "hanzi-\(rawValue)" }
 }
 
 /// Why the hanzi benchmark could not be built; one line each.
