@@ -51,6 +51,10 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     private var similarities = FlatBuffer<Float>(count: 0)
     /// (R) the references' labels, concatenated (the embeddings are never copied).
     private var referenceLabels = FlatBuffer<Int32>(count: 0)
+    /// (R) their stamps, concatenated, when every segment has them.
+    private var referenceStamps = FlatBuffer<Int32>(count: 0)
+
+    private(set) var statistics = PairStatistics()
 
     init(term: Term) { self.term = term }
 
@@ -61,9 +65,12 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
                   referenceGradient: UnsafeMutablePointer<Float>?) -> Double {
         let b = input.anchorCount, d = input.dimension, R = input.referenceCount
         precondition(b >= 0 && d >= 1, "pair loss needs b ≥ 0 anchors of dimension d ≥ 1, got b \(b), d \(d)")
+        statistics = PairStatistics()
         guard b > 0, R > 0 else { return 0 }
         reserve(similarityCount: b * R, referenceCount: R)
         let S = similarities.pointer, labels = referenceLabels.pointer
+        let hasStamps = input.references.allSatisfy { $0.stamps != nil }
+        let stamps: UnsafePointer<Int32>? = hasStamps ? UnsafePointer(referenceStamps.pointer) : nil
 
         // S[:, c ..< c+n] = A · segmentᵀ, written straight into the segment's columns (ldc = R).
         var column = 0
@@ -71,22 +78,40 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
             gemm(.none, .transposed, m: b, n: segment.count, k: d,
                  a: input.anchors, lda: d, b: segment.embeddings, ldb: d, c: S + column, ldc: R)
             (labels + column).update(from: segment.labels, count: segment.count)
+            if hasStamps { (referenceStamps.pointer + column).update(from: segment.stamps!, count: segment.count) }
             column += segment.count
         }
 
+        // Per row: the hardest pairs while the row still holds similarities, the term, then
+        // the active pairs of the gradient it left (which also decide the backward below).
         var total = 0.0
+        var statistics = PairStatistics()
+        statistics.anchors = b
         for i in 0..<b {
             let own = input.ownIndex.map { Int($0[i]) } ?? -1
             precondition(own >= -1 && own < R, "anchor \(i)'s own index \(own) is outside -1..<\(R)")
             let row = AnchorRow(values: S + i * R, labels: labels, count: R,
                                 label: input.anchorLabels[i], ownIndex: own)
+            let (hardestNegative, hardestPositive) = hardestPairs(row)
+            if hardestNegative > -.infinity {
+                statistics.hardestNegativeSum += Double(hardestNegative); statistics.anchorsWithNegatives += 1
+            }
+            if hardestPositive < .infinity {
+                statistics.hardestPositiveSum += Double(hardestPositive); statistics.anchorsWithPositives += 1
+            }
             total += term.lossAndGradient(row, reduction: reduction)
+            let active = activePairs(row, stamps: stamps, now: input.now)
+            statistics.activePositives += active.positives
+            statistics.activeNegatives += active.negatives
+            statistics.activeNegativeAgeSum += active.negativeAgeSum
         }
+        self.statistics = statistics
 
         // dA += scale · G · R and dR += scale · Gᵀ · A. When few pairs are active (a hinge
         // loss against a large memory, most negatives below the margin) the products are
         // mostly multiplications by zero, so the active pairs are added one by one instead.
-        let active = countNonZero(S, b * R)
+        // (Every term leaves g = 0 at the own entry, so the active pairs are all the g ≠ 0.)
+        let active = statistics.activePositives + statistics.activeNegatives
         if Double(active) <= PairLossTuning.sparseBackwardDensity * Double(b * R) {
             sparseBackward(input, S: S, R: R, scale: scale, anchorGradient: anchorGradient, referenceGradient: referenceGradient)
             return total
@@ -127,10 +152,76 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
         }
     }
 
-    private func countNonZero(_ values: UnsafePointer<Float>, _ count: Int) -> Int {
-        var nonZero = 0
-        for i in 0..<count where values[i] != 0 { nonZero += 1 }
-        return nonZero
+    /// max_{j∈N_i} s_ij and min_{j∈P_i} s_ij of a row of similarities (−∞ / +∞ when N_i / P_i
+    /// is empty), in one vectorised pass. The own entry is made NaN for the pass, which fails
+    /// both comparisons, and then restored.
+    private func hardestPairs(_ row: AnchorRow) -> (negative: Float, positive: Float) {
+        let s = row.values, labels = row.labels, n = row.count
+        let own = row.ownIndex, saved = own >= 0 ? s[own] : 0
+        if own >= 0 { s[own] = .nan }
+        defer { if own >= 0 { s[own] = saved } }
+        let label = LabelVector(repeating: row.label)
+        var maximum = FloatVector(repeating: -.infinity), minimum = FloatVector(repeating: .infinity)
+        var j = 0
+        while j + vectorWidth <= n {
+            let v = loadVector(s + j), same = loadLabels(labels + j) .== label
+            maximum.replace(with: v, where: .!same .& (maximum .< v))
+            minimum.replace(with: v, where: same .& (v .< minimum))
+            j += vectorWidth
+        }
+        var negative = maximum.max(), positive = minimum.min()
+        while j < n {
+            let v = s[j]
+            if labels[j] == row.label { if v < positive { positive = v } } else if v > negative { negative = v }
+            j += 1
+        }
+        return (negative, positive)
+    }
+
+    /// The active pairs of a row of gradients: g_ij ≠ 0 among the positives and among the
+    /// negatives, and the sum of the active negatives' ages (now − stamp) when there are stamps.
+    private func activePairs(_ row: AnchorRow, stamps: UnsafePointer<Int32>?, now: Int)
+        -> (positives: Int, negatives: Int, negativeAgeSum: Int) {
+        let g = row.values, labels = row.labels, n = row.count
+        let label = LabelVector(repeating: row.label), zero = LabelVector(), one = LabelVector(repeating: 1)
+        let clock = Int32(clamping: now), nowVector = LabelVector(repeating: clock)
+        var positives = 0, negatives = 0, ageSum = 0
+        var j = 0
+        // Lane counters in blocks of 16 vectors: a lane adds at most 16 ages, far from overflow.
+        while j + vectorWidth <= n {
+            var positiveLanes = zero, negativeLanes = zero, ageLanes = zero
+            let end = min(n - n % vectorWidth, j + 16 * vectorWidth)
+            while j < end {
+                let active = loadVector(g + j) .!= 0, same = loadLabels(labels + j) .== label
+                positiveLanes &+= zero.replacing(with: one, where: active .& same)
+                let activeNegative = active .& .!same
+                negativeLanes &+= zero.replacing(with: one, where: activeNegative)
+                if let stamps {
+                    ageLanes &+= zero.replacing(with: nowVector &- loadLabels(stamps + j), where: activeNegative)
+                }
+                j += vectorWidth
+            }
+            positives += Int(positiveLanes.wrappedSum())
+            negatives += Int(negativeLanes.wrappedSum())
+            if stamps != nil { for lane in 0..<vectorWidth { ageSum += Int(ageLanes[lane]) } }
+        }
+        while j < n {
+            if g[j] != 0 {
+                if labels[j] == row.label { positives += 1 } else {
+                    negatives += 1
+                    if let stamps { ageSum += Int(clock &- stamps[j]) }
+                }
+            }
+            j += 1
+        }
+        // The own entry is neither a positive nor a negative (every term leaves it at 0).
+        if row.ownIndex >= 0, g[row.ownIndex] != 0 {
+            if labels[row.ownIndex] == row.label { positives -= 1 } else {
+                negatives -= 1
+                if let stamps { ageSum -= Int(clock &- stamps[row.ownIndex]) }
+            }
+        }
+        return (positives, negatives, ageSum)
     }
 
     /// Grows the workspace geometrically, so a memory that fills up over many steps
@@ -141,8 +232,16 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
         }
         if referenceLabels.count < referenceCount {
             referenceLabels = FlatBuffer<Int32>(count: max(referenceCount, 2 * referenceLabels.count))
+            referenceStamps = FlatBuffer<Int32>(count: referenceLabels.count)
         }
     }
+}
+
+typealias LabelVector = SIMD16<Int32>
+
+@inline(__always)
+func loadLabels(_ pointer: UnsafePointer<Int32>) -> LabelVector {
+    UnsafeRawPointer(pointer).loadUnaligned(as: LabelVector.self)
 }
 
 /// Tuning of the loss kernels (global; tests change it to exercise both backward paths).

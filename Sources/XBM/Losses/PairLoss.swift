@@ -6,11 +6,16 @@ public struct ReferenceSegment {
     /// (count)
     public var labels: UnsafePointer<Int32>
     public var count: Int
+    /// (count) or nil: the iteration at which each reference was computed (the memory's
+    /// entries carry one). Read only by the statistics, for the age of the active negatives.
+    public var stamps: UnsafePointer<Int32>?
 
-    public init(embeddings: UnsafePointer<Float>, labels: UnsafePointer<Int32>, count: Int) {
+    public init(embeddings: UnsafePointer<Float>, labels: UnsafePointer<Int32>, count: Int,
+                stamps: UnsafePointer<Int32>? = nil) {
         self.embeddings = embeddings
         self.labels = labels
         self.count = count
+        self.stamps = stamps
     }
 }
 
@@ -38,6 +43,9 @@ public struct PairLossInput {
     /// (b) or nil: for each anchor, the index (in the concatenation) of its own entry, which
     /// is excluded by index — never by similarity; -1 when it has none.
     public var ownIndex: UnsafePointer<Int32>?
+    /// The current iteration, against which the segments' `stamps` are aged:
+    /// age_j = now − stamp_j (statistics only).
+    public var now = 0
 
     public init(anchors: UnsafePointer<Float>, anchorLabels: UnsafePointer<Int32>, anchorCount: Int, dimension: Int,
                 references: [ReferenceSegment], ownIndex: UnsafePointer<Int32>?) {
@@ -71,4 +79,88 @@ public protocol PairLoss: AnyObject {
     func evaluate(_ input: PairLossInput, reduction: PairReduction, scale: Float,
                   anchorGradient: UnsafeMutablePointer<Float>,
                   referenceGradient: UnsafeMutablePointer<Float>?) -> Double
+
+    /// What the last `evaluate` saw (all zero before the first call).
+    var statistics: PairStatistics { get }
+}
+
+/// Diagnostics of one pair-loss evaluation, summed over its anchors so that the sums of
+/// several evaluations (the ranks' anchors) add up; Docs/losses.md, Diagnostics.
+///
+/// A pair (i, j) is active when g_ij = ∂ℓ_i/∂s_ij ≠ 0 after the loss; P_i and N_i are the
+/// positives and negatives of anchor i (by label, the own entry excluded by index).
+public struct PairStatistics: Sendable, Equatable {
+    /// Anchors evaluated.
+    public var anchors = 0
+    /// Σ_i |{ j ∈ P_i : g_ij ≠ 0 }|
+    public var activePositives = 0
+    /// Σ_i |{ j ∈ N_i : g_ij ≠ 0 }|
+    public var activeNegatives = 0
+    /// Σ over the anchors with N_i ≠ ∅ of max_{j∈N_i} s_ij, and the number of those anchors.
+    public var hardestNegativeSum = 0.0
+    public var anchorsWithNegatives = 0
+    /// Σ over the anchors with P_i ≠ ∅ of min_{j∈P_i} s_ij, and the number of those anchors.
+    public var hardestPositiveSum = 0.0
+    public var anchorsWithPositives = 0
+    /// Σ over the active negatives of their age (now − stamp); 0 without stamps.
+    public var activeNegativeAgeSum = 0
+
+    public init() {}
+
+    /// Sums of two disjoint sets of anchors.
+    public static func + (a: PairStatistics, b: PairStatistics) -> PairStatistics {
+        var sum = a
+        sum.anchors += b.anchors
+        sum.activePositives += b.activePositives
+        sum.activeNegatives += b.activeNegatives
+        sum.hardestNegativeSum += b.hardestNegativeSum
+        sum.anchorsWithNegatives += b.anchorsWithNegatives
+        sum.hardestPositiveSum += b.hardestPositiveSum
+        sum.anchorsWithPositives += b.anchorsWithPositives
+        sum.activeNegativeAgeSum += b.activeNegativeAgeSum
+        return sum
+    }
+
+    /// Active positive pairs per anchor.
+    public var meanActivePositives: Double { anchors > 0 ? Double(activePositives) / Double(anchors) : 0 }
+    /// Active negative pairs per anchor.
+    public var meanActiveNegatives: Double { anchors > 0 ? Double(activeNegatives) / Double(anchors) : 0 }
+    /// Mean over the anchors that have a negative of their largest similarity to one.
+    public var meanHardestNegative: Double? {
+        anchorsWithNegatives > 0 ? hardestNegativeSum / Double(anchorsWithNegatives) : nil
+    }
+    /// Mean over the anchors that have a positive of their smallest similarity to one.
+    public var meanHardestPositive: Double? {
+        anchorsWithPositives > 0 ? hardestPositiveSum / Double(anchorsWithPositives) : nil
+    }
+    /// Mean age of the active negative pairs (meaningful when the references had stamps).
+    public var meanActiveNegativeAge: Double? {
+        activeNegatives > 0 ? Double(activeNegativeAgeSum) / Double(activeNegatives) : nil
+    }
+
+    /// The sums as Float, to ride on an allreduce (`floatCount` values). `anchors` is not
+    /// among them: the caller knows the global count.
+    public static let floatCount = 7
+
+    public func write(to values: UnsafeMutablePointer<Float>) {
+        values[0] = Float(activePositives)
+        values[1] = Float(activeNegatives)
+        values[2] = Float(hardestNegativeSum)
+        values[3] = Float(anchorsWithNegatives)
+        values[4] = Float(hardestPositiveSum)
+        values[5] = Float(anchorsWithPositives)
+        values[6] = Float(activeNegativeAgeSum)
+    }
+
+    /// The inverse of `write(to:)` (counts rounded to integers), for `anchors` anchors.
+    public init(reading values: UnsafePointer<Float>, anchors: Int) {
+        self.anchors = anchors
+        activePositives = Int(values[0].rounded())
+        activeNegatives = Int(values[1].rounded())
+        hardestNegativeSum = Double(values[2])
+        anchorsWithNegatives = Int(values[3].rounded())
+        hardestPositiveSum = Double(values[4])
+        anchorsWithPositives = Int(values[5].rounded())
+        activeNegativeAgeSum = Int(values[6].rounded())
+    }
 }
