@@ -9,6 +9,10 @@
 // pair loss does not care about age), and the anchors' own entries sit at the storage
 // positions the last enqueue returned. The age-ordered view is one or two contiguous pieces
 // ([head, M) then [0, head)), like Deque's: a wrap never needs a copy.
+//
+// Ages: every row is stamped with the memory's `clock` when written (the trainer keeps the
+// clock at the iteration whose model embeds the rows), so a row's age is clock − stamp in
+// iterations: 0 for the batch just enqueued, ~(M/B − 1)/2 on average once full.
 
 /// Errors of the cross-batch memory, each a one-line message naming the numbers involved.
 public enum CrossBatchMemoryError: Error, Equatable, CustomStringConvertible {
@@ -36,14 +40,19 @@ public struct MemorySnapshot: Sendable, Equatable {
     public var count: Int
     public var capacity: Int
     public var dimension: Int
+    /// (count) the iteration each row was written at, or empty when unknown (restored rows
+    /// are then stamped with the memory's clock: age 0).
+    public var stamps: [Int32]
 
-    public init(embeddings: [Float], labels: [Int32], head: Int, count: Int, capacity: Int, dimension: Int) {
+    public init(embeddings: [Float], labels: [Int32], head: Int, count: Int, capacity: Int, dimension: Int,
+                stamps: [Int32] = []) {
         self.embeddings = embeddings
         self.labels = labels
         self.head = head
         self.count = count
         self.capacity = capacity
         self.dimension = dimension
+        self.stamps = stamps
     }
 }
 
@@ -65,6 +74,11 @@ public final class CrossBatchMemory {
     private let embeddings: FlatBuffer<Float>
     /// (M)
     private let labels: FlatBuffer<Int32>
+    /// (M) the clock when each row was written.
+    private let stamps: FlatBuffer<Int32>
+    /// The iteration rows enqueued now belong to; enqueue stamps them with it (the trainer's
+    /// step sets it; not part of the checksum or snapshot, the checkpoint's iteration is).
+    public var clock = 0
     /// Where the last enqueued batch starts and how many rows it had.
     private var lastBatchStart = 0
     private var lastBatchCount = 0
@@ -76,6 +90,7 @@ public final class CrossBatchMemory {
         self.dimension = dimension
         embeddings = FlatBuffer(count: capacity * dimension)
         labels = FlatBuffer(count: capacity)
+        stamps = FlatBuffer(count: capacity)
     }
 
     /// A memory restored from `snapshot()`; throws when the snapshot is inconsistent.
@@ -107,8 +122,16 @@ public final class CrossBatchMemory {
             throw CrossBatchMemoryError.malformedSnapshot(
                 "\(snapshot.embeddings.count) embedding values and \(snapshot.labels.count) labels for \(n) rows of dimension \(d)")
         }
+        guard snapshot.stamps.isEmpty || snapshot.stamps.count == n else {
+            throw CrossBatchMemoryError.malformedSnapshot("\(snapshot.stamps.count) stamps for \(n) rows")
+        }
         embeddings.pointer.update(from: snapshot.embeddings, count: n * d)
         labels.pointer.update(from: snapshot.labels, count: n)
+        if snapshot.stamps.isEmpty {
+            stamps.pointer.update(repeating: Int32(clamping: clock), count: n)
+        } else {
+            stamps.pointer.update(from: snapshot.stamps, count: n)
+        }
         head = snapshot.head
         count = n
         lastBatchStart = 0
@@ -131,6 +154,9 @@ public final class CrossBatchMemory {
         (labels.pointer + start).update(from: rowLabels, count: firstPiece)
         embeddings.pointer.update(from: rows + firstPiece * d, count: (B - firstPiece) * d)
         labels.pointer.update(from: rowLabels + firstPiece, count: B - firstPiece)
+        let stamp = Int32(clamping: clock)
+        (stamps.pointer + start).update(repeating: stamp, count: firstPiece)
+        stamps.pointer.update(repeating: stamp, count: B - firstPiece)
         head = (start + B) % capacity
         count = min(count + B, capacity)
         lastBatchStart = start
@@ -143,6 +169,14 @@ public final class CrossBatchMemory {
     public func storagePosition(ofLastBatchRow i: Int) -> Int {
         precondition(i >= 0 && i < lastBatchCount, "row \(i) is not in the last enqueued batch of \(lastBatchCount) rows")
         return (lastBatchStart + i) % capacity
+    }
+
+    /// The mean age (clock − stamp, in iterations) of the valid rows; 0 when empty.
+    public var meanAge: Double {
+        guard count > 0 else { return 0 }
+        var stampSum = 0
+        for k in 0..<count { stampSum += Int(stamps.pointer[k]) }
+        return Double(count * clock - stampSum) / Double(count)
     }
 
     /// The valid rows in storage order, as the pair loss reads them: always storage
@@ -174,6 +208,7 @@ public final class CrossBatchMemory {
     public func clear() {
         embeddings.zero()
         labels.zero()
+        stamps.zero()
         head = 0
         count = 0
         lastBatchStart = 0
@@ -200,11 +235,13 @@ public final class CrossBatchMemory {
     public func snapshot() -> MemorySnapshot {
         MemorySnapshot(embeddings: Array(UnsafeBufferPointer(start: embeddings.pointer, count: count * dimension)),
                        labels: Array(UnsafeBufferPointer(start: labels.pointer, count: count)),
-                       head: head, count: count, capacity: capacity, dimension: dimension)
+                       head: head, count: count, capacity: capacity, dimension: dimension,
+                       stamps: Array(UnsafeBufferPointer(start: stamps.pointer, count: count)))
     }
 
     private func segment(from row: Int, count rows: Int) -> ReferenceSegment {
         ReferenceSegment(embeddings: UnsafePointer(embeddings.pointer + row * dimension),
-                         labels: UnsafePointer(labels.pointer + row), count: rows)
+                         labels: UnsafePointer(labels.pointer + row), count: rows,
+                         stamps: UnsafePointer(stamps.pointer + row))
     }
 }

@@ -58,6 +58,7 @@ public struct TrainingCheckpoint {
         if let memory {
             archive.setFloats(memory.embeddings, named: "memory.embeddings")
             archive.setInt32s(memory.labels, named: "memory.labels")
+            archive.setInt32s(memory.stamps, named: "memory.stamps")
         }
         if !driftPrevious.isEmpty { archive.setFloats(driftPrevious, named: "drift.previous") }
         try archive.write(to: url)
@@ -104,7 +105,11 @@ public struct TrainingCheckpoint {
             memory = MemorySnapshot(embeddings: try archive.floats(named: "memory.embeddings"),
                                     labels: try archive.int32s(named: "memory.labels"),
                                     head: meta.memoryHead, count: meta.memoryCount,
-                                    capacity: meta.memoryCapacity, dimension: config.dim)
+                                    capacity: meta.memoryCapacity, dimension: config.dim,
+                                    stamps: archive.contains("memory.stamps") ? try archive.int32s(named: "memory.stamps")
+                                        : Self.stampsOneBatchPerIteration(head: meta.memoryHead, count: meta.memoryCount,
+                                                                          capacity: meta.memoryCapacity, iteration: meta.iteration,
+                                                                          batch: config.batch))
         }
     }
 
@@ -124,12 +129,24 @@ public struct TrainingCheckpoint {
         }
         for (buffer, saved) in zip(step.optimizer.stateBuffers, optimizerMoments) { buffer.copy(from: saved) }
         step.optimizer.stepCount = meta.optimizerSteps
-        if let memory = step.memory, let snapshot = self.memory {
-            try memory.restore(snapshot)
+        if let memory = step.memory {
+            memory.clock = iteration
+            if let snapshot = self.memory { try memory.restore(snapshot) }
         }
         sampler.restore(meta.sampler)
         step.memoryStart = meta.memoryStart
         if let drift, driftPrevious.count == drift.probe.count * drift.dimension { drift.restore(previous: driftPrevious) }
+    }
+
+    /// The rows' stamps for a checkpoint written before they were saved: the newest B rows
+    /// from the last iteration, the B before them from the one before, and so on (exact
+    /// unless the memory was filled at its start).
+    static func stampsOneBatchPerIteration(head: Int, count: Int, capacity M: Int, iteration: Int, batch: Int) -> [Int32] {
+        var stamps = [Int32](repeating: 0, count: count)
+        for newer in 0..<count {    // the row with `newer` rows enqueued after it
+            stamps[((head - 1 - newer) % M + M) % M] = Int32(clamping: iteration - 1 - newer / max(batch, 1))
+        }
+        return stamps
     }
 
     /// Restores parameters and running statistics only (evaluation, embedding).
