@@ -8,6 +8,17 @@
 /// add into every row of ∂L/∂E; summing the ranks' contributions (one allreduce) gives the
 /// exact gradient. The memory is a constant: its term adds into the anchor rows only.
 public final class CrossBatchObjective {
+    /// What `accumulate` computed for this rank's anchors.
+    public struct Sums: Sendable {
+        /// Σ ℓ of the batch term and of the memory term (not yet divided by B).
+        public var batch: Double
+        public var memory: Double
+        /// The pairs of each term (Docs/losses.md, Diagnostics); nil when the memory term did
+        /// not run. The memory's ages are measured at `memory.clock`.
+        public var batchStatistics: PairStatistics
+        public var memoryStatistics: PairStatistics?
+    }
+
     public let loss: PairLoss
     public let memoryWeight: Float
     public let memoryReduction: PairReduction
@@ -34,11 +45,12 @@ public final class CrossBatchObjective {
     }
 
     /// Adds this rank's share of ∂L/∂E into `gradient` (B, d) and returns the sums of ℓ over
-    /// its anchors (not yet divided by B). `memory`, when given, already holds this global
-    /// batch, whose first row went to slot `memoryFirstSlot`.
+    /// its anchors (not yet divided by B) with the pair statistics of its anchors. `memory`,
+    /// when given, already holds this global batch, whose first row went to slot
+    /// `memoryFirstSlot`.
     public func accumulate(embeddings: UnsafePointer<Float>, labels: UnsafePointer<Int32>, dimension d: Int,
                            memory: CrossBatchMemory?, memoryFirstSlot: Int,
-                           gradient: UnsafeMutablePointer<Float>) -> (batch: Double, memory: Double) {
+                           gradient: UnsafeMutablePointer<Float>) -> Sums {
         let b = localBatch, B = globalBatch
         let anchors = embeddings + rank * b * d
         let anchorLabels = labels + rank * b
@@ -54,13 +66,18 @@ public final class CrossBatchObjective {
         let batchSum = loss.evaluate(batchInput, reduction: .sum, scale: scale,
                                      anchorGradient: anchorGradient, referenceGradient: gradient)
 
-        guard let memory, memory.count > 0, memoryWeight > 0 else { return (batchSum, 0) }
+        let batchStatistics = loss.statistics
+
+        guard let memory, memory.count > 0, memoryWeight > 0 else {
+            return Sums(batch: batchSum, memory: 0, batchStatistics: batchStatistics, memoryStatistics: nil)
+        }
         for i in 0..<b { memoryOwnIndex[i] = Int32((memoryFirstSlot + rank * b + i) % memory.capacity) }
-        let memoryInput = PairLossInput(
+        var memoryInput = PairLossInput(
             anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
             references: memory.referenceSegments, ownIndex: memoryOwnIndex.pointer)
+        memoryInput.now = memory.clock
         let memorySum = loss.evaluate(memoryInput, reduction: memoryReduction, scale: scale * memoryWeight,
                                       anchorGradient: anchorGradient, referenceGradient: nil)
-        return (batchSum, memorySum)
+        return Sums(batch: batchSum, memory: memorySum, batchStatistics: batchStatistics, memoryStatistics: loss.statistics)
     }
 }

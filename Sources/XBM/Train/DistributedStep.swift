@@ -13,7 +13,8 @@ import Collectives
 ///
 /// The memory term treats the memory as constants; the batch term is differentiated in both
 /// arguments, which is why dE needs the allreduce: row j of E receives reference gradients
-/// from anchors on every rank. The loss parts and the stop flag ride on the same allreduce.
+/// from anchors on every rank. The loss parts, the pair statistics and the stop flag ride on
+/// the same allreduce.
 public final class DistributedStep {
     public struct Result: Sendable {
         /// L of the global batch (identical on every rank).
@@ -22,6 +23,13 @@ public final class DistributedStep {
         public var memoryTerm: Double
         /// True on every rank when any rank asked to stop (signal).
         public var stopRequested: Bool
+        /// The pairs of the B anchors of the global batch in the batch term and in the memory
+        /// term (nil when the memory was not used), identical on every rank (Docs/losses.md,
+        /// Diagnostics). Sums travel as Float: exact counts up to 2²⁴.
+        public var batchStatistics = PairStatistics()
+        public var memoryStatistics: PairStatistics?
+        /// Mean age in iterations of the memory's rows at the memory term (nil without it).
+        public var memoryAge: Double?
     }
 
     public let comm: Communicator
@@ -44,7 +52,8 @@ public final class DistributedStep {
     public let dimension: Int     // d
 
     private let globalEmbeddings: FlatBuffer<Float>   // (B, d)
-    /// (B·d + 3): ∂L/∂E, then the batch term, the memory term and the stop flag.
+    /// (B·d + 3 + 2·PairStatistics.floatCount): ∂L/∂E, then the batch term, the memory term,
+    /// the stop flag, and the batch and memory terms' pair statistics.
     private let embeddingGradient: FlatBuffer<Float>
     private let objective: CrossBatchObjective
 
@@ -67,7 +76,7 @@ public final class DistributedStep {
         gradients = FlatBuffer(count: network.parameterLayout.count)
         state = FlatBuffer(count: network.stateLayout.count)
         globalEmbeddings = FlatBuffer(count: globalBatch * dimension)
-        embeddingGradient = FlatBuffer(count: globalBatch * dimension + 3)
+        embeddingGradient = FlatBuffer(count: globalBatch * dimension + 3 + 2 * PairStatistics.floatCount)
         objective = CrossBatchObjective(loss: loss, memoryWeight: memoryWeight, memoryReduction: memoryReduction,
                                         globalBatch: globalBatch, localBatch: localBatch, rank: comm.rank)
     }
@@ -101,18 +110,29 @@ public final class DistributedStep {
         // The current batch is enqueued before its memory term, as in the paper.
         var memoryInUse: CrossBatchMemory?
         var firstSlot = 0
+        // Rows are stamped with the iteration whose model embedded them; after the step the
+        // clock moves on, so that rows enqueued before the next step (`--xbm-init fill`, with
+        // the updated model) carry the next iteration.
+        memory?.clock = iteration
+        defer { memory?.clock = iteration + 1 }
         if let memory, iteration >= memoryStart {
             firstSlot = try memory.enqueue(embeddings: globalEmbeddings.pointer, labels: labels, count: B)
             memoryInUse = memory
         }
-        let (batchSum, memorySum) = objective.accumulate(
+        let sums = objective.accumulate(
             embeddings: globalEmbeddings.pointer, labels: labels, dimension: d,
             memory: memoryInUse, memoryFirstSlot: firstSlot, gradient: dE)
 
-        dE[B * d] = Float(batchSum)
-        dE[B * d + 1] = Float(memorySum)
+        dE[B * d] = Float(sums.batch)
+        dE[B * d + 1] = Float(sums.memory)
         dE[B * d + 2] = stopRequested ? 1 : 0
+        let batchStatisticsSlot = dE + B * d + 3, memoryStatisticsSlot = batchStatisticsSlot + PairStatistics.floatCount
+        sums.batchStatistics.write(to: batchStatisticsSlot)
+        (sums.memoryStatistics ?? PairStatistics()).write(to: memoryStatisticsSlot)
         try comm.allreduceSum(embeddingGradient.buffer)
+        // Every rank knows whether the memory term ran (same memory, same start, same count).
+        let batchStatistics = PairStatistics(reading: batchStatisticsSlot, anchors: B)
+        let memoryStatistics = sums.memoryStatistics.map { _ in PairStatistics(reading: memoryStatisticsSlot, anchors: B) }
         let batchTerm = Double(dE[B * d]) / Double(B)
         let memoryTerm = Double(dE[B * d + 1]) / Double(B)
         let total = batchTerm + Double(memoryWeight) * memoryTerm
@@ -125,7 +145,9 @@ public final class DistributedStep {
                              gradients: gradients.pointer)
         try comm.allreduceSum(gradients.buffer)
         optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, learningRate: learningRate)
-        return Result(loss: total, batchTerm: batchTerm, memoryTerm: memoryTerm, stopRequested: dE[B * d + 2] > 0)
+        return Result(loss: total, batchTerm: batchTerm, memoryTerm: memoryTerm, stopRequested: dE[B * d + 2] > 0,
+                      batchStatistics: batchStatistics, memoryStatistics: memoryStatistics,
+                      memoryAge: memoryStatistics == nil ? nil : memoryInUse?.meanAge)
     }
 
     /// FNV-1a over the parameters, the running statistics and the memory: equal on every rank

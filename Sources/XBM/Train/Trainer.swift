@@ -111,11 +111,13 @@ public final class Trainer {
                                                   secondsLeft: averageStep * Double(config.iters - iteration),
                                                   memoryFill: fill), final: !progress.isTerminal || last)
                 }
-                try runDirectory?.append([
+                var record: [String: Any] = [
                     "iter": iteration, "loss": result.loss, "batch_loss": result.batchTerm,
                     "memory_loss": result.memoryTerm, "lr": Double(learningRate),
                     "images_per_second": imagesPerSecond, "memory_count": step.memory?.count ?? 0,
-                ])
+                ]
+                record.merge(Self.diagnostics(result)) { old, _ in old }
+                try runDirectory?.append(record)
                 windowSeconds = 0
                 windowSteps = 0
             }
@@ -138,6 +140,26 @@ public final class Trainer {
         }
         try runDirectory?.writePlot(title: "\(dataset.name): \(config.loss), memory \(config.xbmSize)")
         return outcome
+    }
+
+    /// The per-iteration pair diagnostics of metrics.jsonl (Docs/losses.md, Diagnostics): the
+    /// memory's keys only when the memory term ran, a hardest similarity only when some anchor
+    /// had such a pair, the active negatives' age only when there was one.
+    static func diagnostics(_ result: DistributedStep.Result) -> [String: Double] {
+        var keys: [String: Double] = [:]
+        func add(_ prefix: String, _ statistics: PairStatistics) {
+            keys[prefix + "_active_pos"] = statistics.meanActivePositives
+            keys[prefix + "_active_neg"] = statistics.meanActiveNegatives
+            keys[prefix + "_hardest_neg"] = statistics.meanHardestNegative
+            keys[prefix + "_hardest_pos"] = statistics.meanHardestPositive
+        }
+        add("batch", result.batchStatistics)
+        if let memory = result.memoryStatistics {
+            add("memory", memory)
+            keys["memory_age"] = result.memoryAge
+            keys["memory_active_neg_age"] = memory.meanActiveNegativeAge
+        }
+        return keys
     }
 
     /// Parameters and running statistics agree on every rank with synchronised batch norm;
