@@ -230,4 +230,13 @@ final class DiagnosticsTests: XCTestCase {
         }
         XCTAssertNotNil(b[6]?["memory_active_neg"], "vacuous: no memory after the resume")
     }
+
+    func testPlotOfARunShowsTheDiagnostics() throws {
+        let run = TrainingFixtures.temporaryDirectory("diagnostics-plot")
+        try train(try config(iterations: 6, runDirectory: run), ranks: 1)
+        let svg = try String(contentsOf: run.appendingPathComponent("curves.svg"), encoding: .utf8)
+        for label in ["hardest negative similarity", "active negatives / anchor", "memory on"] {
+            XCTAssertTrue(svg.contains(label), label)
+        }
+    }
 }

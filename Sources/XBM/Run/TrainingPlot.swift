@@ -1,10 +1,12 @@
 import Foundation
 
-/// The run directory's training curves (SPEC §9): a standalone SVG with two stacked panels
+/// The run directory's training curves (SPEC §9): a standalone SVG with stacked panels
 /// sharing the iteration axis, the loss above and Recall@1 (%) below, each with ticks,
-/// grid, axis labels and a legend. Non-finite values are left out; an empty series shows
-/// "no data yet"; series of up to 60 points also get a marker per point, so a single point
-/// is visible.
+/// grid, axis labels and a legend. With pair diagnostics (Docs/losses.md, Diagnostics) two
+/// more panels follow: the hardest negative's similarity and the active negatives per
+/// anchor, batch against memory, with a dashed vertical line where the memory term starts.
+/// Non-finite values are left out; an empty panel shows "no data yet"; series of up to 60
+/// points also get a marker per point, so a single point is visible.
 public struct TrainingPlot: Sendable {
     public struct Point: Sendable, Equatable {
         public var iteration: Int
@@ -12,10 +14,31 @@ public struct TrainingPlot: Sendable {
         public init(iteration: Int, value: Double) { self.iteration = iteration; self.value = value }
     }
 
+    /// The per-iteration pair diagnostics drawn below the loss and recall.
+    public struct Diagnostics: Sendable, Equatable {
+        /// `batch_hardest_neg`, `memory_hardest_neg`
+        public var batchHardestNegative: [Point] = []
+        public var memoryHardestNegative: [Point] = []
+        /// `batch_active_neg`, `memory_active_neg`
+        public var batchActiveNegatives: [Point] = []
+        public var memoryActiveNegatives: [Point] = []
+        /// The first logged iteration with the memory term (the vertical line).
+        public var memoryStart: Int?
+
+        public init() {}
+
+        public var isEmpty: Bool {
+            batchHardestNegative.isEmpty && memoryHardestNegative.isEmpty
+                && batchActiveNegatives.isEmpty && memoryActiveNegatives.isEmpty
+        }
+    }
+
     public var title: String
     public var loss: [Point]
     /// Recall@1 in percent.
     public var recallAtOne: [Point]
+    /// Empty: only the two panels of loss and recall.
+    public var diagnostics = Diagnostics()
 
     public init(title: String, loss: [Point], recallAtOne: [Point]) {
         self.title = title
@@ -28,27 +51,75 @@ public struct TrainingPlot: Sendable {
                   recallAtOne: recallAtOne.map { Point(iteration: $0.iteration, value: $0.value) })
     }
 
-    // Canvas (pixels): both panels span x ∈ [left, width − right].
-    static let width = 720.0, height = 560.0, left = 78.0, right = 24.0
-    static let panels: [(top: Double, bottom: Double)] = [(60, 270), (320, 510)]
+    /// The curves of a run's `metrics.jsonl` text: `loss` (without iteration 1, the random
+    /// network's, when later points follow: it would flatten the curve), `R@1`, and the
+    /// diagnostics. Lines that are not JSON objects with an `iter` are skipped.
+    public init(title: String, metricsLog: String) {
+        var loss: [Point] = [], recall: [Point] = [], diagnostics = Diagnostics()
+        for line in metricsLog.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let iteration = object["iter"] as? Int else { continue }
+            func add(_ key: String, to series: inout [Point]) {
+                if let value = object[key] as? Double { series.append(Point(iteration: iteration, value: value)) }
+            }
+            add("loss", to: &loss)
+            add("R@1", to: &recall)
+            add("batch_hardest_neg", to: &diagnostics.batchHardestNegative)
+            add("memory_hardest_neg", to: &diagnostics.memoryHardestNegative)
+            add("batch_active_neg", to: &diagnostics.batchActiveNegatives)
+            add("memory_active_neg", to: &diagnostics.memoryActiveNegatives)
+            if diagnostics.memoryStart == nil, object["memory_active_neg"] != nil { diagnostics.memoryStart = iteration }
+        }
+        if loss.count > 1, loss[0].iteration == 1 { loss.removeFirst() }
+        self.init(title: title, loss: loss, recallAtOne: recall)
+        self.diagnostics = diagnostics
+    }
+
+    // Canvas (pixels): every panel spans x ∈ [left, width − right].
+    static let width = 720.0, left = 78.0, right = 24.0
+    static let panels: [(top: Double, bottom: Double)] = [(60, 270), (320, 510), (560, 770), (820, 1030)]
+    /// Loss and recall only; with diagnostics the canvas is `diagnosticsHeight` tall.
+    static let height = 560.0, diagnosticsHeight = 1080.0
+
+    private struct Series {
+        var points: [Point]
+        var name: String
+        var color: String
+    }
 
     /// The SVG document.
     public func svg() -> String {
-        let loss = self.loss.filter { $0.value.isFinite }, recall = recallAtOne.filter { $0.value.isFinite }
-        let iterations = (loss + recall).map { Double($0.iteration) }
+        func finite(_ points: [Point]) -> [Point] { points.filter { $0.value.isFinite } }
+        let batchColor = "#ff7f0e", memoryColor = "#9467bd"
+        var panels: [(name: String, series: [Series])] = [
+            ("loss", [Series(points: finite(loss), name: "loss", color: "#1f77b4")]),
+            ("Recall@1 (%)", [Series(points: finite(recallAtOne), name: "Recall@1 (%)", color: "#d62728")]),
+        ]
+        let d = diagnostics
+        if !d.isEmpty {
+            panels.append(("hardest negative similarity", [
+                Series(points: finite(d.batchHardestNegative), name: "batch", color: batchColor),
+                Series(points: finite(d.memoryHardestNegative), name: "memory", color: memoryColor)]))
+            panels.append(("active negatives / anchor", [
+                Series(points: finite(d.batchActiveNegatives), name: "batch", color: batchColor),
+                Series(points: finite(d.memoryActiveNegatives), name: "memory", color: memoryColor)]))
+        }
+        let height = d.isEmpty ? Self.height : Self.diagnosticsHeight
+        var iterations = panels.flatMap { $0.series.flatMap { $0.points.map { Double($0.iteration) } } }
+        if let start = d.memoryStart { iterations.append(Double(start)) }
         let xAxis = Axis(low: iterations.min() ?? 0, high: iterations.max() ?? 1, integral: true)
         var svg = """
         <?xml version="1.0" encoding="UTF-8"?>
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(Self.width))" height="\(Int(Self.height))" \
-        viewBox="0 0 \(Int(Self.width)) \(Int(Self.height))" font-family="sans-serif" font-size="12">
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(Self.width))" height="\(Int(height))" \
+        viewBox="0 0 \(Int(Self.width)) \(Int(height))" font-family="sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
         <text x="\(number(Self.width / 2))" y="30" text-anchor="middle" font-size="16" font-weight="bold">\(escaped(title))</text>
 
         """
-        let series = [(loss, "loss", "#1f77b4"), (recall, "Recall@1 (%)", "#d62728")]
-        for (panel, (points, name, color)) in series.enumerated() {
-            svg += self.panel(points: points, name: name, color: color, xAxis: xAxis, frame: Self.panels[panel],
-                              showsIterationLabel: panel == Self.panels.count - 1)
+        for (index, panel) in panels.enumerated() {
+            svg += self.panel(series: panel.series, name: panel.name, xAxis: xAxis, frame: Self.panels[index],
+                              showsIterationLabel: index == panels.count - 1,
+                              memoryStart: d.isEmpty ? nil : d.memoryStart, labelsMemoryStart: index == 0)
         }
         return svg + "</svg>\n"
     }
@@ -58,10 +129,10 @@ public struct TrainingPlot: Sendable {
         try Data(svg().utf8).write(to: url, options: .atomic)
     }
 
-    private func panel(points: [Point], name: String, color: String, xAxis: Axis,
-                       frame: (top: Double, bottom: Double), showsIterationLabel: Bool) -> String {
+    private func panel(series: [Series], name: String, xAxis: Axis, frame: (top: Double, bottom: Double),
+                       showsIterationLabel: Bool, memoryStart: Int?, labelsMemoryStart: Bool) -> String {
         let (left, right) = (Self.left, Self.width - Self.right)
-        let values = points.map(\.value)
+        let values = series.flatMap { $0.points.map(\.value) }
         let yAxis = Axis(low: values.min() ?? 0, high: values.max() ?? 1, integral: false)
         func x(_ iteration: Double) -> Double { left + (iteration - xAxis.low) / (xAxis.high - xAxis.low) * (right - left) }
         func y(_ value: Double) -> Double { frame.bottom - (value - yAxis.low) / (yAxis.high - yAxis.low) * (frame.bottom - frame.top) }
@@ -83,21 +154,31 @@ public struct TrainingPlot: Sendable {
         if showsIterationLabel {
             out += "<text x=\"\(number((left + right) / 2))\" y=\"\(number(frame.bottom + 40))\" text-anchor=\"middle\">iteration</text>\n"
         }
-        if points.isEmpty {
+        if let memoryStart {
+            let mx = number(x(Double(memoryStart)))
+            out += "<line x1=\"\(mx)\" y1=\"\(number(frame.top))\" x2=\"\(mx)\" y2=\"\(number(frame.bottom))\" stroke=\"#606060\" stroke-dasharray=\"4 3\"/>\n"
+            if labelsMemoryStart {
+                out += "<text x=\"\(number(x(Double(memoryStart)) + 4))\" y=\"\(number(frame.top + 14))\" fill=\"#606060\">memory on</text>\n"
+            }
+        }
+        if series.allSatisfy({ $0.points.isEmpty }) {
             out += "<text x=\"\(number((left + right) / 2))\" y=\"\(middle)\" text-anchor=\"middle\" fill=\"#808080\">no data yet</text>\n"
-        } else {
-            let coordinates = points.map { "\(number(x(Double($0.iteration)))),\(number(y($0.value)))" }
-            out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(coordinates.joined(separator: " "))\"/>\n"
-            if points.count <= 60 {
-                for point in points {
-                    out += "<circle cx=\"\(number(x(Double(point.iteration))))\" cy=\"\(number(y(point.value)))\" r=\"3\" fill=\"\(color)\"/>\n"
+        }
+        for line in series where !line.points.isEmpty {
+            let coordinates = line.points.map { "\(number(x(Double($0.iteration)))),\(number(y($0.value)))" }
+            out += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"1.5\" points=\"\(coordinates.joined(separator: " "))\"/>\n"
+            if line.points.count <= 60 {
+                for point in line.points {
+                    out += "<circle cx=\"\(number(x(Double(point.iteration))))\" cy=\"\(number(y(point.value)))\" r=\"3\" fill=\"\(line.color)\"/>\n"
                 }
             }
         }
-        // Legend: a sample of the line and the series name, top right inside the panel.
-        let legendY = frame.top + 16
-        out += "<line x1=\"\(number(right - 130))\" y1=\"\(number(legendY))\" x2=\"\(number(right - 108))\" y2=\"\(number(legendY))\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
-        out += "<text x=\"\(number(right - 102))\" y=\"\(number(legendY))\" dominant-baseline=\"middle\">\(escaped(name))</text>\n"
+        // Legend: a sample of each line and its name, top right inside the panel.
+        for (index, line) in series.enumerated() {
+            let legendY = number(frame.top + 16 + 16 * Double(index))
+            out += "<line x1=\"\(number(right - 130))\" y1=\"\(legendY)\" x2=\"\(number(right - 108))\" y2=\"\(legendY)\" stroke=\"\(line.color)\" stroke-width=\"2\"/>\n"
+            out += "<text x=\"\(number(right - 102))\" y=\"\(legendY)\" dominant-baseline=\"middle\">\(escaped(line.name))</text>\n"
+        }
         return out + "</g>\n"
     }
 }

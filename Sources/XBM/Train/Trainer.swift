@@ -138,7 +138,14 @@ public final class Trainer {
             try saveCheckpoint()
             if evaluateAtEnd { outcome.finalMetrics = try evaluate(final: true) }
         }
-        try runDirectory?.writePlot(title: "\(dataset.name): \(config.loss), memory \(config.xbmSize)")
+        if let runDirectory {
+            // From metrics.jsonl, which holds the pair diagnostics too.
+            let log = (try? String(contentsOf: runDirectory.metricsLogURL, encoding: .utf8)) ?? ""
+            let plot = TrainingPlot(title: "\(dataset.name): \(config.loss), memory \(config.xbmSize)", metricsLog: log)
+            do { try plot.write(to: runDirectory.plotURL) } catch {
+                throw RunDirectoryError.cannotWrite(runDirectory.plotURL.path, error.localizedDescription)
+            }
+        }
         return outcome
     }
 

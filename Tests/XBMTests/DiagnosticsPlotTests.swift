@@ -1,0 +1,110 @@
+import XCTest
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import XBM
+
+/// curves.svg from a metrics.jsonl with pair diagnostics: two more panels (hardest negative
+/// similarity, active negatives per anchor; batch against memory) and a dashed line where the
+/// memory term starts.
+final class DiagnosticsPlotTests: XCTestCase {
+    final class Elements: NSObject, XMLParserDelegate {
+        var elements: [(name: String, attributes: [String: String])] = []
+        var text = ""
+        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+                    attributes: [String: String]) {
+            elements.append((name, attributes))
+        }
+        func parser(_ parser: XMLParser, foundCharacters string: String) { text += string }
+    }
+
+    func parse(_ svg: String) -> Elements {
+        let parser = XMLParser(data: Data(svg.utf8)), elements = Elements()
+        parser.delegate = elements
+        XCTAssertTrue(parser.parse(), "not well-formed")
+        return elements
+    }
+
+    /// Iterations 1, 10, …, 50; memory from the line of 30; R@1 at 50.
+    let log = """
+    {"iter":1,"loss":9.0,"batch_active_neg":20,"batch_hardest_neg":0.9,"memory_count":0}
+    {"iter":10,"loss":1.0,"batch_active_neg":10,"batch_hardest_neg":0.7,"memory_count":0}
+    {"iter":20,"loss":0.8,"batch_active_neg":8,"batch_hardest_neg":0.6,"memory_count":0}
+    {"iter":30,"loss":0.9,"batch_active_neg":2,"batch_hardest_neg":0.5,"memory_count":64,"memory_active_neg":40,"memory_hardest_neg":0.8}
+    {"iter":40,"loss":0.7,"batch_active_neg":1,"batch_hardest_neg":0.45,"memory_count":128,"memory_active_neg":30,"memory_hardest_neg":0.75}
+    not json
+    {"drift":0.1}
+    {"iter":50,"loss":0.6,"batch_active_neg":1,"batch_hardest_neg":0.4,"memory_count":128,"memory_active_neg":20,"memory_hardest_neg":0.7}
+    {"iter":50,"R@1":55.5,"eval_seconds":1}
+    """
+
+    func testReadsTheLog() {
+        let plot = TrainingPlot(title: "t", metricsLog: log)
+        XCTAssertEqual(plot.loss.map(\.iteration), [10, 20, 30, 40, 50], "iteration 1's loss is left out")
+        XCTAssertEqual(plot.recallAtOne, [TrainingPlot.Point(iteration: 50, value: 55.5)])
+        let d = plot.diagnostics
+        XCTAssertEqual(d.batchActiveNegatives.map(\.iteration), [1, 10, 20, 30, 40, 50], "diagnostics keep iteration 1")
+        XCTAssertEqual(d.batchHardestNegative.map(\.value), [0.9, 0.7, 0.6, 0.5, 0.45, 0.4])
+        XCTAssertEqual(d.memoryActiveNegatives.map(\.value), [40, 30, 20])
+        XCTAssertEqual(d.memoryHardestNegative.map(\.iteration), [30, 40, 50])
+        XCTAssertEqual(d.memoryStart, 30)
+    }
+
+    func testFourPanelsAndTheMemoryStartLine() {
+        let svg = TrainingPlot(title: "t", metricsLog: log).svg()
+        let document = parse(svg)
+        let root = document.elements[0].attributes
+        XCTAssertEqual(root["height"], "1080")
+        let polylines = document.elements.filter { $0.name == "polyline" }
+        // loss, recall, then batch and memory in each diagnostics panel.
+        XCTAssertEqual(polylines.count, 6)
+        func points(_ element: (name: String, attributes: [String: String])) -> [(x: Double, y: Double)] {
+            element.attributes["points"]!.split(separator: " ").map { pair in
+                let xy = pair.split(separator: ",").map { Double($0)! }
+                return (xy[0], xy[1])
+            }
+        }
+        let batchHardest = points(polylines[2]), memoryHardest = points(polylines[3])
+        let batchActive = points(polylines[4]), memoryActive = points(polylines[5])
+        XCTAssertEqual([batchHardest.count, memoryHardest.count, batchActive.count, memoryActive.count], [6, 3, 6, 3])
+        // Stacked below the recall panel, in order; in the hardest-negative panel the memory's
+        // 0.8 is drawn above the batch's 0.5 at iteration 30.
+        XCTAssertLessThan(points(polylines[1]).map(\.y).max()!, batchHardest.map(\.y).min()!)
+        XCTAssertLessThan(max(batchHardest.map(\.y).max()!, memoryHardest.map(\.y).max()!),
+                          min(batchActive.map(\.y).min()!, memoryActive.map(\.y).min()!))
+        XCTAssertLessThan(memoryHardest[0].y, batchHardest[3].y)
+        XCTAssertEqual(memoryHardest[0].x, batchHardest[3].x, accuracy: 0.01)
+
+        // One dashed vertical line per panel at the memory's first iteration (x of iteration 30).
+        let dashed = document.elements.filter { $0.name == "line" && $0.attributes["stroke-dasharray"] != nil }
+        XCTAssertEqual(dashed.count, 4)
+        for line in dashed {
+            XCTAssertEqual(line.attributes["x1"], line.attributes["x2"])
+            XCTAssertEqual(Double(line.attributes["x1"]!)!, memoryHardest[0].x, accuracy: 0.01)
+        }
+        for label in ["hardest negative similarity", "active negatives / anchor", "batch", "memory", "memory on"] {
+            XCTAssertTrue(document.text.contains(label), label)
+        }
+    }
+
+    func testWithoutDiagnosticsThePlotIsUnchanged() {
+        let plain = TrainingPlot(title: "t", loss: [(iteration: 10, value: 1.0), (iteration: 20, value: 0.5)], recallAtOne: [])
+        let fromLog = TrainingPlot(title: "t", metricsLog: "{\"iter\":10,\"loss\":1.0}\n{\"iter\":20,\"loss\":0.5}\n")
+        XCTAssertTrue(fromLog.diagnostics.isEmpty)
+        XCTAssertEqual(fromLog.svg(), plain.svg())
+        XCTAssertEqual(parse(plain.svg()).elements[0].attributes["height"], "560")
+        XCTAssertFalse(plain.svg().contains("stroke-dasharray"))
+    }
+
+    func testBatchOnlyRunHasNoStartLine() {
+        let plot = TrainingPlot(title: "t", metricsLog: """
+        {"iter":10,"loss":1.0,"batch_active_neg":3,"batch_hardest_neg":0.5}
+        {"iter":20,"loss":0.9,"batch_active_neg":2,"batch_hardest_neg":0.4}
+        """)
+        XCTAssertNil(plot.diagnostics.memoryStart)
+        let document = parse(plot.svg())
+        XCTAssertEqual(document.elements.filter { $0.name == "polyline" }.count, 3)   // loss and two batch series
+        XCTAssertFalse(document.elements.contains { $0.attributes["stroke-dasharray"] != nil })
+        XCTAssertEqual(document.text.components(separatedBy: "no data yet").count - 1, 1, "only the recall panel is empty")
+    }
+}
