@@ -14,14 +14,16 @@ final class ConfigTests: XCTestCase {
         return url.path
     }
 
-    func testDefaultsAreTheProvisionalHanziRecipe() throws {
+    func testDefaultsAreTheMeasuredRecipe() throws {
         let config = try TrainOptions.parse([]).effectiveConfig()
         XCTAssertEqual(config.lr, 1e-3)
         XCTAssertEqual(config.iters, 2400)
-        XCTAssertEqual(config.milestones, [.iteration(800)])
+        XCTAssertEqual(config.milestones, [.fraction(0.75)])
+        XCTAssertEqual(config.milestoneIterations, [1800])
         XCTAssertEqual(config.gamma, 0.1)
         XCTAssertEqual(config.xbmSize, 16384)
-        XCTAssertEqual(config.xbmStart, .at(.iteration(800)))
+        XCTAssertEqual(config.xbmStart, .at(.fraction(0.75)))
+        XCTAssertEqual(config.memoryStartIteration, 1800)
         XCTAssertEqual(config.xbmReduce, "mean")
         XCTAssertEqual(config.xbmWeight, 1)
         XCTAssertEqual(config.batch, 64)
