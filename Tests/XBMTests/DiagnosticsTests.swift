@@ -148,6 +148,7 @@ final class DiagnosticsTests: XCTestCase {
         var c = TrainingFixtures.smallRun(data: try TrainingFixtures.featureDataset(), iterations: iterations)
         c.runDir = runDirectory.path
         c.loss = "contrastive"
+        c.schedule = "constant"    // the same rates whatever --iters (the resume test changes it)
         c.xbmSize = memory
         c.xbmInit = fill ? "fill" : "none"
         c.logEvery = 1
