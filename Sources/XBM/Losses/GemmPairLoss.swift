@@ -196,7 +196,9 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
                 positiveLanes &+= zero.replacing(with: one, where: active .& same)
                 let activeNegative = active .& .!same
                 negativeLanes &+= zero.replacing(with: one, where: activeNegative)
-                if let stamps {
+                // Stamps are read only where a negative is active: rarely, against a memory
+                // whose negatives mostly sit below a hinge's margin.
+                if let stamps, any(activeNegative) {
                     ageLanes &+= zero.replacing(with: nowVector &- loadLabels(stamps + j), where: activeNegative)
                 }
                 j += vectorWidth
