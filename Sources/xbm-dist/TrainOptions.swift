@@ -41,7 +41,7 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("xbm-start"), help: "First iteration that uses the memory, as an iteration or a share of --iters (800, 75%), or auto (first drift measurement below --drift-threshold).")
     var xbmStart: String?
     @Option(name: .customLong("xbm-weight"), help: "Weight w of the memory term.") var xbmWeight: Double?
-    @Option(name: .customLong("xbm-reduce"), help: "Memory term per anchor: sum (paper) or mean over active pairs.") var xbmReduce: String?
+    @Option(name: .customLong("xbm-reduce"), help: "Memory term over its pairs: sum (the paper's), mean (per anchor, over the active pairs) or scaled (sum × batch / memory rows).") var xbmReduce: String?
     @Option(name: .customLong("xbm-init"), help: "none, or fill: fill the memory with current embeddings at the start iteration.") var xbmInit: String?
 
     @Option(name: .customLong("drift-every"), help: "Measure feature drift on a fixed probe set every N iterations (0: never).") var driftEvery: Int?

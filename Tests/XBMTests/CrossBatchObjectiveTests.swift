@@ -20,7 +20,7 @@ final class CrossBatchObjectiveTests: XCTestCase {
         let older = randomUnitRows(count: M - B, dimension: d, random: &random)   // earlier batches in memory
         let olderLabels: [Int32] = [1, 2, 3, 5]
         for kind in [LossKind.npair, .multiSimilarity] {
-            for reduction in PairReduction.allCases {
+            for reduction in MemoryReduction.allCases {
                 let expected = finiteDifferenceGradient(kind, reduction, embeddings, labels, older, olderLabels)
                 for ranks in [1, 2, 4] {
                     let gradients = try SimulatedRanks.run(size: ranks) { [B, d, M, weight] comm -> [Float] in
@@ -64,7 +64,7 @@ final class CrossBatchObjectiveTests: XCTestCase {
     /// Central differences of the brute-force objective in Double. The memory holds the older
     /// rows followed by the current batch (slots M−B…M−1) as constants; anchor i's own slot
     /// there is excluded by index.
-    private func finiteDifferenceGradient(_ kind: LossKind, _ reduction: PairReduction, _ embeddings: [Float], _ labels: [Int32],
+    private func finiteDifferenceGradient(_ kind: LossKind, _ reduction: MemoryReduction, _ embeddings: [Float], _ labels: [Int32],
                                           _ older: [Float], _ olderLabels: [Int32]) -> [Double] {
         let memoryRows = (older + embeddings).map(Double.init)
         let memoryLabels = olderLabels + labels
@@ -73,8 +73,11 @@ final class CrossBatchObjectiveTests: XCTestCase {
         func objective(_ e: [Double]) -> Double {
             let batch = BruteForcePairLoss.value(kind, options: LossOptions(), reduction: .sum, anchors: e, anchorLabels: labels,
                                                  references: e, referenceLabels: labels, ownIndex: batchOwn, dimension: d)
-            let memory = BruteForcePairLoss.value(kind, options: LossOptions(), reduction: reduction, anchors: e, anchorLabels: labels,
-                                                  references: memoryRows, referenceLabels: memoryLabels, ownIndex: memoryOwn, dimension: d)
+            // `scaled` is the summed term times B / (rows in the memory) = 8 / 12 here.
+            let memory = BruteForcePairLoss.value(kind, options: LossOptions(), reduction: reduction == .mean ? .mean : .sum,
+                                                  anchors: e, anchorLabels: labels, references: memoryRows,
+                                                  referenceLabels: memoryLabels, ownIndex: memoryOwn, dimension: d)
+                * (reduction == .scaled ? Double(B) / Double(M) : 1)
             return (batch + Double(weight) * memory) / Double(B)
         }
         let base = embeddings.map(Double.init), h = 1e-6

@@ -7,6 +7,31 @@
 /// The batch term depends on E twice — as anchor and as reference — so this rank's anchors
 /// add into every row of ∂L/∂E; summing the ranks' contributions (one allreduce) gives the
 /// exact gradient. The memory is a constant: its term adds into the anchor rows only.
+/// How the memory term ℓ(e_i; Mem∖{i}) is reduced over its pairs (`--xbm-reduce`). With R the
+/// rows the memory holds and B the global batch:
+///
+///     sum     the paper's: every active pair adds its full term, so the term grows with the
+///             number of active pairs, i.e. with R (thousands of active negatives early on).
+///     mean    each anchor's positive part and negative part divided by the number of pairs
+///             active in it (at least 1): a push of at most 1 each, however many are active.
+///     scaled  sum · B / R: the memory weighs as much as one batch of references would, so each
+///             active pair still counts — more hard negatives, more push — but the term no
+///             longer grows with the memory's size.
+///
+/// Gradients follow: ∂/∂s_ij of `scaled` is B/R times that of `sum`.
+public enum MemoryReduction: String, Sendable, CaseIterable, Codable {
+    case sum, mean, scaled
+
+    /// The per-anchor reduction the loss applies, and the factor on top of it for `rows` = R.
+    func pairReduction(globalBatch: Int, rows: Int) -> (PairReduction, Float) {
+        switch self {
+        case .sum: (.sum, 1)
+        case .mean: (.mean, 1)
+        case .scaled: (.sum, Float(globalBatch) / Float(max(rows, 1)))
+        }
+    }
+}
+
 public final class CrossBatchObjective {
     /// What `accumulate` computed for this rank's anchors.
     public struct Sums: Sendable {
@@ -21,7 +46,7 @@ public final class CrossBatchObjective {
 
     public let loss: PairLoss
     public let memoryWeight: Float
-    public let memoryReduction: PairReduction
+    public let memoryReduction: MemoryReduction
     public let globalBatch: Int   // B
     public let localBatch: Int    // b
     public let rank: Int
@@ -31,7 +56,7 @@ public final class CrossBatchObjective {
     /// step builds no array.
     private var batchReferences: [ReferenceSegment] = []
 
-    public init(loss: PairLoss, memoryWeight: Float, memoryReduction: PairReduction,
+    public init(loss: PairLoss, memoryWeight: Float, memoryReduction: MemoryReduction,
                 globalBatch: Int, localBatch: Int, rank: Int) {
         self.loss = loss
         self.memoryWeight = memoryWeight
@@ -76,8 +101,9 @@ public final class CrossBatchObjective {
             anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
             references: memory.referenceSegments, ownIndex: memoryOwnIndex.pointer)
         memoryInput.now = memory.clock
-        let memorySum = loss.evaluate(memoryInput, reduction: memoryReduction, scale: scale * memoryWeight,
+        let (reduction, factor) = memoryReduction.pairReduction(globalBatch: B, rows: memory.count)
+        let memorySum = loss.evaluate(memoryInput, reduction: reduction, scale: scale * memoryWeight * factor,
                                       anchorGradient: anchorGradient, referenceGradient: nil)
-        return Sums(batch: batchSum, memory: memorySum, batchStatistics: batchStatistics, memoryStatistics: loss.statistics)
+        return Sums(batch: batchSum, memory: memorySum * Double(factor), batchStatistics: batchStatistics, memoryStatistics: loss.statistics)
     }
 }

@@ -37,7 +37,7 @@ public final class DistributedStep {
     public let loss: PairLoss
     public let memory: CrossBatchMemory?
     public let memoryWeight: Float
-    public let memoryReduction: PairReduction
+    public let memoryReduction: MemoryReduction
     /// First iteration that uses the memory (`Int.max` until `--xbm-start auto` decides).
     public var memoryStart: Int
     public let optimizer: Optimizer
@@ -58,7 +58,7 @@ public final class DistributedStep {
     private let objective: CrossBatchObjective
 
     public init(comm: Communicator, network: EmbeddingNetwork, loss: PairLoss, memory: CrossBatchMemory?,
-                memoryWeight: Float, memoryReduction: PairReduction, memoryStart: Int, optimizer: Optimizer,
+                memoryWeight: Float, memoryReduction: MemoryReduction, memoryStart: Int, optimizer: Optimizer,
                 globalBatch: Int) {
         precondition(globalBatch % comm.size == 0, "global batch \(globalBatch) not divisible by \(comm.size) ranks")
         self.comm = comm

@@ -48,7 +48,7 @@ public struct TrainingComponents {
                                   weightDecay: Float(config.weightDecay), momentum: Float(config.momentum))
         step = DistributedStep(comm: comm, network: network, loss: loss, memory: memory,
                                memoryWeight: Float(config.xbmWeight),
-                               memoryReduction: PairReduction(rawValue: config.xbmReduce) ?? .mean,
+                               memoryReduction: MemoryReduction(rawValue: config.xbmReduce) ?? .mean,
                                memoryStart: config.memoryStartIteration ?? Int.max, optimizer: optimizer, globalBatch: config.batch)
         schedule = LearningRateSchedule(kind: ScheduleKind(rawValue: config.schedule) ?? .constant,
                                         baseRate: Float(config.lr), warmupIterations: config.warmup,

@@ -181,7 +181,7 @@ extension TrainingConfig {
         try require(iters >= 0, "--iters must be non-negative, got \(iters)")
         try require(lr > 0 && lr.isFinite, "--lr must be positive, got \(lr)")
         try require(["sync", "local"].contains(bn), "--bn must be sync or local, got \(bn)")
-        try require(["sum", "mean"].contains(xbmReduce), "--xbm-reduce must be sum or mean, got \(xbmReduce)")
+        try require(MemoryReduction(rawValue: xbmReduce) != nil, "--xbm-reduce must be sum, mean or scaled, got \(xbmReduce)")
         try require(["none", "fill"].contains(xbmInit), "--xbm-init must be none or fill, got \(xbmInit)")
         try require(["constant", "step", "cosine"].contains(schedule), "--schedule must be constant, step or cosine, got \(schedule)")
         try require(xbmSize >= 0, "--xbm-size must be 0 (no memory) or positive, got \(xbmSize)")
