@@ -11,10 +11,6 @@ public final class RunDirectory {
     public var checkpointURL: URL { url.appendingPathComponent("checkpoint.xbm") }
     public var plotURL: URL { url.appendingPathComponent("curves.svg") }
 
-    /// (iteration, loss) and (iteration, Recall@1) for the plot.
-    public private(set) var lossCurve: [(Int, Double)] = []
-    public private(set) var recallCurve: [(Int, Double)] = []
-
     public init(path: String) {
         url = URL(fileURLWithPath: path, isDirectory: true)
     }
@@ -38,7 +34,6 @@ public final class RunDirectory {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let iter = object["iter"] as? Int, iter <= iteration else { continue }
             kept.append(String(line))
-            record(object)
         }
         try write(Data((kept.map { $0 + "\n" }.joined()).utf8), to: metricsLogURL)
     }
@@ -49,7 +44,6 @@ public final class RunDirectory {
 
     /// Appends one JSON object as a line of `metrics.jsonl`.
     public func append(_ object: [String: Any]) throws {
-        record(object)
         let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) + Data("\n".utf8)
         guard let handle = try? FileHandle(forWritingTo: metricsLogURL) else {
             throw RunDirectoryError.cannotWrite(metricsLogURL.path, "cannot open for appending")
@@ -67,19 +61,11 @@ public final class RunDirectory {
         try write(JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: finalMetricsURL)
     }
 
+    /// `curves.svg`, drawn from what `metrics.jsonl` holds (so a resumed run plots its whole
+    /// history, pair diagnostics included).
     public func writePlot(title: String) throws {
-        // Iteration 1 is logged for immediate feedback; its loss (of the random initial
-        // network) is many times the rest and would flatten the curve, so it is not drawn.
-        let drawn = lossCurve.count > 1 && lossCurve[0].0 == 1 ? Array(lossCurve.dropFirst()) : lossCurve
-        let plot = TrainingPlot(title: title, loss: drawn.map { (iteration: $0.0, value: $0.1) },
-                                recallAtOne: recallCurve.map { (iteration: $0.0, value: $0.1) })
-        try write(Data(plot.svg().utf8), to: plotURL)
-    }
-
-    private func record(_ object: [String: Any]) {
-        guard let iter = object["iter"] as? Int else { return }
-        if let loss = object["loss"] as? Double { lossCurve.append((iter, loss)) }
-        if let recall = object["R@1"] as? Double { recallCurve.append((iter, recall)) }
+        let log = (try? String(contentsOf: metricsLogURL, encoding: .utf8)) ?? ""
+        try write(Data(TrainingPlot(title: title, metricsLog: log).svg().utf8), to: plotURL)
     }
 
     private func write(_ data: Data, to file: URL) throws {

@@ -138,14 +138,7 @@ public final class Trainer {
             try saveCheckpoint()
             if evaluateAtEnd { outcome.finalMetrics = try evaluate(final: true) }
         }
-        if let runDirectory {
-            // From metrics.jsonl, which holds the pair diagnostics too.
-            let log = (try? String(contentsOf: runDirectory.metricsLogURL, encoding: .utf8)) ?? ""
-            let plot = TrainingPlot(title: "\(dataset.name): \(config.loss), memory \(config.xbmSize)", metricsLog: log)
-            do { try plot.write(to: runDirectory.plotURL) } catch {
-                throw RunDirectoryError.cannotWrite(runDirectory.plotURL.path, error.localizedDescription)
-            }
-        }
+        try runDirectory?.writePlot(title: "\(dataset.name): \(config.loss), memory \(config.xbmSize)")
         return outcome
     }
 
