@@ -15,13 +15,13 @@ public struct MemoryOptions: Sendable, Codable, Equatable {
     public var weight: Double
     /// The first iteration that enqueues and uses the memory (`--xbm-start`).
     public var startIteration: Int
-    /// `--xbm-reduce`; `.mean` is the provisional default (SPEC §12).
-    public var reduction: PairReduction
+    /// `--xbm-reduce` (Docs/results.md: `mean` is the default, `sum` swamps the batch term).
+    public var reduction: MemoryReduction
     /// `--xbm-init`.
     public var initialization: MemoryInit
 
     public init(size: Int = 0, weight: Double = 1, startIteration: Int = 0,
-                reduction: PairReduction = .mean, initialization: MemoryInit = .none) {
+                reduction: MemoryReduction = .mean, initialization: MemoryInit = .none) {
         self.size = size
         self.weight = weight
         self.startIteration = startIteration
