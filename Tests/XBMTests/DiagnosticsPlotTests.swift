@@ -2,28 +2,14 @@ import XCTest
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import TestSupport
 import XBM
 
 /// curves.svg from a metrics.jsonl with pair diagnostics: two more panels (hardest negative
 /// similarity, active negatives per anchor; batch against memory) and a dashed line where the
 /// memory term starts.
 final class DiagnosticsPlotTests: XCTestCase {
-    final class Elements: NSObject, XMLParserDelegate {
-        var elements: [(name: String, attributes: [String: String])] = []
-        var text = ""
-        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                    attributes: [String: String]) {
-            elements.append((name, attributes))
-        }
-        func parser(_ parser: XMLParser, foundCharacters string: String) { text += string }
-    }
-
-    func parse(_ svg: String) -> Elements {
-        let parser = XMLParser(data: Data(svg.utf8)), elements = Elements()
-        parser.delegate = elements
-        XCTAssertTrue(parser.parse(), "not well-formed")
-        return elements
-    }
+    func parse(_ svg: String) -> SVGDocument { SVGDocument.parse(svg) }
 
     /// Iterations 1, 10, …, 50; memory from the line of 30; R@1 at 50.
     let log = """

@@ -2,27 +2,12 @@ import XCTest
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import TestSupport
 @testable import XBM
 
 final class PlotTests: XCTestCase {
-    /// Collects the elements of a document; fails the test if it is not well-formed XML.
-    final class Collector: NSObject, XMLParserDelegate {
-        var elements: [(name: String, attributes: [String: String])] = []
-        var text = ""
-        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                    attributes: [String: String]) {
-            elements.append((name, attributes))
-        }
-        func parser(_ parser: XMLParser, foundCharacters string: String) { text += string }
-    }
-
-    func parse(_ svg: String, file: StaticString = #filePath, line: UInt = #line) -> Collector {
-        let parser = XMLParser(data: Data(svg.utf8))
-        let collector = Collector()
-        parser.delegate = collector
-        XCTAssertTrue(parser.parse(), "not well-formed: \(String(describing: parser.parserError))", file: file, line: line)
-        XCTAssertEqual(collector.elements.first?.name, "svg", file: file, line: line)
-        return collector
+    func parse(_ svg: String, file: StaticString = #filePath, line: UInt = #line) -> SVGDocument {
+        SVGDocument.parse(svg, file: file, line: line)
     }
 
     func points(_ attribute: String?) -> [(x: Double, y: Double)] {
@@ -33,7 +18,7 @@ final class PlotTests: XCTestCase {
     }
 
     /// Every coordinate attribute is a finite number inside the canvas.
-    func assertCoordinatesInsideCanvas(_ document: Collector, file: StaticString = #filePath, line: UInt = #line) {
+    func assertCoordinatesInsideCanvas(_ document: SVGDocument, file: StaticString = #filePath, line: UInt = #line) {
         for element in document.elements {
             for (name, value) in element.attributes where ["x", "y", "x1", "y1", "x2", "y2", "cx", "cy"].contains(name) {
                 guard let number = Double(value), number.isFinite, number >= 0, number <= 720 else {

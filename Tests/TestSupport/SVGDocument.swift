@@ -1,0 +1,28 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import XCTest
+
+/// The elements and text of an SVG document, for tests of the plots: parsing fails the test
+/// when the document is not well-formed XML or its root is not `svg`.
+public final class SVGDocument: NSObject, XMLParserDelegate {
+    public private(set) var elements: [(name: String, attributes: [String: String])] = []
+    public private(set) var text = ""
+
+    public static func parse(_ svg: String, file: StaticString = #filePath, line: UInt = #line) -> SVGDocument {
+        let parser = XMLParser(data: Data(svg.utf8))
+        let document = SVGDocument()
+        parser.delegate = document
+        XCTAssertTrue(parser.parse(), "not well-formed: \(String(describing: parser.parserError))", file: file, line: line)
+        XCTAssertEqual(document.elements.first?.name, "svg", file: file, line: line)
+        return document
+    }
+
+    public func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+                       attributes: [String: String]) {
+        elements.append((name, attributes))
+    }
+
+    public func parser(_ parser: XMLParser, foundCharacters string: String) { text += string }
+}
