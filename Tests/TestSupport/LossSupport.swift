@@ -5,7 +5,7 @@ import XBM
 // (pair loops, written from the SPEC table, sharing no code with the library's kernels).
 
 /// b anchors against R references, all row major with dimension d.
-public struct PairProblem {
+public struct PairProblem: Sendable {
     public var dimension: Int
     /// (b, d)
     public var anchors: [Float]
@@ -31,6 +31,17 @@ public struct PairProblem {
 
     public var anchorCount: Int { anchorLabels.count }
     public var referenceCount: Int { referenceLabels.count }
+}
+
+
+extension PairProblem {
+    /// The 3-anchor, 6-reference problem worked by hand in LossHandWorkedTests (d = 2, unit
+    /// vectors with similarities 0, .28, .6, .8, .936, .96, 1; anchors 0 and 1 have own entries).
+    public static let handWorked = PairProblem(
+        dimension: 2,
+        anchors: [1, 0, 0.6, 0.8, 0.8, 0.6], anchorLabels: [0, 1, 2],
+        references: [1, 0, 0.8, 0.6, 0.6, 0.8, 0.28, 0.96, 1, 0, 0, 1], referenceLabels: [0, 0, 1, 1, 0, 2],
+        ownIndex: [0, 2, -1])
 }
 
 /// What one evaluation returned.

@@ -26,11 +26,7 @@ import Glibc
 /// Tolerance: the inputs are Float (0.6, 0.8 … are not exact), so similarities are off by
 /// ~1e-7; the steepest factor is MS's β = 40, so values and gradients agree to ~1e-5 relative.
 final class LossHandWorkedTests: XCTestCase {
-    let problem = PairProblem(
-        dimension: 2,
-        anchors: [1, 0, 0.6, 0.8, 0.8, 0.6], anchorLabels: [0, 1, 2],
-        references: [1, 0, 0.8, 0.6, 0.6, 0.8, 0.28, 0.96, 1, 0, 0, 1], referenceLabels: [0, 0, 1, 1, 0, 2],
-        ownIndex: [0, 2, -1])
+    let problem = PairProblem.handWorked
     let a: [[Double]] = [[1, 0], [0.6, 0.8], [0.8, 0.6]]
     let r: [[Double]] = [[1, 0], [0.8, 0.6], [0.6, 0.8], [0.28, 0.96], [1, 0], [0, 1]]
 

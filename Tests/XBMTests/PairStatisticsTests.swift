@@ -13,11 +13,7 @@ import TestSupport
 ///     a1      .6     .96    own    .936   .6     .8       P = {r3 .936}       N = {r0 .6, r1 .96, r4 .6, r5 .8}
 ///     a2      .8     1      .96    .8     .8     .6       P = {r5 .6}         N = {r0 .8, r1 1, r2 .96, r3 .8, r4 .8}
 final class PairStatisticsTests: XCTestCase {
-    let problem = PairProblem(
-        dimension: 2,
-        anchors: [1, 0, 0.6, 0.8, 0.8, 0.6], anchorLabels: [0, 1, 2],
-        references: [1, 0, 0.8, 0.6, 0.6, 0.8, 0.28, 0.96, 1, 0, 0, 1], referenceLabels: [0, 0, 1, 1, 0, 2],
-        ownIndex: [0, 2, -1])
+    let problem = PairProblem.handWorked
 
     /// Runs `loss` on `problem` with the references cut at `cuts`, each segment carrying its
     /// slice of `stamps` when given, and returns the statistics it reports.
