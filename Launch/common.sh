@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.build/release/xbm-dist"
 
-# Build and run dependencies (SPEC §1, §7).
+# Build and run dependencies (README.md, Docs/data.md).
 BUILD_PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libfreetype-dev)
 FONT_PACKAGES=(fonts-noto-cjk fonts-noto-cjk-extra fonts-arphic-gbsn00lp fonts-arphic-gkai00mp
     fonts-arphic-ukai fonts-arphic-uming fonts-babelstone-han fonts-droid-fallback fonts-hanazono

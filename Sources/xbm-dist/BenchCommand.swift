@@ -2,7 +2,7 @@ import ArgumentParser
 import Collectives
 import XBM
 
-/// `xbm-dist bench ...`: measurements users run on their own machines (SPEC §9, §11).
+/// `xbm-dist bench ...`: measurements users run on their own machines (README.md, Docs/performance.md).
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",

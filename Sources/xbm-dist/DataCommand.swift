@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import XBM
 
-/// `xbm-dist data ...`: build, inspect and preview datasets (SPEC §7, §9).
+/// `xbm-dist data ...`: build, inspect and preview datasets (Docs/data.md, README.md).
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",

@@ -5,7 +5,7 @@ import XBM
 /// `xbm-dist eval --run-dir R [--data D]`: retrieval metrics of a run's checkpoint.
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval", abstract: "Evaluate a run's checkpoint: Recall@K, MAP@R, R-precision (SPEC §8).")
+        commandName: "eval", abstract: "Evaluate a run's checkpoint: Recall@K, MAP@R, R-precision (Docs/evaluation.md).")
 
     @Option(name: .customLong("run-dir"), help: "Run directory holding checkpoint.xbm.") var runDir: String
     @Option(help: "Dataset directory (default: the one the run trained on).") var data: String?

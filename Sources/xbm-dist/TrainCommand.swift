@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import XBM
 
-/// `xbm-dist train` (and `xbm-dist` alone): the SPEC §3 training loop on every rank.
+/// `xbm-dist train` (and `xbm-dist` alone): the training loop of Docs/distributed.md on every rank.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",

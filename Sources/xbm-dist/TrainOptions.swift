@@ -3,12 +3,12 @@ import Foundation
 import XBM
 
 /// The options of a training run. Every option is optional here so that the effective value
-/// is: command line, else `--config` file, else the default of `TrainingConfig` (SPEC §9).
+/// is: command line, else `--config` file, else the default of `TrainingConfig` (README.md).
 struct TrainOptions: ParsableArguments {
     @Option(help: "JSON config file keyed by option names without dashes; the command line overrides it.")
     var config: String?
 
-    @Option(help: "Dataset directory (SPEC §7). Default: the built-in hanzi benchmark in data/hanzi, built on first use.")
+    @Option(help: "Dataset directory (Docs/data.md). Default: the built-in hanzi benchmark in data/hanzi, built on first use.")
     var data: String?
     @Option(help: "auto (glyphnet for images, mlp for features), glyphnet or mlp.") var model: String?
     @Option(help: "Embedding size d.") var dim: Int?

@@ -5,7 +5,7 @@ import XBM
 import XCTest
 @testable import xbm_dist
 
-/// SPEC §9: options come from the command line, else from `--config`, else the defaults;
+/// README.md: options come from the command line, else from `--config`, else the defaults;
 /// unknown config keys are errors; `config.json` can be fed back as `--config`.
 final class ConfigTests: XCTestCase {
     private func file(_ json: String) throws -> String {

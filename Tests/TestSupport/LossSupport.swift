@@ -1,8 +1,8 @@
 import XBM
 
 // Helpers for the loss and memory tests: problems of anchors against references, a call of a
-// `PairLoss` on plain arrays, and brute-force Double implementations of the five §5 formulas
-// (pair loops, written from the SPEC table, sharing no code with the library's kernels).
+// `PairLoss` on plain arrays, and brute-force Double implementations of the five formulas of Docs/losses.md
+// (pair loops, written from the table of Docs/losses.md, sharing no code with the library's kernels).
 
 /// b anchors against R references, all row major with dimension d.
 public struct PairProblem: Sendable {
@@ -104,7 +104,7 @@ public func evaluate(_ loss: PairLoss, _ problem: PairProblem, reduction: PairRe
     return PairLossResult(value: value, anchorGradient: dA, referenceGradient: dR)
 }
 
-/// The §5 formulas by brute force in Double, for one anchor's similarities.
+/// The formulas of Docs/losses.md by brute force in Double, for one anchor's similarities.
 public enum BruteForcePairLoss {
     /// Σ_i ℓ_i with s_ij = a_i·r_j computed in Double from `anchors` (b, d) and `references` (R, d).
     public static func value(_ kind: LossKind, options: LossOptions, reduction: PairReduction,
@@ -139,7 +139,7 @@ public enum BruteForcePairLoss {
         return (positives, negatives)
     }
 
-    /// ℓ_i straight from the SPEC §5 table, with `.mean` as Docs/losses.md defines it.
+    /// ℓ_i straight from the Docs/losses.md table, with `.mean` as Docs/losses.md defines it.
     public static func anchorLoss(_ kind: LossKind, options o: LossOptions, reduction: PairReduction,
                                   positives P: [Double], negatives N: [Double]) -> Double {
         let mean = reduction == .mean

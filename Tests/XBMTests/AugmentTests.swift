@@ -3,7 +3,7 @@ import TestSupport
 import XBM
 import XCTest
 
-/// The training shift (SPEC §7): out[c, y, x] = in[c, y − dy, x − dx], zero outside.
+/// The training shift (Docs/data.md): out[c, y, x] = in[c, y − dy, x − dx], zero outside.
 final class AugmentTests: XCTestCase {
     // Two samples of 2 channels × 4 rows × 5 columns; value = 1 + sample·40 + c·20 + y·5 + x.
     func makeDataset() throws -> Dataset {

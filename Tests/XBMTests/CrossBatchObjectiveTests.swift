@@ -4,7 +4,7 @@ import XBM
 import XCTest
 
 /// The gradient the ranks assemble (each rank's anchors adding into every row of ∂L/∂E, then
-/// one allreduce) is the gradient of the SPEC §3.4 objective: checked against central finite
+/// one allreduce) is the gradient of the Docs/distributed.md objective: checked against central finite
 /// differences of a Double brute-force evaluation of
 ///     L(E) = (1/B) Σ_i [ ℓ(e_i; E∖{i}) + w · ℓ(e_i; Mem∖{i}) ],  Mem constant.
 /// Unlike the N-rank-versus-one-rank comparison, this catches an error made identically on

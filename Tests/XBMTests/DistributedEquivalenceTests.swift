@@ -4,13 +4,13 @@ import TestSupport
 import XBM
 import XCTest
 
-/// SPEC §3's equivalence: N ranks with local batch b and one rank with batch N·b, same seed
+/// Docs/distributed.md's equivalence: N ranks with local batch b and one rank with batch N·b, same seed
 /// and synchronised batch norm, give the same losses and parameters, with the memory on; the
 /// memory replicas are identical bit for bit on every rank.
 ///
 /// Tolerance: the ranks compute the same sums in other orders (gemm shapes b×B against B×B,
 /// the allreduce's rank-order sum), so Float32 rounding (≈ 6e-8 relative per operation)
-/// separates the runs by ~1e-6 after 20 steps; 1e-4 relative is the SPEC's bound and two
+/// separates the runs by ~1e-6 after 20 steps; 1e-4 relative is the bound Docs/distributed.md states and two
 /// orders above that, while any missing term of the loss or gradient (e.g. dropping the
 /// reference-side gradient of the batch term, or the memory's self-exclusion) changes the
 /// losses by more than 1e-2 within a few steps.

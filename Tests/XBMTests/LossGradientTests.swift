@@ -3,7 +3,7 @@ import XBM
 import TestSupport
 
 /// Every loss × both reductions: the value against a brute-force Double implementation of the
-/// §5 formula, and both analytic gradients against Double central differences of that formula.
+/// formula of Docs/losses.md, and both analytic gradients against Double central differences of that formula.
 ///
 /// Why differences of the brute-force formula and not of the Float kernel: the kernel's
 /// similarities are Float, so its own differences would carry ~1e-7/h of rounding noise. The

@@ -4,7 +4,7 @@ import TestSupport
 import XBM
 import XCTest
 
-/// `--xbm-init fill` (SPEC §4): at the start iteration the memory is filled with embeddings of
+/// `--xbm-init fill` (Docs/losses.md): at the start iteration the memory is filled with embeddings of
 /// random training samples by the current model, spread over the ranks, identically on every
 /// replica.
 final class MemoryFillTests: XCTestCase {

@@ -8,7 +8,7 @@ import TestSupport
 final class ModelTrainingTests: XCTestCase {
     /// Two ranks with half the batch each and BN synchronised by `allreduceSum` give the
     /// outputs, summed gradients and running statistics of one rank with the whole batch
-    /// (SPEC §3.6). Only the order of Float sums differs (64-row partial sums, split at other
+    /// (Docs/distributed.md). Only the order of Float sums differs (64-row partial sums, split at other
     /// rows), ~1e-7 relative per sum; the backward's cancellation g − mean(g) − x̂·mean(g·x̂)
     /// amplifies that, so gradients get 1e-4 (as the layer checks), outputs 1e-5.
     private func checkSynchronisedRanks(count n: Int, inputSize: Int, seed: UInt64,

@@ -4,7 +4,7 @@ import TestSupport
 import XBM
 import XCTest
 
-/// SPEC §10: a diverged run (non-finite embeddings, which the pair losses' mining would
+/// Docs/distributed.md: a diverged run (non-finite embeddings, which the pair losses' mining would
 /// silently turn into a zero loss, or a non-finite loss) stops on every rank before the update
 /// is applied, with one message, and the last checkpoint stays the last good one.
 final class NonFiniteLossTests: XCTestCase {

@@ -4,9 +4,9 @@ import TestSupport
 import XBM
 import XCTest
 
-/// SPEC §10: a run stopped at a checkpoint and resumed continues exactly as if it had not
+/// Docs/distributed.md: a run stopped at a checkpoint and resumed continues exactly as if it had not
 /// been interrupted — with the same number of ranks bit for bit, with another number of
-/// ranks to the equivalence tolerance of SPEC §3.
+/// ranks to the equivalence tolerance of Docs/distributed.md.
 final class ResumeTests: XCTestCase {
     private func config(data: URL, runDirectory: URL, iterations: Int) -> TrainingConfig {
         var c = TrainingFixtures.smallRun(data: data, iterations: iterations)

@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
 
-/// `xbm-dist bench step` (SPEC §9, §11): the real distributed step — forward, allgather,
+/// `xbm-dist bench step` (README.md, Docs/performance.md): the real distributed step — forward, allgather,
 /// memory enqueue, batch and memory loss terms, allreduces, backward, optimizer — on random
 /// data, timed after warm-up. Labels follow the PyTorch reference's speed mode
 /// (`arange(B) // K + 1000 · (iteration mod 50)`), so both compute the same kind of pairs.

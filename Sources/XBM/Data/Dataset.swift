@@ -1,6 +1,6 @@
 import Foundation
 
-/// A dataset directory (SPEC §7), loaded and validated (SPEC §10):
+/// A dataset directory (Docs/data.md), loaded and validated (Docs/distributed.md):
 ///
 ///     meta.json   a JSON object (free-form; "name" is shown when present)
 ///     x.npy       uint8 images (N, H, W) or (N, C, H, W), or float32 features (N, D)

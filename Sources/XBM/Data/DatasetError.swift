@@ -1,4 +1,4 @@
-/// Why a dataset directory was rejected (SPEC §10); each description is one line naming the
+/// Why a dataset directory was rejected (Docs/distributed.md); each description is one line naming the
 /// file, what is wrong and what was expected.
 public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case missingFile(path: String)

@@ -1,7 +1,7 @@
 import Foundation
 
 extension Dataset {
-    /// Loads and validates `directory` (SPEC §7, §10). Throws `DatasetError` or `NpyError`.
+    /// Loads and validates `directory` (Docs/data.md, Docs/distributed.md). Throws `DatasetError` or `NpyError`.
     public static func load(directory: URL) throws -> Dataset {
         let fm = FileManager.default
         let files = ["meta.json", "x.npy", "y.npy", "split.npy"].map { directory.appendingPathComponent($0) }

@@ -1,6 +1,6 @@
 import Foundation
 
-// Distortion of one rendered glyph into a 32×32 image (SPEC §7). Pure Swift, no FreeType.
+// Distortion of one rendered glyph into a 32×32 image (Docs/data.md). Pure Swift, no FreeType.
 //
 // Letters: S = 64 (working canvas side, pixels), O = 32 (output side), G = 6 (elastic control
 // points per axis). The glyph's ink box (w × h, from FreeType at 64 px) is centred on the canvas

@@ -28,7 +28,7 @@ public struct HanziSummary: Sendable {
     public var seconds: Double
 }
 
-/// The built-in benchmark (SPEC §7): 3,755 GB2312 level-1 characters × 27 faces, distorted,
+/// The built-in benchmark (Docs/data.md): 3,755 GB2312 level-1 characters × 27 faces, distorted,
 /// 32×32 uint8 (`charset` selects level 2 or both levels instead). Sample i = character · 27 +
 /// face; label = character index; the first ⌈n/2⌉ classes are train (split 0), the others
 /// test (split 1): 1,878 / 1,877 for level 1. Each image's distortion comes

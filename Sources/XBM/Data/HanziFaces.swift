@@ -1,9 +1,9 @@
 import Foundation
 
-/// One of the 27 font faces of the hanzi benchmark (SPEC §7), located by file and by the
+/// One of the 27 font faces of the hanzi benchmark (Docs/data.md), located by file and by the
 /// family and style names FreeType reports (which select the face inside a .ttc collection).
 public struct HanziFace: Sendable, Equatable {
-    /// Name as written in SPEC §7.
+    /// Name as written in Docs/data.md.
     public let name: String
     /// Debian package that installs it.
     public let package: String

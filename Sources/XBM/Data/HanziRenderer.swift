@@ -1,7 +1,7 @@
 import CFreeType
 import Foundation
 
-// The only file that sees FreeType (SPEC §2). A renderer owns one FT_Library and the faces it
+// The only file that sees FreeType (Docs/architecture.md). A renderer owns one FT_Library and the faces it
 // opened; FreeType objects are not thread safe, so each thread makes its own renderer.
 
 /// Renders characters of a few `HanziFace`s at 64 px and crops them to their ink.

@@ -1,4 +1,4 @@
-/// One global batch of B samples (SPEC §3.1); rank r of N uses rows [r·b, (r+1)·b), b = B/N.
+/// One global batch of B samples (Docs/data.md); rank r of N uses rows [r·b, (r+1)·b), b = B/N.
 public struct GlobalBatch: Sendable {
     /// Dataset indices (B).
     public var indices: [Int32]
@@ -42,7 +42,7 @@ public enum SamplerError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The global P×K sampler (SPEC §3.1): every iteration picks P = B/K distinct classes uniformly,
+/// The global P×K sampler (Docs/data.md): every iteration picks P = B/K distinct classes uniformly,
 /// then K instances of each (without replacement; with replacement only when the class has
 /// fewer than K samples), then per-sample shifts; all from one `RandomSource` seeded by `seed`.
 /// The global batch therefore depends only on (seed, iteration, B, K), never on the rank count.

@@ -1,6 +1,6 @@
 import Dispatch
 
-// Exact k-nearest-neighbour retrieval by blocked matrix products (SPEC §8).
+// Exact k-nearest-neighbour retrieval by blocked matrix products (Docs/evaluation.md).
 //
 // Letters: Q queries, G gallery items, d embedding size, m queries per block, k the number of
 // neighbours kept per query = max(largest K, largest R), capped at the admissible gallery.

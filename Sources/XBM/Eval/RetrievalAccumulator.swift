@@ -1,6 +1,6 @@
 import Collectives
 
-/// Running sums of the retrieval metrics over a set of queries (SPEC §8), kept as one flat
+/// Running sums of the retrieval metrics over a set of queries (Docs/evaluation.md), kept as one flat
 /// `[Double]` so that ranks which each scored a range of queries combine them with a single
 /// allreduce-sum; `metrics` turns the sums into percentages.
 ///

@@ -1,4 +1,4 @@
-// SPEC §11 target: exact Recall@K on 50,000 × 128 within 2× the time of its matrix products.
+// Docs/performance.md target: exact Recall@K on 50,000 × 128 within 2× the time of its matrix products.
 
 /// Times `Retrieval.evaluate` against the bare matrix products it performs.
 public enum RetrievalBenchmark {

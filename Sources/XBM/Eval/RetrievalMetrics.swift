@@ -1,4 +1,4 @@
-/// Final retrieval metrics of one evaluation (SPEC §8), all in percent.
+/// Final retrieval metrics of one evaluation (Docs/evaluation.md), all in percent.
 public struct RetrievalMetrics: Codable, Sendable, Equatable {
     /// Recall@K in percent, keyed by K: the share of scored queries with a relevant item in
     /// their top K.
@@ -29,7 +29,7 @@ public struct RetrievalMetrics: Codable, Sendable, Equatable {
             + [(name: "MAP@R", value: mapAtR), (name: "R-precision", value: rPrecision)]
     }
 
-    /// The keys of `metrics.json` (SPEC §9): "R@1", "R@10", "R@100", "R@1000", "MAP@R", "R-precision".
+    /// The keys of `metrics.json` (README.md): "R@1", "R@10", "R@100", "R@1000", "MAP@R", "R-precision".
     public var jsonObject: [String: Double] {
         Dictionary(uniqueKeysWithValues: namedValues.map { ($0.name, $0.value) })
     }

@@ -1,4 +1,4 @@
-/// XBM's contrastive loss (SPEC §5, `contrastive`):
+/// XBM's contrastive loss (Docs/losses.md, `contrastive`):
 ///
 ///     ℓ_i = Σ_{j∈P_i, s_ij<1−ε} (1 − s_ij)  +  Σ_{j∈N_i, s_ij>m} s_ij
 ///

@@ -1,4 +1,4 @@
-// The machinery shared by the five pair losses (SPEC §5): similarities by one matrix product
+// The machinery shared by the five pair losses (Docs/losses.md): similarities by one matrix product
 // per reference segment, one anchor row at a time mined and differentiated in place, and the
 // two gradient products. The loss-specific part is an `AnchorTerm`.
 //
@@ -19,7 +19,7 @@ struct AnchorRow {
     /// The anchor's own entry among the references, or -1.
     let ownIndex: Int
 
-    /// j ∈ P_i: same label, and not the anchor's own entry (excluded by index, SPEC §3.4).
+    /// j ∈ P_i: same label, and not the anchor's own entry (excluded by index, Docs/distributed.md).
     @inline(__always) func isPositive(_ j: Int) -> Bool { labels[j] == label && j != ownIndex }
     /// j ∈ N_i: a different label. The own entry is excluded here too, so that "∖{i}" holds
     /// even if a caller's own entry carried another label.

@@ -1,4 +1,4 @@
-/// Generalised lifted-structure loss (Hermans et al. 2017, in similarities; SPEC §5, `lifted`):
+/// Generalised lifted-structure loss (Hermans et al. 2017, in similarities; Docs/losses.md, `lifted`):
 ///
 ///     ℓ_i = [ log(w_P Σ_{p∈P_i} e^{1−s_ip}) + log(w_N Σ_{n∈N_i} e^{s_in−m}) ]_+
 ///

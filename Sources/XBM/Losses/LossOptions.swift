@@ -1,4 +1,4 @@
-/// The pair losses of SPEC §5 by their command-line names (`--loss NAME`).
+/// The pair losses of Docs/losses.md by their command-line names (`--loss NAME`).
 public enum LossKind: String, CaseIterable, Sendable, Codable {
     case contrastive
     case multiSimilarity = "multi-similarity"
@@ -7,7 +7,7 @@ public enum LossKind: String, CaseIterable, Sendable, Codable {
     case npair
 }
 
-/// Every loss hyper-parameter, with the defaults of SPEC §5. Decoding fills missing keys with
+/// Every loss hyper-parameter, with the defaults of Docs/losses.md. Decoding fills missing keys with
 /// the defaults.
 public struct LossOptions: Sendable, Codable, Equatable {
     /// contrastive: negatives count once s > m.

@@ -1,4 +1,4 @@
-/// Multi-similarity loss (Wang et al. 2019; SPEC §5, `multi-similarity`):
+/// Multi-similarity loss (Wang et al. 2019; Docs/losses.md, `multi-similarity`):
 ///
 ///     mining:  Ñ_i = { n ∈ N_i : s_in > min_{p∈P_i} s_ip − μ }
 ///              P̃_i = { p ∈ P_i : s_ip < max_{n∈N_i} s_in + μ }

@@ -1,4 +1,4 @@
-/// Multi-class N-pair loss (Sohn 2016, with temperature τ; SPEC §5, `npair`):
+/// Multi-class N-pair loss (Sohn 2016, with temperature τ; Docs/losses.md, `npair`):
 ///
 ///     ℓ_i = (1/|P_i|) Σ_{p∈P_i} log(1 + w_N Σ_{n∈N_i} e^{(s_in − s_ip)/τ})
 ///

@@ -19,7 +19,7 @@ public struct ReferenceSegment {
     }
 }
 
-/// How a per-anchor term sums its pairs (SPEC §5, `--xbm-reduce`).
+/// How a per-anchor term sums its pairs (Docs/losses.md, `--xbm-reduce`).
 public enum PairReduction: String, Sendable, CaseIterable, Codable {
     /// The paper's: every active pair adds its full term.
     case sum
@@ -60,14 +60,14 @@ public struct PairLossInput {
     public var referenceCount: Int { references.reduce(0) { $0 + $1.count } }
 }
 
-/// A pair-based loss (SPEC §5): per anchor ℓ_i over the anchor's similarities to all
+/// A pair-based loss (Docs/losses.md): per anchor ℓ_i over the anchor's similarities to all
 /// references, with analytic gradients for both.
 ///
 /// Implementations hold their own similarity workspace (b × R), grown on first use and reused,
 /// and compute similarities and gradients with `gemm`, so a memory of M rows costs about one
 /// (b × d) · (d × M) product forward and one backward.
 public protocol PairLoss: AnyObject {
-    /// The §5 name (`contrastive`, `multi-similarity`, `triplet`, `lifted`, `npair`).
+    /// The loss's name (`contrastive`, `multi-similarity`, `triplet`, `lifted`, `npair`).
     var name: String { get }
 
     /// Returns Σ_i ℓ_i over the b anchors (not divided by anything). Adds

@@ -1,4 +1,4 @@
-/// Batch-hard triplet loss on similarities (SPEC §5, `triplet`):
+/// Batch-hard triplet loss on similarities (Docs/losses.md, `triplet`):
 ///
 ///     ℓ_i = [ s_in* − s_ip* + m ]_+ ,  n* = argmax_{n∈N_i} s_in,  p* = argmin_{p∈P_i} s_ip
 ///

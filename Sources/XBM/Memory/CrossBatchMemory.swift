@@ -1,4 +1,4 @@
-// SPEC §4: the cross-batch memory, a FIFO ring buffer of the last M embeddings and labels.
+// Docs/losses.md: the cross-batch memory, a FIFO ring buffer of the last M embeddings and labels.
 //
 // Letters: M capacity (rows), d embedding size, B rows per enqueue (the global batch).
 //
@@ -56,7 +56,7 @@ public struct MemorySnapshot: Sendable, Equatable {
     }
 }
 
-/// A FIFO memory of the last `capacity` embeddings with their labels (SPEC §4).
+/// A FIFO memory of the last `capacity` embeddings with their labels (Docs/losses.md).
 ///
 /// Segments handed out point into the memory's own storage: they stay valid as long as the
 /// memory lives, and their contents change with the next `enqueue` or `clear`.

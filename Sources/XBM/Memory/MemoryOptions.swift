@@ -3,11 +3,11 @@ public enum MemoryInit: String, Sendable, Codable, CaseIterable {
     /// Empty: it fills with the global batches from the start iteration on.
     case none
     /// Filled at the start iteration with embeddings of random training samples by the
-    /// current model (the paper's initialisation, SPEC §4).
+    /// current model (the paper's initialisation, Docs/losses.md).
     case fill
 }
 
-/// The memory term's options (SPEC §4, §5): L = (1/B) Σ_i [ℓ(e_i; E∖{i}) + w · ℓ(e_i; Mem∖{i})].
+/// The memory term's options (Docs/losses.md): L = (1/B) Σ_i [ℓ(e_i; E∖{i}) + w · ℓ(e_i; Mem∖{i})].
 public struct MemoryOptions: Sendable, Codable, Equatable {
     /// M rows (`--xbm-size`); 0 disables the memory.
     public var size: Int

@@ -2,7 +2,7 @@
 public enum BatchNormSync {
     /// Per-rank statistics (`--bn local`).
     case local
-    /// Statistics over the global batch (SPEC §3.6, like PyTorch's SyncBatchNorm): the reducer
+    /// Statistics over the global batch (Docs/distributed.md, like PyTorch's SyncBatchNorm): the reducer
     /// sums a buffer of per-channel partial sums over all ranks, in place. It is called in
     /// forward (Σx, Σx², count) and in backward (Σdy, Σdy·x̂), the same number of times on
     /// every rank.

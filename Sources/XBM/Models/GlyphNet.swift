@@ -1,4 +1,4 @@
-// glyphnet (SPEC §6), the same network as shared/peer/torch_glyphnet.py:
+// glyphnet (Docs/numerics.md), the same network as Launch/reference/torch_glyphnet.py:
 //   4 blocks  conv3×3(Ci→Co, pad 1, no bias) – BN – ReLU  with Co = 32, 64, 128, 256,
 //   2×2 max pool after the first three, global average pool after the last,
 //   linear(256 → d, bias), L2 normalisation.

@@ -1,4 +1,4 @@
-// mlp (SPEC §6): linear(D → h) – BN1d – ReLU – linear(h → d, bias) – L2 normalisation.
+// mlp (Docs/numerics.md): linear(D → h) – BN1d – ReLU – linear(h → d, bias) – L2 normalisation.
 // The first linear has no bias: the batch norm after it subtracts the batch mean, which
 // cancels any bias exactly, so its gradient would be rounding noise that Adam's
 // normalisation would turn into full-size steps (as the conv layers of glyphnet, and

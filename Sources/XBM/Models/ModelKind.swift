@@ -1,4 +1,4 @@
-/// The networks `--model` can name (SPEC §6).
+/// The networks `--model` can name (Docs/numerics.md).
 public enum ModelKind: String, Sendable, CaseIterable, Codable {
     /// Convolutional network for 1×H×W glyph images (the default for images).
     case glyphnet

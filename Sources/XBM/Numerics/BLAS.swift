@@ -1,7 +1,7 @@
 import CBLAS
 import Foundation
 
-// The only file that imports CBLAS (SPEC §2). Everything is row major (C order), as the
+// The only file that imports CBLAS (Docs/architecture.md). Everything is row major (C order), as the
 // rest of the package stores its tensors; leading dimensions are in elements.
 
 /// Whether an operand of `gemm` is used as stored or transposed.
@@ -67,7 +67,7 @@ public func dot(count n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Floa
 }
 
 /// OpenBLAS' thread pool. Under mpirun OpenBLAS may start with one thread or with one per
-/// core in every rank; both are wrong, so the count is always set explicitly (SPEC §3).
+/// core in every rank; both are wrong, so the count is always set explicitly (Docs/distributed.md).
 public enum BLASThreads {
     /// Sets the number of threads OpenBLAS uses for every following call in this process.
     public static func set(_ count: Int) {

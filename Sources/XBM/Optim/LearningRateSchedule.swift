@@ -1,4 +1,4 @@
-// Learning-rate schedules with linear warm-up (SPEC §6). With i the 0-based iteration,
+// Learning-rate schedules with linear warm-up (Docs/numerics.md). With i the 0-based iteration,
 // η the base rate and W the warm-up length:
 //   warm-up factor  w(i) = (i + 1) / W for i < W, else 1   (ramps linearly from 0; the
 //                   first step already moves, reaching η at i = W − 1)

@@ -1,4 +1,4 @@
-// Optimizers over the flat parameter buffer (SPEC §6), one loop per layout entry so weight
+// Optimizers over the flat parameter buffer (Docs/numerics.md), one loop per layout entry so weight
 // decay applies only where the entry `decays`. Semantics follow torch.optim, with t the step
 // number starting at 1, η the learning rate, λ the weight decay and g the gradient:
 //   adam:  g ← g + λθ (L2 in the gradient);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;

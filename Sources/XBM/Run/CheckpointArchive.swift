@@ -1,6 +1,6 @@
 import Foundation
 
-// The checkpoint file (SPEC §10): ordered named sections behind a header with a checksum.
+// The checkpoint file (Docs/distributed.md): ordered named sections behind a header with a checksum.
 // Byte layout (all integers little endian; Docs/evaluation.md has the same table):
 //
 //   header, 32 bytes

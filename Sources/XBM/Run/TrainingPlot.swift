@@ -1,6 +1,6 @@
 import Foundation
 
-/// The run directory's training curves (SPEC §9): a standalone SVG with stacked panels
+/// The run directory's training curves (README.md): a standalone SVG with stacked panels
 /// sharing the iteration axis, the loss above and Recall@1 (%) below, each with ticks,
 /// grid, axis labels and a legend. With pair diagnostics (Docs/losses.md, Diagnostics) two
 /// more panels follow: the hardest negative's similarity and the active negatives per

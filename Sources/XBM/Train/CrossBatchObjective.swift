@@ -1,4 +1,4 @@
-/// The loss of SPEC §3.4 for the anchors of one rank, and its gradient with respect to the
+/// The loss of Docs/distributed.md for the anchors of one rank, and its gradient with respect to the
 /// gathered global batch:
 ///
 ///     L = (1/B) Σ_i [ ℓ(e_i; E∖{i}) + w · ℓ(e_i; Mem∖{i}) ]

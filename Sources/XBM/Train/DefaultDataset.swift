@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
 
-/// The built-in benchmark as the default training data (SPEC §9): `xbm-dist` alone trains
+/// The built-in benchmark as the default training data (README.md): `xbm-dist` alone trains
 /// on `data/hanzi`, which rank 0 builds on first use while the other ranks wait.
 public enum DefaultDataset {
     public static let hanziDirectory = "data/hanzi"

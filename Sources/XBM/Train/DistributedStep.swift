@@ -1,6 +1,6 @@
 import Collectives
 
-/// One rank's part of one training step (SPEC §3), with N ranks, local batch b, global batch
+/// One rank's part of one training step (Docs/distributed.md), with N ranks, local batch b, global batch
 /// B = N·b, embedding size d and memory capacity M:
 ///
 ///     e = f(x_local)                          (b, d)   forward, SyncBN over ranks
@@ -82,7 +82,7 @@ public final class DistributedStep {
     }
 
     /// Seeded initialisation on rank 0, then a broadcast, so every rank starts from the same
-    /// parameters whatever the seed handling of other ranks (SPEC §3.7).
+    /// parameters whatever the seed handling of other ranks (Docs/distributed.md).
     public func initializeParameters(seed: UInt64) throws {
         var random = RandomSource.derived(seed: seed, stream: 0x1417)
         network.initialize(parameters: parameters.pointer, state: state.pointer, random: &random)

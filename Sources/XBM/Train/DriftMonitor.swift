@@ -1,6 +1,6 @@
 import Collectives
 
-/// Feature drift (SPEC §4; Wang et al. §3.1): how far the embeddings of fixed samples move
+/// Feature drift (Docs/losses.md; Wang et al. §3.1): how far the embeddings of fixed samples move
 /// between two measurements Δ iterations apart,
 ///
 ///     D(t, Δ) = mean_{x ∈ probe} ‖ f_t(x) − f_{t−Δ}(x) ‖₂

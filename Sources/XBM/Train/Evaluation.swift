@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
 
-/// Embedding of dataset rows sharded over ranks, and retrieval evaluation (SPEC §8).
+/// Embedding of dataset rows sharded over ranks, and retrieval evaluation (Docs/evaluation.md).
 public enum Evaluation {
     /// Embeds `indices` of `dataset` with `network` in inference mode. Rank r embeds the r-th
     /// contiguous share (shares padded to equal size), the shares are allgathered, and every

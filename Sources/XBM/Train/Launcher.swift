@@ -7,7 +7,7 @@ import Foundation
 public protocol SameOnEveryRankError: Error, CustomStringConvertible {}
 
 /// Starts the ranks of a job and turns their failures into one line and an exit code
-/// (SPEC §10): under mpirun one process per rank, with `--simulate-ranks N` N threads,
+/// (Docs/distributed.md): under mpirun one process per rank, with `--simulate-ranks N` N threads,
 /// otherwise a single process. BLAS threads per rank default to cores / ranks on the node.
 public enum Launcher {
     public struct Options: Sendable {

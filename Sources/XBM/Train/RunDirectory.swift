@@ -1,6 +1,6 @@
 import Foundation
 
-/// The outputs of a run (SPEC §9), written by rank 0 only: `config.json`, `metrics.jsonl`
+/// The outputs of a run (README.md), written by rank 0 only: `config.json`, `metrics.jsonl`
 /// (one object per logged iteration or evaluation), `metrics.json` (final retrieval
 /// metrics), `checkpoint.xbm` and `curves.svg` (loss and Recall@1).
 public final class RunDirectory {

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// SIGTERM and SIGINT ask the run to stop at the end of the current step (SPEC §10): the flag
+/// SIGTERM and SIGINT ask the run to stop at the end of the current step (Docs/distributed.md): the flag
 /// rides on the step's allreduce, so every rank stops at the same iteration, checkpoints and
 /// exits 0. A second signal of the same kind gets the default action (ends the process).
 public enum StopSignal {

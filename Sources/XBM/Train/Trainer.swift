@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
 
-/// A training run on one rank (every rank runs the same code): the SPEC §3 step in a loop,
+/// A training run on one rank (every rank runs the same code): the distributed step of Docs/distributed.md in a loop,
 /// with logging, periodic evaluation, checkpoints, exact resume and stop on signal.
 public final class Trainer {
     public struct Outcome {
@@ -217,7 +217,7 @@ public final class Trainer {
         }
     }
 
-    /// `--xbm-init fill` (SPEC §4): at the start iteration, fill the memory with embeddings of
+    /// `--xbm-init fill` (Docs/losses.md): at the start iteration, fill the memory with embeddings of
     /// random training samples computed by the current model. Every rank draws the same
     /// samples; each embeds its share of every round, and the rounds are allgathered and
     /// enqueued, so the replicas stay identical.

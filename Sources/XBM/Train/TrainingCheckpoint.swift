@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
 
-/// Everything a run needs to continue exactly (SPEC §10): parameters, running statistics,
+/// Everything a run needs to continue exactly (Docs/distributed.md): parameters, running statistics,
 /// optimizer moments and step count, the cross-batch memory, the sampler's RNG state, the
 /// iteration and the configuration. Global state only — nothing depends on the number of
 /// ranks — so a run resumes under any N that divides the global batch.

@@ -56,7 +56,7 @@ public struct TrainingComponents {
                                         totalIterations: max(config.iters, 1))
     }
 
-    /// `auto` picks glyphnet for images and mlp for feature vectors (SPEC §6).
+    /// `auto` picks glyphnet for images and mlp for feature vectors (Docs/numerics.md).
     static func modelKind(_ name: String, isImages: Bool) throws -> ModelKind {
         if name == "auto" { return isImages ? .glyphnet : .mlp }
         guard let kind = ModelKind(rawValue: name) else {
@@ -65,7 +65,7 @@ public struct TrainingComponents {
         return kind
     }
 
-    /// §5 defaults, overridden by the options that name them. `--margin` applies to the loss
+    /// The defaults of Docs/losses.md, overridden by the options that name them. `--margin` applies to the loss
     /// chosen (contrastive, triplet or lifted), each of which has its own default.
     static func lossOptions(_ config: TrainingConfig) -> LossOptions {
         var options = LossOptions()

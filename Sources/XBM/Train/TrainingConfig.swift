@@ -3,7 +3,7 @@ import Foundation
 /// Every option of a training run. The defaults are the recipe of Docs/results.md, written
 /// relative to the run (the rate drop and the memory start at 75% of `iters`) so that they
 /// hold on data and lengths they were not tuned on. JSON keys are the command-line option names without their dashes, so a run's
-/// `config.json` can be given back as `--config` (SPEC §9).
+/// `config.json` can be given back as `--config` (README.md).
 public struct TrainingConfig: Codable, Equatable, Sendable {
     // Data and model.
     public var data: String = ""
@@ -12,7 +12,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var hidden: Int = 512               // mlp hidden width
     public var bn: String = "sync"             // sync | local
 
-    // Loss (SPEC §5); nil margins take the loss' own default.
+    // Loss (Docs/losses.md); nil margins take the loss' own default.
     public var loss: String = "contrastive"
     public var margin: Double? = nil
     public var epsilon: Double = 1e-5
@@ -36,7 +36,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var gamma: Double = 0.1
     public var warmup: Int = 0
 
-    // Cross-batch memory (SPEC §4).
+    // Cross-batch memory (Docs/losses.md).
     public var xbmSize: Int = 16384
     /// First iteration of the memory (an iteration or a share of `iters`), or `auto`: the
     /// first drift measurement below `driftThreshold`.
@@ -137,7 +137,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// A configuration problem, reported before any work starts (SPEC §10).
+/// A configuration problem, reported before any work starts (Docs/distributed.md).
 public struct ConfigError: SameOnEveryRankError, Equatable {
     public let message: String
     public init(_ message: String) { self.message = message }
