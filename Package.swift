@@ -23,15 +23,18 @@ let package = Package(
                        providers: [.apt(["libfreetype-dev"])]),
 
         .target(name: "Collectives", dependencies: ["CMPI"]),
-        .target(name: "XBM", dependencies: ["Collectives", "CBLAS", "CFreeType"]),
+        .target(name: "XBM", dependencies: ["Collectives", "CBLAS"]),
+        // The built-in benchmark's generator: the only user of FreeType.
+        .target(name: "Hanzi", dependencies: ["XBM", "Collectives", "CFreeType"]),
         .executableTarget(name: "xbm-dist", dependencies: [
-            "XBM", "Collectives",
+            "XBM", "Hanzi", "Collectives",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .target(name: "TestSupport", dependencies: ["XBM", "Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
         .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport"]),
+        .testTarget(name: "HanziTests", dependencies: ["Hanzi", "XBM", "TestSupport"]),
         .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "XBM", "Collectives"]),
     ]
 )

@@ -5,11 +5,22 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.build/release/xbm-dist"
 
-# Build and run dependencies (README.md, Docs/data.md).
+# Build dependencies (README.md). The fonts of the hanzi benchmark are listed by the
+# program itself: `xbm-dist data fonts --packages` (Docs/data.md).
 BUILD_PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libfreetype-dev)
-FONT_PACKAGES=(fonts-noto-cjk fonts-noto-cjk-extra fonts-arphic-gbsn00lp fonts-arphic-gkai00mp
-    fonts-arphic-ukai fonts-arphic-uming fonts-babelstone-han fonts-droid-fallback fonts-hanazono
-    fonts-lxgw-wenkai fonts-seto fonts-wqy-microhei fonts-wqy-zenhei)
+
+# Installs the Debian packages among "$@" that are missing (apt-get, with sudo unless root).
+install_missing() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    log "installing ${missing[*]}"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
 

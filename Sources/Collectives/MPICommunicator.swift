@@ -93,7 +93,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func abort(message: String, exitCode: Int32) -> Never {
-        FileHandle.standardError.write(Data("error: rank \(rank): \(message)\n".utf8))
+        ErrorReport.write(message, rank: rank)
         MPI_Abort(world, exitCode)
         exit(exitCode)  // MPI_Abort does not return; this satisfies the type checker.
     }
@@ -103,7 +103,8 @@ public final class MPICommunicator: Communicator {
         var text = [CChar](repeating: 0, count: Int(xbm_mpi_max_error_string()) + 1)
         var length: Int32 = 0
         MPI_Error_string(code, &text, &length)
-        throw CollectiveError.mpi(call: call, code: code, message: String(cString: text))
+        let bytes = text.prefix(Int(max(length, 0))).map { UInt8(bitPattern: $0) }
+        throw CollectiveError.mpi(call: call, code: code, message: String(decoding: bytes, as: UTF8.self))
     }
 }
 

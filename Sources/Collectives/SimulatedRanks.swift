@@ -122,7 +122,7 @@ public final class SimulatedCommunicator: Communicator, @unchecked Sendable {
 
     public func abort(message: String, exitCode: Int32) -> Never {
         world.fail(rank: rank, reason: message)
-        FileHandle.standardError.write(Data("error: rank \(rank): \(message)\n".utf8))
+        ErrorReport.write(message, rank: rank)
         exit(exitCode)
     }
 }

@@ -26,7 +26,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func barrier() throws {}
 
     public func abort(message: String, exitCode: Int32) -> Never {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        ErrorReport.write(message)
         exit(exitCode)
     }
 }

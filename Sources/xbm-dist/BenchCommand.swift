@@ -51,9 +51,9 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Train the mlp on random feature vectors of this size instead of 32×32 images.") var features: Int?
 
     func run() throws {
-        var config = try options.effectiveConfig()
-        if options.xbmSize == nil && options.config == nil { config.xbmSize = 0 }
-        if let features { config.model = "mlp"; _ = features }
+        var config = try options.configuration()
+        if options.memory.xbmSize == nil && options.config == nil { config.memory.size = 0 }
+        if features != nil { config.model.model = .mlp }
         let shape = features.map { [$0] } ?? [1, 32, 32]
         let steps = steps, frozen = config
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }

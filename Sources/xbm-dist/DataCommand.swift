@@ -1,5 +1,7 @@
 import ArgumentParser
+import Collectives
 import Foundation
+import Hanzi
 import XBM
 
 /// `xbm-dist data ...`: build, inspect and preview datasets (Docs/data.md, README.md).
@@ -7,7 +9,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Build the hanzi benchmark, inspect or preview a dataset directory.",
-        subcommands: [Hanzi.self, Synthetic.self, Inspect.self, Preview.self])
+        subcommands: [Hanzi.self, Fonts.self, Synthetic.self, Inspect.self, Preview.self])
 
     struct Hanzi: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -31,8 +33,25 @@ struct DataCommand: ParsableCommand {
                                          charset: charset, progress: bar.update)
             }
             print("wrote \(summary.count) images of \(summary.classes) classes (train \(summary.trainCount), test \(summary.testCount)) to \(out)")
-            print("checksum fnv1a64:\(FNV1a64Hex(summary.checksum))")
+            print("checksum fnv1a64:\(FNV1a64.hex(summary.checksum))")
             print(String(format: "time %.2f s on %d threads", summary.seconds, threadCount))
+        }
+    }
+
+    struct Fonts: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the 27 font faces of the hanzi benchmark and whether each is installed.",
+            discussion: "With --packages, print only the Debian packages that install them (Launch/setup installs these).")
+        @Flag(help: "Print the Debian package names, one per line.") var packages = false
+
+        func run() throws {
+            if packages {
+                print(HanziFace.packages.joined(separator: "\n"))
+                return
+            }
+            for face in HanziFace.all {
+                print("\(face.isInstalled() ? "ok     " : "MISSING") \(face.name)  (\(face.package))")
+            }
         }
     }
 
@@ -98,14 +117,7 @@ struct DataCommand: ParsableCommand {
 /// Runs `body`; a thrown error becomes `error: <its one line>` on stderr and exit code 2.
 private func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        ErrorReport.write("\(error)")
         throw ExitCode(2)
     }
 }
-
-private func FNV1a64Hex(_ value: UInt64) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: 16 - digits.count) + digits
-}
-
-extension HanziCharset: ExpressibleByArgument {}

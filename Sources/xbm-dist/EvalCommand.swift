@@ -9,12 +9,12 @@ struct EvalCommand: ParsableCommand {
 
     @Option(name: .customLong("run-dir"), help: "Run directory holding checkpoint.xbm.") var runDir: String
     @Option(help: "Dataset directory (default: the one the run trained on).") var data: String?
-    @Option(name: .customLong("recall-k"), help: "Recall@K cut-offs (comma-separated).") var recallK: String?
+    @Option(help: "Recall@K cut-offs, comma-separated (default: the run's).", transform: ListArgument.recallCutoffs)
+    var recallK: [Int]?
     @OptionGroup var launchOptions: LaunchOptions
 
     func run() throws {
-        let runDir = runDir, data = data
-        let ks = try recallK.map { try parseIntegers($0, option: "--recall-k") }
+        let runDir = runDir, data = data, ks = recallK
         try launch(launchOptions) { comm in
             let model = try TrainedModel.load(runDirectory: runDir, data: data, comm: comm)
             let metrics = try model.evaluate(ks: ks)
@@ -42,16 +42,7 @@ struct EmbedCommand: ParsableCommand {
         try launch(launchOptions) { comm in
             let model = try TrainedModel.load(runDirectory: runDir, data: data, comm: comm)
             let count = try model.writeEmbeddings(role: role, to: URL(fileURLWithPath: out))
-            if comm.rank == 0 { print("wrote \(count) embeddings of dimension \(model.config.dim) to \(out)") }
+            if comm.rank == 0 { print("wrote \(count) embeddings of dimension \(model.config.model.dim) to \(out)") }
         }
-    }
-}
-
-func parseIntegers(_ text: String, option: String) throws -> [Int] {
-    try text.split(separator: ",").map {
-        guard let value = Int($0.trimmingCharacters(in: .whitespaces)), value > 0 else {
-            throw ValidationError("\(option) expects positive integers, got \"\($0)\"")
-        }
-        return value
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Hanzi
 import XBM
 
 /// `xbm-dist train` (and `xbm-dist` alone): the training loop of Docs/distributed.md on every rank.
@@ -22,10 +23,11 @@ struct TrainCommand: ParsableCommand {
         let resume = resume
         try launch(launchOptions) { comm in
             var config = config
-            if config.data.isEmpty { config.data = try DefaultDataset.ensureHanzi(comm: comm, log: comm.rank == 0) }
+            if config.model.data.isEmpty { config.model.data = try DefaultDataset.ensureHanzi(comm: comm, log: comm.rank == 0) }
             // After the data exists: a Ctrl-C during the build should end the build.
             StopSignal.install()
             let trainer = try Trainer(config: config, comm: comm, resume: resume)
+            trainer.stopRequested = { StopSignal.requested }
             _ = try trainer.run()
         }
     }
@@ -34,11 +36,11 @@ struct TrainCommand: ParsableCommand {
 /// The effective configuration; on `--resume` without `--config`, the run directory's
 /// config.json is the base, so `xbm-dist train --run-dir R --resume` needs nothing else.
 func resolvedConfig(_ options: TrainOptions, resume: Bool) throws -> TrainingConfig {
-    let first = try options.effectiveConfig()
+    let first = try options.configuration()
     guard resume, options.config == nil else { return first }
-    let saved = URL(fileURLWithPath: first.runDir).appendingPathComponent("config.json")
+    let saved = URL(fileURLWithPath: first.run.directory).appendingPathComponent("config.json")
     guard FileManager.default.fileExists(atPath: saved.path) else {
-        throw ValidationError("--resume: \(saved.path) does not exist; is --run-dir \(first.runDir) the directory of an earlier run?")
+        throw ValidationError("--resume: \(saved.path) does not exist; is --run-dir \(first.run.directory) the directory of an earlier run?")
     }
-    return try options.effectiveConfig(base: saved)
+    return try options.configuration(base: saved)
 }

@@ -2,125 +2,160 @@ import ArgumentParser
 import Foundation
 import XBM
 
-/// The options of a training run. Every option is optional here so that the effective value
-/// is: command line, else `--config` file, else the default of `TrainingConfig` (README.md).
+/// The options of `train` (and of `bench step`), one group per group of `TrainingConfig`.
+/// Every value is optional here: the effective value is the command line's, else the
+/// `--config` file's, else the default (shown in help).
 struct TrainOptions: ParsableArguments {
     @Option(help: "JSON config file keyed by option names without dashes; the command line overrides it.")
     var config: String?
+    @OptionGroup(title: "Data and model") var model: ModelArguments
+    @OptionGroup(title: "Loss") var loss: LossArguments
+    @OptionGroup(title: "Batch, optimiser and schedule") var optimization: OptimizationArguments
+    @OptionGroup(title: "Cross-batch memory") var memory: MemoryArguments
+    @OptionGroup(title: "Evaluation") var evaluation: EvaluationArguments
+    @OptionGroup(title: "Logging and outputs") var run: RunArguments
 
-    @Option(help: "Dataset directory (Docs/data.md). Default: the built-in hanzi benchmark in data/hanzi, built on first use.")
-    var data: String?
-    @Option(help: "auto (glyphnet for images, mlp for features), glyphnet or mlp.") var model: String?
-    @Option(help: "Embedding size d.") var dim: Int?
-    @Option(help: "Hidden width of the mlp model.") var hidden: Int?
-    @Option(help: "Batch norm statistics: sync (over all ranks) or local (per rank).") var bn: String?
-
-    @Option(help: "contrastive, multi-similarity, triplet, lifted or npair.") var loss: String?
-    @Option(help: "Margin of contrastive (0.5), triplet (0.1) or lifted (0.5).") var margin: Double?
-    @Option(help: "Contrastive: positives with s ≥ 1 − ε are inactive.") var epsilon: Double?
-    @Option(name: .customLong("ms-alpha"), help: "Multi-similarity α.") var msAlpha: Double?
-    @Option(name: .customLong("ms-beta"), help: "Multi-similarity β.") var msBeta: Double?
-    @Option(name: .customLong("ms-lambda"), help: "Multi-similarity λ.") var msLambda: Double?
-    @Option(name: .customLong("ms-mu"), help: "Multi-similarity mining margin μ.") var msMu: Double?
-    @Option(help: "N-pair temperature τ.") var temperature: Double?
-
-    @Option(help: "Global batch B (each rank takes B / ranks).") var batch: Int?
-    @Option(help: "Instances per class K in a batch.") var instances: Int?
-    @Option(help: "Training iterations.") var iters: Int?
-    @Option(help: "adam, adamw or sgd.") var optimizer: String?
-    @Option(help: "Base learning rate.") var lr: Double?
-    @Option(name: .customLong("weight-decay"), help: "Weight decay (weights only).") var weightDecay: Double?
-    @Option(help: "SGD momentum.") var momentum: Double?
-    @Option(help: "constant, step or cosine.") var schedule: String?
-    @Option(help: "Step schedule: where the rate is multiplied by --gamma, as iterations or shares of --iters (800, 75%; repeat or comma-separate).")
-    var milestones: [String] = []
-    @Option(help: "Step schedule factor.") var gamma: Double?
-    @Option(help: "Linear warm-up iterations.") var warmup: Int?
-
-    @Option(name: .customLong("xbm-size"), help: "Cross-batch memory rows M (0 disables the memory).") var xbmSize: Int?
-    @Option(name: .customLong("xbm-start"), help: "First iteration that uses the memory, as an iteration or a share of --iters (800, 75%), or auto (first drift measurement below --drift-threshold).")
-    var xbmStart: String?
-    @Option(name: .customLong("xbm-weight"), help: "Weight w of the memory term.") var xbmWeight: Double?
-    @Option(name: .customLong("xbm-reduce"), help: "Memory term over its pairs: sum (the paper's), mean (per anchor, over the active pairs) or scaled (sum × batch / memory rows).") var xbmReduce: String?
-    @Option(name: .customLong("xbm-init"), help: "none, or fill: fill the memory with current embeddings at the start iteration.") var xbmInit: String?
-
-    @Option(name: .customLong("drift-every"), help: "Measure feature drift on a fixed probe set every N iterations (0: never).") var driftEvery: Int?
-    @Option(name: .customLong("drift-probe"), help: "Training samples in the drift probe set.") var driftProbe: Int?
-    @Option(name: .customLong("drift-threshold"), help: "Mean drift below which --xbm-start auto starts the memory.") var driftThreshold: Double?
-
-    @Option(name: .customLong("eval-every"), help: "Evaluate every N iterations (0: only at the end).") var evalEvery: Int?
-    @Option(name: .customLong("eval-batch"), help: "Samples per forward when embedding for evaluation.") var evalBatch: Int?
-    @Option(name: .customLong("recall-k"), help: "Recall@K cut-offs (repeat or comma-separate).") var recallK: [String] = []
-    @Option(name: .customLong("log-every"), help: "Progress line and metrics.jsonl every N iterations.") var logEvery: Int?
-    @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every N iterations (0: only at the end).") var checkpointEvery: Int?
-    @Option(name: .customLong("run-dir"), help: "Directory for config.json, metrics, checkpoints and plots.") var runDir: String?
-    @Option(help: "Seed of initialisation, sampling and augmentation.") var seed: UInt64?
-    @Flag(name: .customLong("check-replicas"), help: "Compare parameter and memory checksums across ranks every step.")
-    var checkReplicas = false
-
-    /// Command line over config file over defaults. `base` is used when no `--config` is given
-    /// (the run directory's own config.json on `--resume`).
-    func effectiveConfig(base: URL? = nil) throws -> TrainingConfig {
-        var merged: [String: Any] = [:]
-        if let file = config.map({ URL(fileURLWithPath: $0) }) ?? base {
-            merged = try TrainingConfig.load(file: file)
-        }
-        func set(_ key: String, _ value: Any?) { if let value { merged[key] = value } }
-        set("data", data); set("model", model); set("dim", dim); set("hidden", hidden); set("bn", bn)
-        set("loss", loss); set("margin", margin); set("epsilon", epsilon)
-        set("ms-alpha", msAlpha); set("ms-beta", msBeta); set("ms-lambda", msLambda); set("ms-mu", msMu)
-        set("temperature", temperature)
-        set("batch", batch); set("instances", instances); set("iters", iters); set("optimizer", optimizer); set("lr", lr)
-        set("weight-decay", weightDecay); set("momentum", momentum); set("schedule", schedule); set("gamma", gamma)
-        set("warmup", warmup)
-        if !milestones.isEmpty {
-            merged["milestones"] = try milestones.flatMap { $0.split(separator: ",") }.map { text -> String in
-                guard let point = IterationPoint(parsing: String(text)) else {
-                    throw ValidationError("--milestones expects iterations or percentages of --iters (800, 75%), got \"\(text)\"")
-                }
-                return point.description
-            }
-        }
-        if let xbmStart {
-            guard let start = MemoryStart(parsing: xbmStart) else {
-                throw ValidationError("--xbm-start expects an iteration, a percentage of --iters (800, 75%) or auto, got \"\(xbmStart)\"")
-            }
-            merged["xbm-start"] = start.description
-        }
-        set("drift-every", driftEvery); set("drift-probe", driftProbe); set("drift-threshold", driftThreshold)
-        set("xbm-size", xbmSize); set("xbm-weight", xbmWeight)
-        set("xbm-reduce", xbmReduce); set("xbm-init", xbmInit)
-        set("eval-every", evalEvery); set("eval-batch", evalBatch)
-        if !recallK.isEmpty { merged["recall-k"] = try integers(recallK, option: "--recall-k") }
-        set("log-every", logEvery); set("checkpoint-every", checkpointEvery); set("run-dir", runDir)
-        set("seed", seed)
-        if checkReplicas { merged["check-replicas"] = true }
-        do {
-            let data = try JSONSerialization.data(withJSONObject: merged)
-            return try JSONDecoder().decode(TrainingConfig.self, from: data)
-        } catch let error as DecodingError {
-            throw ValidationError("config: \(describe(error))")
-        }
-    }
-
-    private func integers(_ values: [String], option: String) throws -> [Int] {
-        try values.flatMap { $0.split(separator: ",") }.map {
-            guard let value = Int($0.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("\(option) expects integers, got \"\($0)\"")
-            }
-            return value
-        }
+    /// Command line over config file over defaults. `base` stands in for `--config` when none
+    /// is given (the run directory's own config.json on `--resume`).
+    func configuration(base: URL? = nil) throws -> TrainingConfig {
+        var c = try (config.map { URL(fileURLWithPath: $0) } ?? base).map(TrainingConfig.load(file:)) ?? TrainingConfig()
+        for override in model.overrides { override.apply(&c.model) }
+        for override in loss.overrides { override.apply(&c.loss) }
+        for override in optimization.overrides { override.apply(&c.optimization) }
+        for override in memory.overrides { override.apply(&c.memory) }
+        for override in evaluation.overrides { override.apply(&c.evaluation) }
+        for override in run.overrides { override.apply(&c.run) }
+        return c
     }
 }
 
-/// One line for a JSON decoding error: which key, what was expected.
-func describe(_ error: DecodingError) -> String {
-    switch error {
-    case let .typeMismatch(type, context), let .valueNotFound(type, context):
-        return "key \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" should be \(type)"
-    case let .dataCorrupted(context), let .keyNotFound(_, context):
-        return context.debugDescription
-    @unknown default:
-        return "\(error)"
+/// One value of the command line and the config field it replaces when it was given.
+struct Override<Config> {
+    let apply: (inout Config) -> Void
+
+    init<Value>(_ value: Value?, _ field: WritableKeyPath<Config, Value>) {
+        apply = { config in if let value { config[keyPath: field] = value } }
     }
+
+    /// A field whose absence means something (`margin`: the loss' own default).
+    init<Value>(_ value: Value?, _ field: WritableKeyPath<Config, Value?>) {
+        apply = { config in if let value { config[keyPath: field] = value } }
+    }
+}
+
+/// The defaults that help texts show.
+private let defaults = TrainingConfig()
+
+struct ModelArguments: ParsableArguments {
+    /// The values given on the command line, each with the field it sets.
+    var overrides: [Override<ModelConfig>] {
+        [.init(data, \.data), .init(model, \.model), .init(dim, \.dim), .init(hidden, \.hidden),
+         .init(bn, \.bn)]
+    }
+
+    @Option(help: "Dataset directory (Docs/data.md). Default: the built-in hanzi benchmark in data/hanzi, built on first use.")
+    var data: String?
+    @Option(help: "Network: auto is glyphnet for images, mlp for features (default \(defaults.model.model.rawValue)).")
+    var model: ModelChoice?
+    @Option(help: "Embedding size d (default \(defaults.model.dim)).") var dim: Int?
+    @Option(help: "Hidden width of the mlp (default \(defaults.model.hidden)).") var hidden: Int?
+    @Option(help: "Batch-norm statistics over all ranks (sync) or per rank (local) (default \(defaults.model.bn.rawValue)).")
+    var bn: BatchNormStatistics?
+}
+
+struct LossArguments: ParsableArguments {
+    /// The values given on the command line, each with the field it sets.
+    var overrides: [Override<LossConfig>] {
+        [.init(loss, \.kind), .init(margin, \.margin), .init(epsilon, \.epsilon), .init(msAlpha, \.msAlpha),
+         .init(msBeta, \.msBeta), .init(msLambda, \.msLambda), .init(msMu, \.msMu),
+         .init(temperature, \.temperature)]
+    }
+
+    @Option(help: "Pair loss (Docs/losses.md) (default \(defaults.loss.kind.rawValue)).") var loss: LossKind?
+    @Option(help: "Margin of contrastive (default 0.5), triplet (0.1) or lifted (0.5).") var margin: Double?
+    @Option(help: "Contrastive: positives with s ≥ 1 − ε are inactive (default \(defaults.loss.epsilon)).") var epsilon: Double?
+    @Option(help: "Multi-similarity α (default \(defaults.loss.msAlpha)).") var msAlpha: Double?
+    @Option(help: "Multi-similarity β (default \(defaults.loss.msBeta)).") var msBeta: Double?
+    @Option(help: "Multi-similarity λ (default \(defaults.loss.msLambda)).") var msLambda: Double?
+    @Option(help: "Multi-similarity mining margin μ (default \(defaults.loss.msMu)).") var msMu: Double?
+    @Option(help: "N-pair temperature τ (default \(defaults.loss.temperature)).") var temperature: Double?
+}
+
+struct OptimizationArguments: ParsableArguments {
+    /// The values given on the command line, each with the field it sets.
+    var overrides: [Override<OptimizationConfig>] {
+        [.init(batch, \.batch), .init(instances, \.instances), .init(iters, \.iters),
+         .init(optimizer, \.optimizer), .init(lr, \.lr), .init(weightDecay, \.weightDecay),
+         .init(momentum, \.momentum), .init(schedule, \.schedule), .init(gamma, \.gamma),
+         .init(warmup, \.warmup), .init(milestones.isEmpty ? nil : Array(milestones.joined()), \.milestones)]
+    }
+
+    @Option(help: "Global batch B; each rank takes B / ranks (default \(defaults.optimization.batch)).") var batch: Int?
+    @Option(help: "Instances per class K in a batch (default \(defaults.optimization.instances)).") var instances: Int?
+    @Option(help: "Training iterations (default \(defaults.optimization.iters)).") var iters: Int?
+    @Option(help: "Optimiser (default \(defaults.optimization.optimizer.rawValue)).") var optimizer: OptimizerKind?
+    @Option(help: "Base learning rate (default \(defaults.optimization.lr)).") var lr: Double?
+    @Option(help: "Weight decay, on weights only (default \(defaults.optimization.weightDecay)).") var weightDecay: Double?
+    @Option(help: "SGD momentum (default \(defaults.optimization.momentum)).") var momentum: Double?
+    @Option(help: "Learning-rate schedule (default \(defaults.optimization.schedule.rawValue)).") var schedule: ScheduleKind?
+    @Option(parsing: .singleValue,
+            help: "Step schedule: where the rate is multiplied by --gamma, as iterations or shares of --iters (800, 75%; repeat or comma-separate) (default \(defaults.optimization.milestones.map(\.description).joined(separator: ","))).",
+            transform: ListArgument.iterationPoints)
+    var milestones: [[IterationPoint]] = []
+    @Option(help: "Step schedule factor (default \(defaults.optimization.gamma)).") var gamma: Double?
+    @Option(help: "Linear warm-up iterations (default \(defaults.optimization.warmup)).") var warmup: Int?
+}
+
+struct MemoryArguments: ParsableArguments {
+    /// The values given on the command line, each with the field it sets.
+    var overrides: [Override<MemoryConfig>] {
+        [.init(xbmSize, \.size), .init(xbmStart, \.start), .init(xbmWeight, \.weight),
+         .init(xbmReduce, \.reduction), .init(xbmInit, \.initialization), .init(driftEvery, \.driftEvery),
+         .init(driftProbe, \.driftProbe), .init(driftThreshold, \.driftThreshold)]
+    }
+
+    @Option(help: "Cross-batch memory rows M; 0 disables the memory (default \(defaults.memory.size)).") var xbmSize: Int?
+    @Option(help: "First iteration that uses the memory, as an iteration or a share of --iters (800, 75%), or auto: the first drift measurement below --drift-threshold (default \(defaults.memory.start)).")
+    var xbmStart: MemoryStart?
+    @Option(help: "Weight w of the memory term (default \(defaults.memory.weight)).") var xbmWeight: Double?
+    @Option(help: "Memory term over its pairs: sum (the paper's), mean (per anchor, over the active pairs) or scaled (sum × batch / memory rows) (default \(defaults.memory.reduction.rawValue)).")
+    var xbmReduce: MemoryReduction?
+    @Option(help: "none, or fill: fill the memory with current embeddings at the start iteration (default \(defaults.memory.initialization.rawValue)).")
+    var xbmInit: MemoryInit?
+    @Option(help: "Measure feature drift on a fixed probe set every N iterations; 0: never (default \(defaults.memory.driftEvery)).")
+    var driftEvery: Int?
+    @Option(help: "Training samples in the drift probe set (default \(defaults.memory.driftProbe)).") var driftProbe: Int?
+    @Option(help: "Mean drift below which --xbm-start auto starts the memory (default \(defaults.memory.driftThreshold)).")
+    var driftThreshold: Double?
+}
+
+struct EvaluationArguments: ParsableArguments {
+    /// The values given on the command line, each with the field it sets.
+    var overrides: [Override<EvaluationConfig>] {
+        [.init(evalEvery, \.every), .init(evalBatch, \.batch),
+         .init(recallK.isEmpty ? nil : Array(Set(recallK.joined())).sorted(), \.recallK)]
+    }
+
+    @Option(help: "Evaluate every N iterations; 0: only at the end (default \(defaults.evaluation.every)).") var evalEvery: Int?
+    @Option(help: "Samples per forward when embedding for evaluation (default \(defaults.evaluation.batch)).") var evalBatch: Int?
+    @Option(parsing: .singleValue,
+            help: "Recall@K cut-offs, repeat or comma-separate (default \(defaults.evaluation.recallK.map(String.init).joined(separator: ","))).",
+            transform: ListArgument.recallCutoffs)
+    var recallK: [[Int]] = []
+}
+
+struct RunArguments: ParsableArguments {
+    /// The values given on the command line, each with the field it sets.
+    var overrides: [Override<RunConfig>] {
+        [.init(logEvery, \.logEvery), .init(checkpointEvery, \.checkpointEvery), .init(runDir, \.directory),
+         .init(seed, \.seed), .init(checkReplicas, \.checkReplicas)]
+    }
+
+    @Option(help: "Progress line and metrics.jsonl every N iterations (default \(defaults.run.logEvery)).") var logEvery: Int?
+    @Option(help: "Checkpoint every N iterations; 0: only at the end (default \(defaults.run.checkpointEvery)).")
+    var checkpointEvery: Int?
+    @Option(help: "Directory for config.json, metrics, checkpoints and plots (default \(defaults.run.directory)).") var runDir: String?
+    @Option(help: "Seed of initialisation, sampling and augmentation (default \(defaults.run.seed)).") var seed: UInt64?
+    @Flag(inversion: .prefixedNo, help: "Compare parameter and memory checksums across ranks every step (default off).")
+    var checkReplicas: Bool?
 }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Collectives
 import Foundation
-import XBM
+import TestSupport
+@testable import XBM
 import XCTest
 @testable import xbm_dist
 
@@ -15,65 +16,89 @@ final class ConfigTests: XCTestCase {
     }
 
     func testDefaultsAreTheMeasuredRecipe() throws {
-        let config = try TrainOptions.parse([]).effectiveConfig()
-        XCTAssertEqual(config.lr, 1e-3)
-        XCTAssertEqual(config.iters, 2400)
-        XCTAssertEqual(config.milestones, [.fraction(0.75)])
-        XCTAssertEqual(config.milestoneIterations, [1800])
-        XCTAssertEqual(config.gamma, 0.1)
-        XCTAssertEqual(config.xbmSize, 16384)
-        XCTAssertEqual(config.xbmStart, .at(.fraction(0.75)))
+        let config = try TrainOptions.parse([]).configuration()
+        XCTAssertEqual(config, TrainingConfig())
+        XCTAssertEqual(config.optimization.lr, 1e-3)
+        XCTAssertEqual(config.optimization.iters, 2400)
+        XCTAssertEqual(config.optimization.milestones, [.fraction(0.75)])
+        XCTAssertEqual(config.optimization.milestoneIterations, [1800])
+        XCTAssertEqual(config.optimization.gamma, 0.1)
+        XCTAssertEqual(config.memory.size, 16384)
+        XCTAssertEqual(config.memory.start, .at(.fraction(0.75)))
         XCTAssertEqual(config.memoryStartIteration, 1800)
-        XCTAssertEqual(config.xbmReduce, "mean")
-        XCTAssertEqual(config.xbmWeight, 1)
-        XCTAssertEqual(config.batch, 64)
-        XCTAssertEqual(config.instances, 4)
-        XCTAssertEqual(config.optimizer, "adam")
-        XCTAssertEqual(config.bn, "sync")
+        XCTAssertEqual(config.memory.reduction, .mean)
+        XCTAssertEqual(config.memory.weight, 1)
+        XCTAssertEqual(config.optimization.batch, 64)
+        XCTAssertEqual(config.optimization.instances, 4)
+        XCTAssertEqual(config.optimization.optimizer, .adam)
+        XCTAssertEqual(config.model.bn, .sync)
     }
 
     func testCommandLineOverridesFileOverridesDefaults() throws {
         let path = try file(#"{"xbm-size": 4096, "lr": 0.01, "loss": "triplet", "milestones": [10, 20]}"#)
-        let config = try TrainOptions.parse(["--config", path, "--lr", "0.002", "--xbm-start", "auto"]).effectiveConfig()
-        XCTAssertEqual(config.xbmSize, 4096, "from the file")
-        XCTAssertEqual(config.loss, "triplet", "from the file")
-        XCTAssertEqual(config.milestones, [.iteration(10), .iteration(20)], "from the file")
-        XCTAssertEqual(config.lr, 0.002, "the command line wins")
-        XCTAssertEqual(config.xbmStart, .auto)
-        XCTAssertEqual(config.iters, 2400, "the default")
+        let config = try TrainOptions.parse(["--config", path, "--lr", "0.002", "--xbm-start", "auto"]).configuration()
+        XCTAssertEqual(config.memory.size, 4096, "from the file")
+        XCTAssertEqual(config.loss.kind, .triplet, "from the file")
+        XCTAssertEqual(config.optimization.milestones, [.iteration(10), .iteration(20)], "from the file")
+        XCTAssertEqual(config.optimization.lr, 0.002, "the command line wins")
+        XCTAssertEqual(config.memory.start, .auto)
+        XCTAssertEqual(config.optimization.iters, 2400, "the default")
     }
 
     func testUnknownKeyIsAnErrorWithAHint() throws {
         let path = try file(#"{"xbm-sise": 4096}"#)
-        XCTAssertThrowsError(try TrainOptions.parse(["--config", path]).effectiveConfig()) { error in
+        XCTAssertThrowsError(try TrainOptions.parse(["--config", path]).configuration()) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("unknown key \"xbm-sise\"") && text.contains("xbm-size"), text)
         }
     }
 
-    func testWrongTypeNamesTheKey() throws {
-        let path = try file(#"{"batch": "big"}"#)
-        XCTAssertThrowsError(try TrainOptions.parse(["--config", path]).effectiveConfig()) { error in
-            XCTAssertTrue("\(error)".contains("batch"), "\(error)")
+    func testWrongTypeOrChoiceNamesTheKey() throws {
+        for (json, key) in [(#"{"batch": "big"}"#, "batch"), (#"{"loss": "cosface"}"#, "loss"),
+                            (#"{"xbm-start": "soon"}"#, "xbm-start"), (#"{"bn": "global"}"#, "bn")] {
+            XCTAssertThrowsError(try TrainOptions.parse(["--config", try file(json)]).configuration(), json) { error in
+                XCTAssertTrue("\(error)".contains("\"\(key)\""), "\(error)")
+            }
+        }
+    }
+
+    func testAChoiceOutsideItsValuesIsRefusedOnTheCommandLine() {
+        for arguments in [["--bn", "global"], ["--loss", "cosface"], ["--xbm-reduce", "max"], ["--schedule", "linear"],
+                          ["--model", "resnet"], ["--xbm-init", "zeros"], ["--optimizer", "lamb"]] {
+            XCTAssertThrowsError(try TrainOptions.parse(arguments), "\(arguments)") { error in
+                XCTAssertTrue(TrainOptions.message(for: error).contains(arguments[1]), TrainOptions.message(for: error))
+            }
         }
     }
 
     func testWrittenConfigReadsBackToTheSameConfiguration() throws {
         var original = try TrainOptions.parse(["--loss", "lifted", "--margin", "0.3", "--xbm-start", "auto",
-                                               "--recall-k", "1,5", "--check-replicas"]).effectiveConfig()
-        original.seed = 42
+                                               "--recall-k", "1,5", "--check-replicas"]).configuration()
+        original.run.seed = 42
         let path = try file(String(decoding: original.json(), as: UTF8.self))
-        let reread = try TrainOptions.parse(["--config", path]).effectiveConfig()
+        let reread = try TrainOptions.parse(["--config", path]).configuration()
         XCTAssertEqual(reread, original)
-        // Every key the config writes is one the loader accepts.
+        // Every key the config writes is one the loader accepts, and the other way round
+        // (`margin` is written only when set).
         let object = try JSONSerialization.jsonObject(with: original.json()) as! [String: Any]
         XCTAssertEqual(Set(object.keys), Set(TrainingConfig.keys))
+    }
+
+    func testRecallCutoffsAreSortedWithoutRepeatsOrRefused() throws {
+        let config = try TrainOptions.parse(["--recall-k", "10,1", "--recall-k", "1,100"]).configuration()
+        XCTAssertEqual(config.evaluation.recallK, [1, 10, 100])
+        XCTAssertThrowsError(try TrainOptions.parse(["--recall-k", "1,0"]))
+        XCTAssertThrowsError(try EvalCommand.parse(["--run-dir", "r", "--recall-k", "x"]))
+        XCTAssertEqual(try EvalCommand.parse(["--run-dir", "r", "--recall-k", "5,1,5"]).recallK, [1, 5])
+        // A config file cannot be normalised silently: a repeat there is an error.
+        let repeated = try TrainOptions.parse(["--config", try file(#"{"recall-k": [1, 1]}"#)]).configuration()
+        XCTAssertThrowsError(try repeated.validate(ranks: 1)) { XCTAssertTrue("\($0)".contains("twice"), "\($0)") }
     }
 
     func testCrossFieldRulesNameTheOptions() throws {
         func message(_ arguments: [String], ranks: Int = 1) -> String {
             do {
-                try TrainOptions.parse(arguments).effectiveConfig().validate(ranks: ranks)
+                try TrainOptions.parse(arguments).configuration().validate(ranks: ranks)
                 return ""
             } catch { return "\(error)" }
         }
@@ -81,7 +106,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(message(["--xbm-size", "32", "--batch", "64"]).contains("--xbm-size 32 is smaller than the global batch"))
         XCTAssertTrue(message(["--batch", "64"], ranks: 3).contains("not divisible by the 3 ranks"))
         XCTAssertTrue(message(["--batch", "16", "--instances", "4"], ranks: 8).contains("local batch 2"))
-        XCTAssertTrue(message(["--bn", "global"]).contains("--bn must be sync or local"))
+        XCTAssertTrue(message(["--schedule", "cosine", "--iters", "100", "--warmup", "100"]).contains("--warmup 100"))
+        XCTAssertTrue(message(["--momentum", "1"]).contains("--momentum"))
+        XCTAssertTrue(message(["--ms-beta", "0"]).contains("--ms-beta"))
         XCTAssertEqual(message(["--batch", "64"], ranks: 4), "")
     }
 
@@ -89,14 +116,14 @@ final class ConfigTests: XCTestCase {
     /// and step as iterations of this run, and config.json keeps them relative.
     func testRelativeIterationPointsResolveAgainstIters() throws {
         let config = try TrainOptions.parse(["--iters", "3000", "--milestones", "50%,2900", "--xbm-start", "12.5%",
-                                             "--schedule", "step"]).effectiveConfig()
-        XCTAssertEqual(config.milestones, [.fraction(0.5), .iteration(2900)])
-        XCTAssertEqual(config.milestoneIterations, [1500, 2900])
+                                             "--schedule", "step"]).configuration()
+        XCTAssertEqual(config.optimization.milestones, [.fraction(0.5), .iteration(2900)])
+        XCTAssertEqual(config.optimization.milestoneIterations, [1500, 2900])
         XCTAssertEqual(config.memoryStartIteration, 375)
         let path = try file(String(decoding: config.json(), as: UTF8.self))
         XCTAssertTrue(String(decoding: config.json(), as: UTF8.self).contains("\"12.5%\""))
-        let longer = try TrainOptions.parse(["--config", path, "--iters", "6000"]).effectiveConfig()
-        XCTAssertEqual(longer.milestoneIterations, [3000, 2900], "a share stretches with --iters, an iteration does not")
+        let longer = try TrainOptions.parse(["--config", path, "--iters", "6000"]).configuration()
+        XCTAssertEqual(longer.optimization.milestoneIterations, [3000, 2900], "a share stretches with --iters, an iteration does not")
         XCTAssertEqual(longer.memoryStartIteration, 750)
 
         let components = try TrainingComponents(config: config, sampleShape: [8], isImages: false, comm: SingleProcessCommunicator())
@@ -107,8 +134,9 @@ final class ConfigTests: XCTestCase {
 
     func testMalformedIterationPointsAreRefused() {
         for arguments in [["--milestones", "120%"], ["--milestones", "5.5"], ["--xbm-start", "half"], ["--milestones", "0.5"]] {
-            XCTAssertThrowsError(try TrainOptions.parse(arguments).effectiveConfig(), "\(arguments)") { error in
-                XCTAssertTrue("\(error)".contains(arguments[0]) && "\(error)".contains("75%"), "\(error)")
+            XCTAssertThrowsError(try TrainOptions.parse(arguments), "\(arguments)") { error in
+                let text = TrainOptions.message(for: error)
+                XCTAssertTrue(text.contains(arguments[0]) || text.contains(arguments[1]), text)
             }
         }
         XCTAssertEqual(IterationPoint(parsing: "0%"), .fraction(0))

@@ -1,4 +1,5 @@
 import XBM
+import Foundation
 
 // Helpers for the loss and memory tests: problems of anchors against references, a call of a
 // `PairLoss` on plain arrays, and brute-force Double implementations of the five formulas of Docs/losses.md
@@ -214,9 +215,3 @@ public enum BruteForcePairLoss {
         return distance
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Foundation
-#endif

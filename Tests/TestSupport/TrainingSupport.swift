@@ -40,15 +40,15 @@ public enum TrainingFixtures {
     /// 4 classes × 4, no evaluation, checkpoints or drift unless a test turns them on).
     public static func smallRun(data: URL, iterations: Int) -> TrainingConfig {
         var c = TrainingConfig()
-        c.data = data.path
-        c.dim = 8
-        c.hidden = 16
-        c.batch = 16
-        c.instances = 4
-        c.iters = iterations
-        c.evalEvery = 0
-        c.checkpointEvery = 0
-        c.driftEvery = 0
+        c.model.data = data.path
+        c.model.dim = 8
+        c.model.hidden = 16
+        c.optimization.batch = 16
+        c.optimization.instances = 4
+        c.optimization.iters = iterations
+        c.evaluation.every = 0
+        c.run.checkpointEvery = 0
+        c.memory.driftEvery = 0
         return c
     }
 

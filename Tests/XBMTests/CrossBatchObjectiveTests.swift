@@ -25,20 +25,20 @@ final class CrossBatchObjectiveTests: XCTestCase {
                 for ranks in [1, 2, 4] {
                     let gradients = try SimulatedRanks.run(size: ranks) { [B, d, M, weight] comm -> [Float] in
                         let memory = CrossBatchMemory(capacity: M, dimension: d)
-                        try older.withUnsafeBufferPointer { e in
+                        _ = try older.withUnsafeBufferPointer { e in
                             try olderLabels.withUnsafeBufferPointer { try memory.enqueue(embeddings: e.baseAddress!, labels: $0.baseAddress!, count: M - B) }
                         }
-                        let first = try embeddings.withUnsafeBufferPointer { e in
+                        _ = try embeddings.withUnsafeBufferPointer { e in
                             try labels.withUnsafeBufferPointer { try memory.enqueue(embeddings: e.baseAddress!, labels: $0.baseAddress!, count: B) }
                         }
                         let objective = CrossBatchObjective(loss: makePairLoss(kind), memoryWeight: weight, memoryReduction: reduction,
-                                                            globalBatch: B, localBatch: B / comm.size, rank: comm.rank)
+                                                            globalBatch: B, rank: comm.rank, ranks: comm.size)
                         var gradient = [Float](repeating: 0, count: B * d)
                         embeddings.withUnsafeBufferPointer { e in
                             labels.withUnsafeBufferPointer { l in
                                 gradient.withUnsafeMutableBufferPointer { g in
                                     _ = objective.accumulate(embeddings: e.baseAddress!, labels: l.baseAddress!, dimension: d,
-                                                             memory: memory, memoryFirstSlot: first, gradient: g.baseAddress!)
+                                                             memory: memory, gradient: g.baseAddress!)
                                 }
                             }
                         }

@@ -30,13 +30,13 @@ final class DiagnosticsTests: XCTestCase {
                 memory.clock = 0
                 try memory.enqueue(embeddings: [1, 0, 0, 1], labels: [5, 6], count: 2)
                 memory.clock = 1
-                let first = try memory.enqueue(embeddings: batch, labels: labels, count: 2)
+                try memory.enqueue(embeddings: batch, labels: labels, count: 2)
                 memory.clock = 3
                 let objective = CrossBatchObjective(loss: makePairLoss(.contrastive), memoryWeight: 1, memoryReduction: .mean,
-                                                    globalBatch: 2, localBatch: 2 / comm.size, rank: comm.rank)
+                                                    globalBatch: 2, rank: comm.rank, ranks: comm.size)
                 var gradient = [Float](repeating: 0, count: 4)
                 let result = objective.accumulate(embeddings: batch, labels: labels, dimension: 2, memory: memory,
-                                                  memoryFirstSlot: first, gradient: &gradient)
+                                                  gradient: &gradient)
                 return (result.batchStatistics, result.memoryStatistics)
             }
             let batchTerm = sums.map(\.0).reduce(PairStatistics(), +)
@@ -67,14 +67,14 @@ final class DiagnosticsTests: XCTestCase {
 
     /// Six steps of the same global batches (features, P × K labels) on `ranks` ranks, memory
     /// from step 2.
-    func steps(ranks: Int, loss: String) throws -> [[StepDiagnostics]] {
+    func steps(ranks: Int, loss: LossKind) throws -> [[StepDiagnostics]] {
         var c = TrainingFixtures.smallRun(data: URL(fileURLWithPath: "/unused"), iterations: 6)
-        c.loss = loss
-        c.xbmSize = 40
-        c.optimizer = "sgd"
-        c.lr = 0.05
-        c.schedule = "constant"
-        let config = c, B = c.batch, features = 16
+        c.loss.kind = loss
+        c.memory.size = 40
+        c.optimization.optimizer = .sgd
+        c.optimization.lr = 0.05
+        c.optimization.schedule = .constant
+        let config = c, B = c.optimization.batch, features = 16
         var random = RandomSource(seed: 21)
         let inputs = (0..<6).map { _ in (0..<(B * features)).map { _ in Float(random.nextNormal()) } }
         return try SimulatedRanks.run(size: ranks) { comm in
@@ -85,7 +85,7 @@ final class DiagnosticsTests: XCTestCase {
             let b = step.localBatch
             var out: [StepDiagnostics] = []
             for iteration in 0..<6 {
-                let labels = (0..<B).map { Int32($0 / config.instances + 10 * (iteration % 3)) }
+                let labels = (0..<B).map { Int32($0 / config.optimization.instances + 10 * (iteration % 3)) }
                 let local = Array(inputs[iteration][(comm.rank * b * features)..<((comm.rank + 1) * b * features)])
                 let result = try step.run(input: local, labels: labels, iteration: iteration, learningRate: 0.05, stopRequested: false)
                 out.append(StepDiagnostics(batch: result.batchStatistics, memory: result.memoryStatistics, memoryAge: result.memoryAge))
@@ -105,7 +105,7 @@ final class DiagnosticsTests: XCTestCase {
     }
 
     func testStatisticsAreTheSameOnEveryRankAndOnOneTwoAndFourRanks() throws {
-        for loss in ["contrastive", "multi-similarity"] {
+        for loss in [LossKind.contrastive, .multiSimilarity] {
             let reference = try steps(ranks: 1, loss: loss)[0]
             for (iteration, step) in reference.enumerated() {
                 XCTAssertEqual(step.batch.anchors, 16)
@@ -146,13 +146,13 @@ final class DiagnosticsTests: XCTestCase {
 
     func config(iterations: Int, runDirectory: URL, fill: Bool = false, memory: Int = 40) throws -> TrainingConfig {
         var c = TrainingFixtures.smallRun(data: try TrainingFixtures.featureDataset(), iterations: iterations)
-        c.runDir = runDirectory.path
-        c.loss = "contrastive"
-        c.schedule = "constant"    // the same rates whatever --iters (the resume test changes it)
-        c.xbmSize = memory
-        c.xbmInit = fill ? "fill" : "none"
-        c.logEvery = 1
-        c.seed = 6
+        c.run.directory = runDirectory.path
+        c.loss.kind = .contrastive
+        c.optimization.schedule = .constant    // the same rates whatever --iters (the resume test changes it)
+        c.memory.size = memory
+        c.memory.initialization = fill ? .fill : .none
+        c.run.logEvery = 1
+        c.run.seed = 6
         return try starting(c, at: 3)
     }
 

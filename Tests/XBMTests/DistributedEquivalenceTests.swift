@@ -21,16 +21,16 @@ final class DistributedEquivalenceTests: XCTestCase {
         var checksum: UInt64
     }
 
-    private func config(data: URL, loss: String, optimizer: String = "sgd") -> TrainingConfig {
+    private func config(data: URL, loss: LossKind, optimizer: OptimizerKind = .sgd) -> TrainingConfig {
         var c = TrainingFixtures.smallRun(data: data, iterations: 20)
-        c.loss = loss
-        c.optimizer = optimizer
-        c.lr = optimizer == "sgd" ? 0.05 : 1e-3
-        c.schedule = "constant"
-        c.xbmSize = 40       // not a multiple of B: the ring wraps at different offsets
-        c.xbmStart = .at(.iteration(3))
-        c.logEvery = 1000
-        c.seed = 11
+        c.loss.kind = loss
+        c.optimization.optimizer = optimizer
+        c.optimization.lr = optimizer == .sgd ? 0.05 : 1e-3
+        c.optimization.schedule = .constant
+        c.memory.size = 40       // not a multiple of B: the ring wraps at different offsets
+        c.memory.start = .at(.iteration(3))
+        c.run.logEvery = 1000
+        c.run.seed = 11
         return c
     }
 
@@ -60,10 +60,10 @@ final class DistributedEquivalenceTests: XCTestCase {
 
     func testEveryLossGivesTheSameRunOnOneTwoAndFourRanks() throws {
         let data = try TrainingFixtures.featureDataset()
-        for loss in LossKind.allCases.map(\.rawValue) {
+        for loss in LossKind.allCases {
             let c = config(data: data, loss: loss)
             let reference = try train(c, ranks: 1)[0]
-            XCTAssertTrue(reference.losses.allSatisfy(\.isFinite), loss)
+            XCTAssertTrue(reference.losses.allSatisfy(\.isFinite), loss.rawValue)
             XCTAssertGreaterThan(reference.losses.first!, 0, "\(loss): a zero loss would make the comparison vacuous")
             for ranks in [2, 4] {
                 let runs = try train(c, ranks: ranks)
@@ -76,8 +76,8 @@ final class DistributedEquivalenceTests: XCTestCase {
 
     func testAdamAndTheSummedMemoryTermAgreeAcrossRanks() throws {
         let data = try TrainingFixtures.featureDataset()
-        var c = config(data: data, loss: "contrastive", optimizer: "adam")
-        c.xbmReduce = "sum"
+        var c = config(data: data, loss: .contrastive, optimizer: .adam)
+        c.memory.reduction = .sum
         let reference = try train(c, ranks: 1)[0]
         let runs = try train(c, ranks: 4)
         for run in runs { assertClose(run, reference, tolerance: 1e-4, "adam, sum, 4 ranks") }
@@ -85,14 +85,14 @@ final class DistributedEquivalenceTests: XCTestCase {
 
     func testGlyphNetWithSynchronisedBatchNormAgreesAcrossRanks() throws {
         let data = try TrainingFixtures.imageDataset()
-        var c = config(data: data, loss: "multi-similarity")
-        c.model = "glyphnet"
-        c.dim = 16
-        c.batch = 8
-        c.instances = 2
-        c.iters = 6
-        c.xbmSize = 20
-        c.xbmStart = .at(.iteration(2))
+        var c = config(data: data, loss: .multiSimilarity)
+        c.model.model = .glyphnet
+        c.model.dim = 16
+        c.optimization.batch = 8
+        c.optimization.instances = 2
+        c.optimization.iters = 6
+        c.memory.size = 20
+        c.memory.start = .at(.iteration(2))
         let reference = try train(c, ranks: 1)[0]
         let runs = try train(c, ranks: 2)
         for run in runs { assertClose(run, reference, tolerance: 1e-4, "glyphnet, 2 ranks") }
@@ -102,9 +102,9 @@ final class DistributedEquivalenceTests: XCTestCase {
         // With per-rank statistics the runs must differ: proof that the comparison above has
         // the power to see a missing synchronisation.
         let data = try TrainingFixtures.featureDataset()
-        var c = config(data: data, loss: "contrastive")
+        var c = config(data: data, loss: .contrastive)
         let reference = try train(c, ranks: 1)[0]
-        c.bn = "local"
+        c.model.bn = .local
         let local = try train(c, ranks: 4)[0]
         let gap = zip(local.losses, reference.losses).map { abs($0 - $1) / max(abs($1), 1e-3) }.max() ?? 0
         XCTAssertGreaterThan(gap, 1e-3)

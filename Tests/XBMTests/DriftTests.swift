@@ -7,10 +7,10 @@ import XCTest
 final class DriftTests: XCTestCase {
     private func config(_ data: URL) -> TrainingConfig {
         var c = TrainingFixtures.smallRun(data: data, iterations: 10)
-        c.xbmSize = 48
-        c.xbmStart = .auto
-        c.driftEvery = 3
-        c.driftProbe = 20
+        c.memory.size = 48
+        c.memory.start = .auto
+        c.memory.driftEvery = 3
+        c.memory.driftProbe = 20
         return c
     }
 
@@ -27,13 +27,13 @@ final class DriftTests: XCTestCase {
     func testAutoStartWaitsForTheFirstMeasurementBelowTheThreshold() throws {
         let data = try TrainingFixtures.featureDataset()
         var c = config(data)
-        c.driftThreshold = 10   // any drift (≤ 2 for unit vectors) is below: starts at iteration 3
+        c.memory.driftThreshold = 10   // any drift (≤ 2 for unit vectors) is below: starts at iteration 3
         // Iterations 3…9 enqueue 7 batches of 16 into 48 rows: full.
         XCTAssertEqual(try memoryCount(c), [48, 48])
-        c.iters = 5             // iterations 3 and 4: two batches
+        c.optimization.iters = 5             // iterations 3 and 4: two batches
         XCTAssertEqual(try memoryCount(c), [32, 32])
-        c.iters = 10
-        c.driftThreshold = 1e-12  // a training network always moves more than this: never starts
+        c.optimization.iters = 10
+        c.memory.driftThreshold = 1e-12  // a training network always moves more than this: never starts
         XCTAssertEqual(try memoryCount(c), [0, 0])
     }
 

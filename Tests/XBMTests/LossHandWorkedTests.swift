@@ -1,10 +1,8 @@
 import XCTest
 import XBM
 import TestSupport
+import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Each loss on three 2-D anchors whose similarities are worked out by hand (Pythagorean
 /// unit vectors, so every cosine is a short decimal). Expected values are the hand formulas.

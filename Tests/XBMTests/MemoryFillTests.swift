@@ -11,9 +11,9 @@ final class MemoryFillTests: XCTestCase {
     private func run(fill: Bool, ranks: Int) throws -> [(count: Int, checksum: UInt64, losses: [Double])] {
         let data = try TrainingFixtures.featureDataset()
         var c = TrainingFixtures.smallRun(data: data, iterations: 5)
-        c.xbmSize = 40
-        c.xbmStart = .at(.iteration(3))
-        c.xbmInit = fill ? "fill" : "none"
+        c.memory.size = 40
+        c.memory.start = .at(.iteration(3))
+        c.memory.initialization = fill ? .fill : .none
         let config = c
         return try SimulatedRanks.run(size: ranks) { comm in
             let trainer = try Trainer(config: config, comm: comm, writeOutputs: false)

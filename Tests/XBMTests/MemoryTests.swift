@@ -193,17 +193,4 @@ final class MemoryTests: XCTestCase {
             }
         }
     }
-
-    func testMemoryOptionsDefaults() {
-        let options = MemoryOptions()
-        XCTAssertEqual(options.size, 0)
-        XCTAssertFalse(options.isEnabled)
-        XCTAssertEqual(options.weight, 1)
-        XCTAssertEqual(options.startIteration, 0)
-        XCTAssertEqual(options.reduction, .mean)
-        XCTAssertEqual(options.initialization, .none)
-        let on = MemoryOptions(size: 16384, startIteration: 800)
-        XCTAssertFalse(on.isActive(atIteration: 799))
-        XCTAssertTrue(on.isActive(atIteration: 800))
-    }
 }

@@ -2,6 +2,7 @@ import XCTest
 @testable import XBM
 import Collectives
 import TestSupport
+import Foundation
 
 // Synchronised batch norm across simulated ranks, and a small overfitting run that only a
 // correct gradient gets to near-zero loss.
@@ -98,7 +99,7 @@ final class ModelTrainingTests: XCTestCase {
             let norm = (0..<d).reduce(Float(0)) { $0 + prototypes[c * d + $1] * prototypes[c * d + $1] }.squareRoot()
             for j in 0..<d { prototypes[c * d + j] /= norm }
         }
-        let optimizer = Optimizer(kind: .adam, layout: network.parameterLayout, learningRate: 0.01)
+        let optimizer = Optimizer(kind: .adam, layout: network.parameterLayout)
         var outputGradient = [Float](repeating: 0, count: n * d)
         var firstLoss = 0.0, loss = 0.0, correct = 0
         for step in 0..<150 {
@@ -129,7 +130,3 @@ final class ModelTrainingTests: XCTestCase {
         XCTAssertEqual(correct, n, "every sample nearest its own prototype")
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -12,13 +12,13 @@ final class NonFiniteLossTests: XCTestCase {
         let data = try TrainingFixtures.featureDataset()
         let run = TrainingFixtures.temporaryDirectory("nan")
         var c = TrainingFixtures.smallRun(data: data, iterations: 50)
-        c.runDir = run.path
-        c.optimizer = "sgd"
-        c.momentum = 0
-        c.lr = 1e38              // the first update sends the weights to ±inf: the next embeddings are NaN
-        c.schedule = "constant"
-        c.xbmSize = 0
-        c.checkpointEvery = 1
+        c.run.directory = run.path
+        c.optimization.optimizer = .sgd
+        c.optimization.momentum = 0
+        c.optimization.lr = 1e38              // the first update sends the weights to ±inf: the next embeddings are NaN
+        c.optimization.schedule = .constant
+        c.memory.size = 0
+        c.run.checkpointEvery = 1
         let config = c
         XCTAssertThrowsError(try SimulatedRanks.run(size: 2) { comm -> Int in
             let trainer = try Trainer(config: config, comm: comm)

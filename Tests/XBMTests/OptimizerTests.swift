@@ -36,7 +36,7 @@ final class OptimizerTests: XCTestCase {
         // Step 2: m = 0.045 − 0.025 = 0.02, v = 0.999·0.00025 + 0.001·0.0625 = 0.00031225,
         //         m̂ = 0.02/0.19 = 0.1052632, v̂ = 0.00031225/0.001999 = 0.1562031 (√ 0.3952254)
         //         → θ = 0.9 − 0.1·0.1052632/0.3952254 = 0.8733663.
-        let optimizer = Optimizer(kind: .adam, layout: layout, learningRate: 0.1)
+        let optimizer = Optimizer(kind: .adam, layout: layout)
         assertTrajectory(twoSteps(optimizer), [[0.9, 0.9], [0.8733663, 0.8733663]], "adam")
         XCTAssertEqual(optimizer.stepCount, 2)
         XCTAssertEqual(optimizer.stateBuffers.count, 2)
@@ -47,14 +47,14 @@ final class OptimizerTests: XCTestCase {
         //      g2 = −0.25 + 0.1·0.9 = −0.16, m = 0.054 − 0.016 = 0.038, v = 0.00035964 + 0.0000256
         //      = 0.00038524, m̂ = 0.2, v̂ = 0.1927164 (√ 0.4389948) → θ = 0.9 − 0.02/0.4389948 = 0.8544414.
         // "b": no decay, as in testAdamWithoutDecay.
-        let optimizer = Optimizer(kind: .adam, layout: layout, learningRate: 0.1, weightDecay: 0.1)
+        let optimizer = Optimizer(kind: .adam, layout: layout, weightDecay: 0.1)
         assertTrajectory(twoSteps(optimizer), [[0.9, 0.9], [0.8544414, 0.8733663]], "adam L2")
     }
 
     func testAdamWDecouplesDecay() {
         // "w": θ ← θ(1 − 0.1·0.1) before each Adam update: 0.99 − 0.1 = 0.89;
         //      0.89·0.99 = 0.8811, − 0.0266337 (the undecayed step 2) = 0.8544663.
-        let optimizer = Optimizer(kind: .adamw, layout: layout, learningRate: 0.1, weightDecay: 0.1)
+        let optimizer = Optimizer(kind: .adamw, layout: layout, weightDecay: 0.1)
         assertTrajectory(twoSteps(optimizer), [[0.89, 0.9], [0.8544663, 0.8733663]], "adamw")
     }
 
@@ -62,16 +62,16 @@ final class OptimizerTests: XCTestCase {
         // "w": g1 = 0.6, b = 0.6, θ = 0.94; g2 = −0.25 + 0.094 = −0.156, b = 0.54 − 0.156 = 0.384,
         //      θ = 0.94 − 0.0384 = 0.9016.
         // "b": b = 0.5, θ = 0.95; b = 0.45 − 0.25 = 0.2, θ = 0.93.
-        let optimizer = Optimizer(kind: .sgd, layout: layout, learningRate: 0.1, weightDecay: 0.1, momentum: 0.9)
+        let optimizer = Optimizer(kind: .sgd, layout: layout, weightDecay: 0.1, momentum: 0.9)
         assertTrajectory(twoSteps(optimizer), [[0.94, 0.95], [0.9016, 0.93]], "sgd")
         XCTAssertEqual(optimizer.stateBuffers.count, 1)
     }
 
     func testRestoredStateContinuesExactly() {
-        let original = Optimizer(kind: .adam, layout: layout, learningRate: 0.1)
+        let original = Optimizer(kind: .adam, layout: layout)
         var parameters: [Float] = [1, 1]
         original.step(parameters: &parameters, gradients: [0.5, 0.5], learningRate: 0.1)
-        let restored = Optimizer(kind: .adam, layout: layout, learningRate: 0.1)
+        let restored = Optimizer(kind: .adam, layout: layout)
         restored.stepCount = original.stepCount
         for (target, source) in zip(restored.stateBuffers, original.stateBuffers) { target.copy(from: source.array) }
         var copy = parameters

@@ -10,15 +10,15 @@ import XCTest
 final class ResumeTests: XCTestCase {
     private func config(data: URL, runDirectory: URL, iterations: Int) -> TrainingConfig {
         var c = TrainingFixtures.smallRun(data: data, iterations: iterations)
-        c.runDir = runDirectory.path
-        c.loss = "multi-similarity"
-        c.driftEvery = 5       // the drift monitor's state crosses the resume too
-        c.optimizer = "adam"
-        c.schedule = "step"
-        c.milestones = [.iteration(9)]
-        c.xbmSize = 40
-        c.xbmStart = .at(.iteration(4))
-        c.seed = 4
+        c.run.directory = runDirectory.path
+        c.loss.kind = .multiSimilarity
+        c.memory.driftEvery = 5       // the drift monitor's state crosses the resume too
+        c.optimization.optimizer = .adam
+        c.optimization.schedule = .step
+        c.optimization.milestones = [.iteration(9)]
+        c.memory.size = 40
+        c.memory.start = .at(.iteration(4))
+        c.run.seed = 4
         return c
     }
 
@@ -76,7 +76,7 @@ final class ResumeTests: XCTestCase {
         let run = TrainingFixtures.temporaryDirectory("model")
         _ = try train(config(data: data, runDirectory: run, iterations: 2), ranks: 1)
         var other = config(data: data, runDirectory: run, iterations: 4)
-        other.dim = 12
+        other.model.dim = 12
         XCTAssertThrowsError(try train(other, ranks: 1, resume: true)) { error in
             XCTAssertTrue("\(error)".contains("another model"), "\(error)")
         }
@@ -98,12 +98,11 @@ final class ResumeTests: XCTestCase {
     func testStopSignalCheckpointsAndEndsEveryRankAtTheSameIteration() throws {
         let data = try TrainingFixtures.featureDataset()
         let run = TrainingFixtures.temporaryDirectory("signal")
-        StopSignal.simulate(true)
-        defer { StopSignal.simulate(false) }
         let c = config(data: data, runDirectory: run, iterations: 10)
         let outcomes = try SimulatedRanks.run(size: 2) { comm in
             let trainer = try Trainer(config: c, comm: comm)
             trainer.verbose = false
+            trainer.stopRequested = { comm.rank == 1 }   // the signal reached one rank only
             let outcome = try trainer.run()
             return (outcome.stopped, outcome.iterationsDone)
         }

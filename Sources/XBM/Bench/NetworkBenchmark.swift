@@ -31,7 +31,7 @@ public func benchmarkNetworkTraining(network: EmbeddingNetwork, batch: Int, step
         for j in 0..<d { g[j] = Float(random.nextNormal()); norm += g[j] * g[j] }
         for j in 0..<d { g[j] /= norm.squareRoot() }
     }
-    let optimizer = Optimizer(kind: .adam, layout: network.parameterLayout, learningRate: 1e-3)
+    let optimizer = Optimizer(kind: .adam, layout: network.parameterLayout)
 
     func trainingStep() throws {
         gradients.zero()

@@ -41,16 +41,16 @@ public enum StepBenchmark {
                                                 isImages: sampleShape.count == 3, comm: comm)
         let step = components.step
         step.memoryStart = 0
-        try step.initializeParameters(seed: config.seed)
-        let b = step.localBatch, B = config.batch, d = config.dim
-        var random = RandomSource.derived(seed: config.seed, stream: UInt64(1000 + comm.rank))
+        try step.initializeParameters(seed: config.run.seed)
+        let b = step.localBatch, B = config.optimization.batch, d = config.model.dim
+        var random = RandomSource.derived(seed: config.run.seed, stream: UInt64(1000 + comm.rank))
         let sampleSize = sampleShape.reduce(1, *)
         let input = FlatBuffer<Float>(count: b * sampleSize)
         for i in 0..<input.count { input[i] = random.nextUniform() }
         var labels = [Int32](repeating: 0, count: B)
 
         if let memory = step.memory {
-            var shared = RandomSource(seed: config.seed &+ 77)   // identical on every rank
+            var shared = RandomSource(seed: config.run.seed &+ 77)   // identical on every rank
             let rows = FlatBuffer<Float>(count: B * d)
             var rowLabels = [Int32](repeating: 0, count: B)
             while memory.count < memory.capacity {
@@ -67,12 +67,12 @@ public enum StepBenchmark {
 
         var times: [Double] = []
         for iteration in 0..<(warmup + steps) {
-            for i in 0..<B { labels[i] = Int32(i / config.instances + 1000 * (iteration % 50)) }
+            for i in 0..<B { labels[i] = Int32(i / config.optimization.instances + 1000 * (iteration % 50)) }
             try comm.barrier()
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try labels.withUnsafeBufferPointer {
                 try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: (config.memoryStartIteration ?? 0) + iteration,
-                             learningRate: Float(config.lr), stopRequested: false)
+                             learningRate: Float(config.optimization.lr), stopRequested: false)
             }
             if iteration >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }
         }
@@ -82,6 +82,6 @@ public enum StepBenchmark {
         try comm.allreduceMax(&median)
         return Result(imagesPerSecond: Double(B) / median[0], medianStepSeconds: median[0], steps: steps, batch: B,
                       ranks: comm.size, threads: BLASThreads.current, model: components.modelKind.rawValue,
-                      loss: config.loss, xbmSize: config.xbmSize, blasKernels: BLASKernels.current)
+                      loss: config.loss.kind.rawValue, xbmSize: config.memory.size, blasKernels: BLASKernels.current)
     }
 }

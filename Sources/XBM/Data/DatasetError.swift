@@ -1,6 +1,7 @@
+import Collectives
 /// Why a dataset directory was rejected (Docs/distributed.md); each description is one line naming the
 /// file, what is wrong and what was expected.
-public enum DatasetError: Error, CustomStringConvertible, Equatable {
+public enum DatasetError: SameOnEveryRankError, Equatable {
     case missingFile(path: String)
     case badMeta(path: String, detail: String)
     case badShape(path: String, shape: [Int], expected: String)

@@ -1,3 +1,4 @@
+import Collectives
 import Foundation
 
 // NumPy `.npy` files (format 1.0, 2.0 and 3.0), little endian, C order, four dtypes.
@@ -43,7 +44,7 @@ extension Int64: NpyElement { public static var npyDType: NpyDType { .int64 } }
 extension Float: NpyElement { public static var npyDType: NpyDType { .float32 } }
 
 /// Why a `.npy` file could not be read or written; each description is one line naming the file.
-public enum NpyError: Error, CustomStringConvertible, Equatable {
+public enum NpyError: SameOnEveryRankError, Equatable {
     case unreadable(file: String, reason: String)
     case truncated(file: String, detail: String)
     case badMagic(file: String)

@@ -1,3 +1,4 @@
+import Collectives
 /// One global batch of B samples (Docs/data.md); rank r of N uses rows [r·b, (r+1)·b), b = B/N.
 public struct GlobalBatch: Sendable {
     /// Dataset indices (B).
@@ -28,7 +29,7 @@ public struct SamplerState: Codable, Equatable, Sendable {
 }
 
 /// Why a sampler cannot be built; one line naming the numbers.
-public enum SamplerError: Error, CustomStringConvertible, Equatable {
+public enum SamplerError: SameOnEveryRankError, Equatable {
     case batchNotMultipleOfInstances(batch: Int, instances: Int)
     case tooFewClasses(classes: Int, needed: Int, batch: Int, instances: Int)
 

@@ -34,12 +34,6 @@ public struct RetrievalAccumulator: Sendable, Equatable {
     public var scoredQueries: Int { Int(sums[ks.count + 2]) }
     public var skippedQueries: Int { Int(sums[ks.count + 3]) }
 
-    /// Adds the sums of another accumulator over the same Ks (a disjoint set of queries).
-    public mutating func merge(_ other: RetrievalAccumulator) {
-        precondition(other.ks == ks, "merging retrieval sums over Ks \(other.ks) into sums over Ks \(ks)")
-        for i in sums.indices { sums[i] += other.sums[i] }
-    }
-
     /// Sums the accumulators of all ranks in place (each rank scored its own query range).
     public mutating func allreduce(over communicator: any Communicator) throws {
         try communicator.allreduceSum(&sums)

@@ -1,3 +1,5 @@
+import Foundation
+
 // The machinery shared by the five pair losses (Docs/losses.md): similarities by one matrix product
 // per reference segment, one anchor row at a time mined and differentiated in place, and the
 // two gradient products. The loss-specific part is an `AnchorTerm`.
@@ -266,9 +268,3 @@ public enum PairLossTuning {
 @inline(__always) func logistic(_ x: Double) -> Double {
     x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Foundation
-#endif

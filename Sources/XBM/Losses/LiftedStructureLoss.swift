@@ -1,3 +1,5 @@
+import Foundation
+
 /// Generalised lifted-structure loss (Hermans et al. 2017, in similarities; Docs/losses.md, `lifted`):
 ///
 ///     ℓ_i = [ log(w_P Σ_{p∈P_i} e^{1−s_ip}) + log(w_N Σ_{n∈N_i} e^{s_in−m}) ]_+
@@ -58,9 +60,3 @@ struct LiftedStructureTerm: AnchorTerm {
         return hinge
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Foundation
-#endif

@@ -7,9 +7,9 @@ public enum LossKind: String, CaseIterable, Sendable, Codable {
     case npair
 }
 
-/// Every loss hyper-parameter, with the defaults of Docs/losses.md. Decoding fills missing keys with
-/// the defaults.
-public struct LossOptions: Sendable, Codable, Equatable {
+/// Every loss' hyper-parameters, with the defaults of Docs/losses.md (`LossConfig` is their
+/// command-line form).
+public struct LossOptions: Sendable, Equatable {
     /// contrastive: negatives count once s > m.
     public var contrastiveMargin: Double = 0.5
     /// contrastive: positives count while s < 1 − ε.
@@ -27,27 +27,6 @@ public struct LossOptions: Sendable, Codable, Equatable {
     public var npairTemperature: Double = 0.1
 
     public init() {}
-
-    private enum CodingKeys: String, CodingKey {
-        case contrastiveMargin, contrastiveEpsilon, msAlpha, msBeta, msLambda, msMu,
-             tripletMargin, liftedMargin, npairTemperature
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        func value(_ key: CodingKeys, _ fallback: Double) throws -> Double {
-            try container.decodeIfPresent(Double.self, forKey: key) ?? fallback
-        }
-        contrastiveMargin = try value(.contrastiveMargin, contrastiveMargin)
-        contrastiveEpsilon = try value(.contrastiveEpsilon, contrastiveEpsilon)
-        msAlpha = try value(.msAlpha, msAlpha)
-        msBeta = try value(.msBeta, msBeta)
-        msLambda = try value(.msLambda, msLambda)
-        msMu = try value(.msMu, msMu)
-        tripletMargin = try value(.tripletMargin, tripletMargin)
-        liftedMargin = try value(.liftedMargin, liftedMargin)
-        npairTemperature = try value(.npairTemperature, npairTemperature)
-    }
 }
 
 /// A new loss object of `kind` (each owns its similarity workspace: use one per term that may

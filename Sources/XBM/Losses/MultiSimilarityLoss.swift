@@ -1,3 +1,5 @@
+import Foundation
+
 /// Multi-similarity loss (Wang et al. 2019; Docs/losses.md, `multi-similarity`):
 ///
 ///     mining:  Ñ_i = { n ∈ N_i : s_in > min_{p∈P_i} s_ip − μ }
@@ -70,9 +72,3 @@ struct MultiSimilarityTerm: AnchorTerm {
         return loss
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Foundation
-#endif

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Multi-class N-pair loss (Sohn 2016, with temperature τ; Docs/losses.md, `npair`):
 ///
 ///     ℓ_i = (1/|P_i|) Σ_{p∈P_i} log(1 + w_N Σ_{n∈N_i} e^{(s_in − s_ip)/τ})
@@ -65,9 +67,3 @@ struct NPairTerm: AnchorTerm {
         return loss / Double(positiveCount)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Foundation
-#endif

@@ -1,3 +1,4 @@
+import Collectives
 // Docs/losses.md: the cross-batch memory, a FIFO ring buffer of the last M embeddings and labels.
 //
 // Letters: M capacity (rows), d embedding size, B rows per enqueue (the global batch).
@@ -15,7 +16,7 @@
 // iterations: 0 for the batch just enqueued, ~(M/B − 1)/2 on average once full.
 
 /// Errors of the cross-batch memory, each a one-line message naming the numbers involved.
-public enum CrossBatchMemoryError: Error, Equatable, CustomStringConvertible {
+public enum CrossBatchMemoryError: SameOnEveryRankError, Equatable {
     case batchLargerThanMemory(batch: Int, capacity: Int)
     case malformedSnapshot(String)
 
@@ -218,17 +219,11 @@ public final class CrossBatchMemory {
     /// 64-bit FNV-1a over capacity, dimension, count, head, then the valid rows' embedding
     /// bits and labels in storage order: replicas on different ranks must agree bit for bit.
     public func checksum() -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        func mix(_ word: UInt64, bytes: Int) {
-            for byte in 0..<bytes {
-                hash = (hash ^ ((word >> UInt64(8 * byte)) & 0xFF)) &* 0x0000_0100_0000_01B3
-            }
-        }
-        mix(UInt64(capacity), bytes: 8); mix(UInt64(dimension), bytes: 8)
-        mix(UInt64(count), bytes: 8); mix(UInt64(head), bytes: 8)
-        for k in 0..<(count * dimension) { mix(UInt64(embeddings.pointer[k].bitPattern), bytes: 4) }
-        for k in 0..<count { mix(UInt64(UInt32(bitPattern: labels.pointer[k])), bytes: 4) }
-        return hash
+        var hash = FNV1a64()
+        for word in [capacity, dimension, count, head] { hash.update(UInt64(word)) }
+        hash.update(embeddings.pointer, count: count * dimension)
+        hash.update(labels.pointer, count: count)
+        return hash.value
     }
 
     /// The state as plain arrays (the valid rows only), for checkpoints.

@@ -44,14 +44,6 @@ public func gemmReference(_ transA: Transpose, _ transB: Transpose, m: Int, n: I
     }
 }
 
-/// y = α · op(A) · x + β · y, A of shape (m, n) row major.
-@inline(__always)
-public func gemv(_ transA: Transpose, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                 x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>) {
-    guard m > 0, n > 0 else { return }
-    cblas_sgemv(CblasRowMajor, transA.cblas, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
-}
-
 /// y += α · x over n contiguous elements.
 @inline(__always)
 public func axpy(count n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A small, fast, seedable generator (xoshiro256**, seeded through SplitMix64) whose whole
 /// state is four words, so checkpoints can save and restore it exactly. Every random choice
 /// of the package (initialisation, sampling, augmentation, data rendering) goes through it,
@@ -56,7 +58,7 @@ public struct RandomSource: RandomNumberGenerator, Sendable, Equatable {
     public mutating func nextNormal() -> Double {
         let u1 = max(nextUniformDouble(), Double.leastNonzeroMagnitude)
         let u2 = nextUniformDouble()
-        return (-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2)
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 
     /// Uniform integer in 0..<bound, without modulo bias.
@@ -72,13 +74,3 @@ public struct RandomSource: RandomNumberGenerator, Sendable, Equatable {
     @inline(__always)
     private func rotate(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
-
-#if canImport(Glibc)
-import Glibc
-@inline(__always) private func _log(_ x: Double) -> Double { Glibc.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Glibc.cos(x) }
-#else
-import Foundation
-@inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }
-#endif

@@ -1,3 +1,5 @@
+import Foundation
+
 // Learning-rate schedules with linear warm-up (Docs/numerics.md). With i the 0-based iteration,
 // η the base rate and W the warm-up length:
 //   warm-up factor  w(i) = (i + 1) / W for i < W, else 1   (ramps linearly from 0; the
@@ -51,15 +53,7 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
             return Float(base * factor * warmup)
         case .cosine:
             let progress = min(max(Double(iteration - warmupIterations) / Double(totalIterations - warmupIterations), 0), 1)
-            return Float(base * 0.5 * (1 + _cosine(Double.pi * progress)) * warmup)
+            return Float(base * 0.5 * (1 + cos(Double.pi * progress)) * warmup)
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-@inline(__always) private func _cosine(_ x: Double) -> Double { Glibc.cos(x) }
-#else
-import Foundation
-@inline(__always) private func _cosine(_ x: Double) -> Double { Foundation.cos(x) }
-#endif

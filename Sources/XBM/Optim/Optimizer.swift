@@ -1,3 +1,5 @@
+import Foundation
+
 // Optimizers over the flat parameter buffer (Docs/numerics.md), one loop per layout entry so weight
 // decay applies only where the entry `decays`. Semantics follow torch.optim, with t the step
 // number starting at 1, η the learning rate, λ the weight decay and g the gradient:
@@ -16,8 +18,6 @@ public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
 public final class Optimizer {
     public let kind: OptimizerKind
     public let layout: ParameterLayout
-    /// The rate used when a schedule does not override it (the `learningRate` of `init`).
-    public let baseLearningRate: Float
     public let weightDecay: Float
     public let momentum: Float
     public let beta1: Float
@@ -28,16 +28,14 @@ public final class Optimizer {
     /// Steps taken so far (t − 1 before a step); restored from checkpoints.
     public var stepCount: Int = 0
 
-    public init(kind: OptimizerKind, layout: ParameterLayout, learningRate: Float = 1e-3, weightDecay: Float = 0,
+    public init(kind: OptimizerKind, layout: ParameterLayout, weightDecay: Float = 0,
                 momentum: Float = 0.9, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
-        precondition(learningRate >= 0 && learningRate.isFinite, "learning rate must be finite and ≥ 0, got \(learningRate)")
         precondition(weightDecay >= 0 && weightDecay.isFinite, "weight decay must be finite and ≥ 0, got \(weightDecay)")
         precondition(momentum >= 0 && momentum < 1, "SGD momentum must be in [0, 1), got \(momentum)")
         precondition(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "Adam betas must be in [0, 1), got \(beta1), \(beta2)")
         precondition(epsilon > 0, "Adam epsilon must be positive, got \(epsilon)")
         self.kind = kind
         self.layout = layout
-        baseLearningRate = learningRate
         self.weightDecay = weightDecay
         self.momentum = momentum
         self.beta1 = beta1
@@ -57,7 +55,7 @@ public final class Optimizer {
             let decoupled = kind == .adamw
             // Bias corrections in Double: 1 − β2ᵗ is tiny for small t and loses digits in Float.
             let t = Double(stepCount)
-            let correction1 = Float(1 - _pow(Double(beta1), t)), correction2 = Float(1 - _pow(Double(beta2), t))
+            let correction1 = Float(1 - pow(Double(beta1), t)), correction2 = Float(1 - pow(Double(beta2), t))
             let m = stateBuffers[0].pointer, v = stateBuffers[1].pointer
             for entry in layout.entries {
                 let lambda = entry.decays ? weightDecay : 0
@@ -97,11 +95,3 @@ public final class Optimizer {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-@inline(__always) private func _pow(_ x: Double, _ y: Double) -> Double { Glibc.pow(x, y) }
-#else
-import Foundation
-@inline(__always) private func _pow(_ x: Double, _ y: Double) -> Double { Foundation.pow(x, y) }
-#endif

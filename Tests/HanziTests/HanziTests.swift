@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import Hanzi
 import XBM
 import XCTest
 

@@ -1,16 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Foundation
 
 /// SIGTERM and SIGINT ask the run to stop at the end of the current step (Docs/distributed.md): the flag
 /// rides on the step's allreduce, so every rank stops at the same iteration, checkpoints and
 /// exits 0. A second signal of the same kind gets the default action (ends the process).
-public enum StopSignal {
+enum StopSignal {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
 
-    public static var requested: Bool { flag != 0 }
+    static var requested: Bool { flag != 0 }
 
-    public static func install() {
+    static func install() {
         let handler: @convention(c) (Int32) -> Void = { signalNumber in
             StopSignal.flag = 1
             signal(signalNumber, SIG_DFL)
@@ -18,7 +16,4 @@ public enum StopSignal {
         signal(SIGTERM, handler)
         signal(SIGINT, handler)
     }
-
-    /// For tests: behave as if a signal had arrived (or clear it).
-    public static func simulate(_ requested: Bool = true) { flag = requested ? 1 : 0 }
 }

@@ -16,16 +16,10 @@ public final class TrainedModel {
         let run = RunDirectory(path: runDirectory)
         let checkpoint = try TrainingCheckpoint.read(from: run.checkpointURL, comm: comm)
         var config = checkpoint.config
-        if let data { config.data = data }
-        let dataset = try Dataset.load(directory: URL(fileURLWithPath: config.data, isDirectory: true))
-        let kind = try TrainingComponents.modelKind(config.model, isImages: dataset.isImages)
-        let network: EmbeddingNetwork
-        do {
-            network = try makeNetwork(kind: kind, inputShape: dataset.sampleShape, embeddingSize: config.dim,
-                                      hiddenSize: config.hidden, maxBatch: config.evalBatch, batchNorm: .local)
-        } catch {
-            throw ConfigError("\(error)")
-        }
+        if let data { config.model.data = data }
+        let dataset = try Dataset.load(directory: URL(fileURLWithPath: config.model.data, isDirectory: true))
+        let network = try config.model.makeNetwork(sampleShape: dataset.sampleShape, isImages: dataset.isImages,
+                                                   maxBatch: config.evaluation.batch, batchNorm: .local)
         let parameters = FlatBuffer<Float>(count: network.parameterLayout.count)
         let state = FlatBuffer<Float>(count: network.stateLayout.count)
         try checkpoint.restoreModel(parameters: parameters, state: state,
@@ -46,7 +40,7 @@ public final class TrainedModel {
 
     public func evaluate(ks: [Int]?) throws -> RetrievalMetrics {
         try Evaluation.retrieval(dataset: dataset, network: network, parameters: parameters.pointer,
-                                 state: state.pointer, ks: ks ?? config.recallK, comm: comm)
+                                 state: state.pointer, ks: ks ?? config.evaluation.recallK, comm: comm)
     }
 
     /// Embeds the samples of `role` (sharded over ranks) and rank 0 writes them as float32
@@ -56,7 +50,7 @@ public final class TrainedModel {
         let embeddings = try Evaluation.embed(indices: indices, dataset: dataset, network: network,
                                               parameters: parameters.pointer, state: state.pointer, comm: comm)
         if comm.rank == 0 {
-            try Npy.write(to: url, dtype: .float32, shape: [indices.count, config.dim],
+            try Npy.write(to: url, dtype: .float32, shape: [indices.count, config.model.dim],
                           payload: UnsafeRawBufferPointer(start: embeddings.pointer, count: embeddings.count * 4))
         }
         try comm.barrier()

@@ -1,19 +1,5 @@
 import Foundation
-
-/// FNV-1a, 64 bit: h = (h ⊕ byte) · 0x100000001b3 from h = 0xcbf29ce484222325.
-public struct FNV1a64: Sendable {
-    public private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
-    public init() {}
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        var h = value
-        for byte in bytes { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        value = h
-    }
-    public var hex: String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
-}
+import XBM
 
 /// What `HanziBenchmark.build` made.
 public struct HanziSummary: Sendable {

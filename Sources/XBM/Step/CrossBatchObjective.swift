@@ -48,8 +48,8 @@ public final class CrossBatchObjective {
     public let memoryWeight: Float
     public let memoryReduction: MemoryReduction
     public let globalBatch: Int   // B
-    public let localBatch: Int    // b
-    public let rank: Int
+    /// This rank's anchors: rows [r·b, (r+1)·b) of the global batch.
+    public let rows: Range<Int>
     private let batchOwnIndex: FlatBuffer<Int32>    // (b) row of each anchor in E
     private let memoryOwnIndex: FlatBuffer<Int32>   // (b) memory slot of each anchor
     /// The global batch as the loss's one reference segment, kept so that the steady-state
@@ -57,29 +57,26 @@ public final class CrossBatchObjective {
     private var batchReferences: [ReferenceSegment] = []
 
     public init(loss: PairLoss, memoryWeight: Float, memoryReduction: MemoryReduction,
-                globalBatch: Int, localBatch: Int, rank: Int) {
+                globalBatch: Int, rank: Int, ranks: Int) {
         self.loss = loss
         self.memoryWeight = memoryWeight
         self.memoryReduction = memoryReduction
         self.globalBatch = globalBatch
-        self.localBatch = localBatch
-        self.rank = rank
-        batchOwnIndex = FlatBuffer(count: localBatch, initialValue: -1)
-        memoryOwnIndex = FlatBuffer(count: localBatch, initialValue: -1)
-        for i in 0..<localBatch { batchOwnIndex[i] = Int32(rank * localBatch + i) }
+        rows = GlobalBatch.localRows(rank: rank, ranks: ranks, batchSize: globalBatch)
+        batchOwnIndex = FlatBuffer(count: rows.count, initialValue: -1)
+        memoryOwnIndex = FlatBuffer(count: rows.count, initialValue: -1)
+        for (i, row) in rows.enumerated() { batchOwnIndex[i] = Int32(row) }
     }
 
     /// Adds this rank's share of ∂L/∂E into `gradient` (B, d) and returns the sums of ℓ over
     /// its anchors (not yet divided by B) with the pair statistics of its anchors. `memory`,
-    /// when given, already holds this global batch, whose first row went to slot
-    /// `memoryFirstSlot`.
+    /// when given, already holds this global batch as its last enqueued one.
     public func accumulate(embeddings: UnsafePointer<Float>, labels: UnsafePointer<Int32>, dimension d: Int,
-                           memory: CrossBatchMemory?, memoryFirstSlot: Int,
-                           gradient: UnsafeMutablePointer<Float>) -> Sums {
-        let b = localBatch, B = globalBatch
-        let anchors = embeddings + rank * b * d
-        let anchorLabels = labels + rank * b
-        let anchorGradient = gradient + rank * b * d
+                           memory: CrossBatchMemory?, gradient: UnsafeMutablePointer<Float>) -> Sums {
+        let b = rows.count, B = globalBatch, first = rows.lowerBound
+        let anchors = embeddings + first * d
+        let anchorLabels = labels + first
+        let anchorGradient = gradient + first * d
         let scale = 1 / Float(B)
 
         if batchReferences.first?.embeddings != embeddings || batchReferences.first?.labels != labels {
@@ -96,7 +93,7 @@ public final class CrossBatchObjective {
         guard let memory, memory.count > 0, memoryWeight > 0 else {
             return Sums(batch: batchSum, memory: 0, batchStatistics: batchStatistics, memoryStatistics: nil)
         }
-        for i in 0..<b { memoryOwnIndex[i] = Int32((memoryFirstSlot + rank * b + i) % memory.capacity) }
+        for (i, row) in rows.enumerated() { memoryOwnIndex[i] = Int32(memory.storagePosition(ofLastBatchRow: row)) }
         var memoryInput = PairLossInput(
             anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
             references: memory.referenceSegments, ownIndex: memoryOwnIndex.pointer)

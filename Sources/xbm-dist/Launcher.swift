@@ -1,28 +1,24 @@
 import Collectives
 import Foundation
-
-/// An error that every rank meets identically (a bad option, a malformed dataset file, a
-/// refused checkpoint): every rank stops with it and no rank is left in a collective, so the
-/// job can end with one message from rank 0 and a clean non-zero exit instead of an abort.
-public protocol SameOnEveryRankError: Error, CustomStringConvertible {}
+import XBM
 
 /// Starts the ranks of a job and turns their failures into one line and an exit code
 /// (Docs/distributed.md): under mpirun one process per rank, with `--simulate-ranks N` N threads,
 /// otherwise a single process. BLAS threads per rank default to cores / ranks on the node.
-public enum Launcher {
-    public struct Options: Sendable {
+enum Launcher {
+    struct Options: Sendable {
         /// > 0: simulate that many ranks in this process.
-        public var simulateRanks: Int
+        var simulateRanks: Int
         /// BLAS threads per rank; nil for the default.
-        public var threads: Int?
-        public init(simulateRanks: Int = 0, threads: Int? = nil) {
+        var threads: Int?
+        init(simulateRanks: Int = 0, threads: Int? = nil) {
             self.simulateRanks = simulateRanks
             self.threads = threads
         }
     }
 
     /// Runs `body` on every rank and returns the process exit code.
-    public static func run(_ options: Options, _ body: @escaping @Sendable (Communicator) throws -> Void) -> Int32 {
+    static func run(_ options: Options, _ body: @escaping @Sendable (Communicator) throws -> Void) -> Int32 {
         if options.simulateRanks > 0 {
             if MPICommunicator.launchedByMPI {
                 report("--simulate-ranks cannot be combined with mpirun: drop one of them")
@@ -76,8 +72,5 @@ public enum Launcher {
         error is SameOnEveryRankError ? 2 : 1
     }
 
-    /// The one line a failure prints.
-    public static func report(_ message: String) {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-    }
+    private static func report(_ message: String) { ErrorReport.write(message) }
 }

@@ -105,11 +105,11 @@ public struct TrainingCheckpoint {
             memory = MemorySnapshot(embeddings: try archive.floats(named: "memory.embeddings"),
                                     labels: try archive.int32s(named: "memory.labels"),
                                     head: meta.memoryHead, count: meta.memoryCount,
-                                    capacity: meta.memoryCapacity, dimension: config.dim,
+                                    capacity: meta.memoryCapacity, dimension: config.model.dim,
                                     stamps: archive.contains("memory.stamps") ? try archive.int32s(named: "memory.stamps")
                                         : Self.stampsOneBatchPerIteration(head: meta.memoryHead, count: meta.memoryCount,
                                                                           capacity: meta.memoryCapacity, iteration: meta.iteration,
-                                                                          batch: config.batch))
+                                                                          batch: config.optimization.batch))
         }
     }
 
@@ -119,13 +119,14 @@ public struct TrainingCheckpoint {
                         config current: TrainingConfig) throws {
         try restoreModel(parameters: step.parameters, state: step.state,
                          parameterLayout: step.network.parameterLayout, stateLayout: step.network.stateLayout)
-        for (name, saved, now) in [("--batch", config.batch, current.batch), ("--instances", config.instances, current.instances),
-                                   ("--xbm-size", config.xbmSize, current.xbmSize)] where saved != now {
+        for (name, saved, now) in [("--batch", config.optimization.batch, current.optimization.batch),
+                                   ("--instances", config.optimization.instances, current.optimization.instances),
+                                   ("--xbm-size", config.memory.size, current.memory.size)] where saved != now {
             throw ResumeError("checkpoint was saved with \(name) \(saved) but this run has \(name) \(now); resume with the same value")
         }
         guard optimizerMoments.count == step.optimizer.stateBuffers.count else {
-            throw ResumeError("checkpoint holds \(optimizerMoments.count) optimizer buffers (\(config.optimizer)) "
-                                  + "but --optimizer \(current.optimizer) needs \(step.optimizer.stateBuffers.count)")
+            throw ResumeError("checkpoint holds \(optimizerMoments.count) optimizer buffers (\(config.optimization.optimizer.rawValue)) "
+                                  + "but --optimizer \(current.optimization.optimizer.rawValue) needs \(step.optimizer.stateBuffers.count)")
         }
         for (buffer, saved) in zip(step.optimizer.stateBuffers, optimizerMoments) { buffer.copy(from: saved) }
         step.optimizer.stepCount = meta.optimizerSteps
@@ -153,7 +154,7 @@ public struct TrainingCheckpoint {
     public func restoreModel(parameters: FlatBuffer<Float>, state: FlatBuffer<Float>,
                              parameterLayout: ParameterLayout, stateLayout: ParameterLayout) throws {
         guard meta.parameterLayout == parameterLayout, meta.stateLayout == stateLayout else {
-            throw ResumeError("checkpoint is of another model (\(config.model), d=\(config.dim)): it holds "
+            throw ResumeError("checkpoint is of another model (\(config.model.model.rawValue), d=\(config.model.dim)): it holds "
                                   + "\(meta.parameterLayout.summary); this run builds \(parameterLayout.summary)")
         }
         parameters.copy(from: self.parameters)

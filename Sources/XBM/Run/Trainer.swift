@@ -25,12 +25,17 @@ public final class Trainer {
     public var evaluateAtEnd = true
     /// Print progress and tables (rank 0 only in any case).
     public var verbose = true
+    /// Asked once per step whether this rank wants the run to stop (a signal arrived). The
+    /// answer rides on the step's allreduce, so one rank asking stops every rank at the same
+    /// iteration, after a checkpoint.
+    public var stopRequested: () -> Bool = { false }
 
-    private var sampler: PKSampler
+    public private(set) var sampler: PKSampler
     private var batch: GlobalBatch
     private let input: FlatBuffer<Float>
     private let runDirectory: RunDirectory?
-    private let drift: DriftMonitor?
+    /// The drift probe (`--drift-every` > 0).
+    public let drift: DriftMonitor?
     private var iteration = 0
 
     /// Builds the run; with `resume`, restores the run directory's checkpoint (which must
@@ -38,27 +43,27 @@ public final class Trainer {
     public init(config: TrainingConfig, comm: Communicator, resume: Bool = false, writeOutputs: Bool = true) throws {
         self.config = config
         self.comm = comm
-        guard !config.data.isEmpty else { throw ConfigError("--data is required: a dataset directory (see `xbm-dist data --help`)") }
-        dataset = try Dataset.load(directory: URL(fileURLWithPath: config.data, isDirectory: true))
+        guard !config.model.data.isEmpty else { throw ConfigError("--data is required: a dataset directory (see `xbm-dist data --help`)") }
+        dataset = try Dataset.load(directory: URL(fileURLWithPath: config.model.data, isDirectory: true))
         components = try TrainingComponents(config: config, sampleShape: dataset.sampleShape,
                                             isImages: dataset.isImages, comm: comm)
-        sampler = try PKSampler(labels: dataset.labels, indices: dataset.indices(.train), batchSize: config.batch,
-                                instances: config.instances, seed: config.seed, augment: dataset.isImages)
-        batch = GlobalBatch(batchSize: config.batch)
+        sampler = try PKSampler(labels: dataset.labels, indices: dataset.indices(.train), batchSize: config.optimization.batch,
+                                instances: config.optimization.instances, seed: config.run.seed, augment: dataset.isImages)
+        batch = GlobalBatch(batchSize: config.optimization.batch)
         input = FlatBuffer(count: components.step.localBatch * dataset.sampleSize)
-        runDirectory = writeOutputs && comm.rank == 0 ? RunDirectory(path: config.runDir) : nil
-        drift = config.driftEvery > 0
-            ? DriftMonitor(trainingIndices: dataset.indices(.train), probeSize: config.driftProbe,
-                           dimension: config.dim, seed: config.seed)
+        runDirectory = writeOutputs && comm.rank == 0 ? RunDirectory(path: config.run.directory) : nil
+        drift = config.memory.driftEvery > 0
+            ? DriftMonitor(trainingIndices: dataset.indices(.train), probeSize: config.memory.driftProbe,
+                           dimension: config.model.dim, seed: config.run.seed)
             : nil
 
-        let checkpointURL = RunDirectory(path: config.runDir).checkpointURL
+        let checkpointURL = RunDirectory(path: config.run.directory).checkpointURL
         if resume {
             let checkpoint = try TrainingCheckpoint.read(from: checkpointURL, comm: comm)
             try checkpoint.restore(into: components.step, sampler: &sampler, drift: drift, config: config)
             iteration = checkpoint.iteration
         } else {
-            try components.step.initializeParameters(seed: config.seed)
+            try components.step.initializeParameters(seed: config.run.seed)
         }
         try runDirectory?.prepare(resumingAt: resume ? iteration : nil)
         try runDirectory?.writeConfig(config)
@@ -67,33 +72,33 @@ public final class Trainer {
     /// Trains from the current iteration to `--iters`.
     public func run() throws -> Outcome {
         let step = components.step
-        let rank = comm.rank, b = step.localBatch
+        let rows = GlobalBatch.localRows(rank: comm.rank, ranks: comm.size, batchSize: config.optimization.batch)
         var outcome = Outcome(firstIteration: iteration)
-        let progress = ProgressLine(totalIterations: config.iters)
-        let talk = verbose && rank == 0
+        let progress = ProgressLine(totalIterations: config.optimization.iters)
+        let talk = verbose && comm.rank == 0
         if talk { printHeader() }
 
         var windowSeconds = 0.0, windowSteps = 0, averageStep = 0.0
-        while iteration < config.iters {
-            if let drift, iteration % config.driftEvery == 0 { try measureDrift(drift) }
-            if iteration == step.memoryStart, config.xbmInit == "fill", let memory = step.memory {
+        while iteration < config.optimization.iters {
+            if let drift, iteration % config.memory.driftEvery == 0 { try measureDrift(drift) }
+            if iteration == step.memoryStart, config.memory.initialization == .fill, let memory = step.memory {
                 try fillMemory(memory)
             }
             let started = DispatchTime.now().uptimeNanoseconds
             sampler.next(into: &batch)
             batch.indices.withUnsafeBufferPointer { indices in
                 batch.shifts.withUnsafeBufferPointer { shifts in
-                    dataset.fill(indices: UnsafeBufferPointer(rebasing: indices[(rank * b)..<((rank + 1) * b)]),
-                                 shifts: UnsafeBufferPointer(rebasing: shifts[(2 * rank * b)..<(2 * (rank + 1) * b)]),
+                    dataset.fill(indices: UnsafeBufferPointer(rebasing: indices[rows]),
+                                 shifts: UnsafeBufferPointer(rebasing: shifts[(2 * rows.lowerBound)..<(2 * rows.upperBound)]),
                                  into: input.pointer)
                 }
             }
             let learningRate = components.schedule.rate(at: iteration)
             let result = try batch.labels.withUnsafeBufferPointer { labels in
                 try step.run(input: input.pointer, labels: labels.baseAddress!, iteration: iteration,
-                             learningRate: learningRate, stopRequested: StopSignal.requested)
+                             learningRate: learningRate, stopRequested: stopRequested())
             }
-            if config.checkReplicas { try step.checkReplicas(iteration: iteration) }
+            if config.run.checkReplicas { try step.checkReplicas(iteration: iteration) }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
             windowSeconds += seconds
             windowSteps += 1
@@ -101,14 +106,14 @@ public final class Trainer {
             outcome.losses.append(result.loss)
             iteration += 1
 
-            let last = iteration == config.iters || result.stopRequested
-            if iteration % config.logEvery == 0 || iteration == 1 || last {
-                let imagesPerSecond = Double(windowSteps * config.batch) / max(windowSeconds, 1e-9)
+            let last = iteration == config.optimization.iters || result.stopRequested
+            if iteration % config.run.logEvery == 0 || iteration == 1 || last {
+                let imagesPerSecond = Double(windowSteps * config.optimization.batch) / max(windowSeconds, 1e-9)
                 if talk {
                     let fill = step.memory.map { ($0.count, $0.capacity) }
                     progress.emit(progress.format(iteration: iteration, loss: result.loss, learningRate: Double(learningRate),
                                                   imagesPerSecond: imagesPerSecond,
-                                                  secondsLeft: averageStep * Double(config.iters - iteration),
+                                                  secondsLeft: averageStep * Double(config.optimization.iters - iteration),
                                                   memoryFill: fill), final: !progress.isTerminal || last)
                 }
                 var record: [String: Any] = [
@@ -127,8 +132,8 @@ public final class Trainer {
                 outcome.stopped = true
                 break
             }
-            if config.checkpointEvery > 0, iteration % config.checkpointEvery == 0, !last { try saveCheckpoint() }
-            if config.evalEvery > 0, iteration % config.evalEvery == 0, !last {
+            if config.run.checkpointEvery > 0, iteration % config.run.checkpointEvery == 0, !last { try saveCheckpoint() }
+            if config.evaluation.every > 0, iteration % config.evaluation.every == 0, !last {
                 if talk { progress.breakLine() }
                 _ = try evaluate(final: false)
             }
@@ -138,7 +143,7 @@ public final class Trainer {
             try saveCheckpoint()
             if evaluateAtEnd { outcome.finalMetrics = try evaluate(final: true) }
         }
-        try runDirectory?.writePlot(title: "\(dataset.name): \(config.loss), memory \(config.xbmSize)")
+        try runDirectory?.writePlot(title: "\(dataset.name): \(config.loss.kind.rawValue), memory \(config.memory.size)")
         return outcome
     }
 
@@ -167,11 +172,11 @@ public final class Trainer {
     /// same model (as DistributedDataParallel's buffer broadcast does).
     private func evaluate(final: Bool) throws -> RetrievalMetrics {
         let step = components.step
-        if config.bn == "local" { try comm.broadcast(step.state.buffer, root: 0) }
+        if config.model.bn == .local { try comm.broadcast(step.state.buffer, root: 0) }
         let started = Date()
         let metrics = try Evaluation.retrieval(dataset: dataset, network: components.inferenceNetwork,
                                                parameters: step.parameters.pointer, state: step.state.pointer,
-                                               ks: config.recallK, comm: comm)
+                                               ks: config.evaluation.recallK, comm: comm)
         if let runDirectory {
             var record: [String: Any] = metrics.jsonObject
             record["iter"] = iteration
@@ -194,7 +199,7 @@ public final class Trainer {
             let name = step.network.parameterLayout.entries.last { $0.offset <= index }?.name ?? "?"
             throw TrainingError.nonFiniteParameters(iteration: iteration, name: name)
         }
-        if config.bn == "local" { try comm.broadcast(step.state.buffer, root: 0) }
+        if config.model.bn == .local { try comm.broadcast(step.state.buffer, root: 0) }
         guard let runDirectory else { return }
         try TrainingCheckpoint(step: components.step, sampler: sampler, drift: drift, iteration: iteration, config: config)
             .write(to: runDirectory.checkpointURL)
@@ -208,11 +213,11 @@ public final class Trainer {
                                             parameters: step.parameters.pointer, state: step.state.pointer, comm: comm)
         else { return }
         try runDirectory?.append(["iter": iteration, "drift": value])
-        if config.xbmStart == .auto, step.memory != nil, step.memoryStart == Int.max,
-           value < config.driftThreshold {
+        if config.memory.start == .auto, step.memory != nil, step.memoryStart == Int.max,
+           value < config.memory.driftThreshold {
             step.memoryStart = iteration
             if verbose && comm.rank == 0 {
-                print(String(format: "drift %.4f < %.4f: memory starts at iteration %d", value, config.driftThreshold, iteration))
+                print(String(format: "drift %.4f < %.4f: memory starts at iteration %d", value, config.memory.driftThreshold, iteration))
             }
         }
     }
@@ -222,42 +227,32 @@ public final class Trainer {
     /// samples; each embeds its share of every round, and the rounds are allgathered and
     /// enqueued, so the replicas stay identical.
     private func fillMemory(_ memory: CrossBatchMemory) throws {
-        let step = components.step, network = components.inferenceNetwork
-        let B = config.batch, b = step.localBatch, d = config.dim
-        var random = RandomSource.derived(seed: config.seed, stream: 0xF111 &+ UInt64(iteration))
+        let step = components.step, B = config.optimization.batch
+        var random = RandomSource.derived(seed: config.run.seed, stream: 0xF111 &+ UInt64(iteration))
         let train = dataset.indices(.train)
-        let rounds = (memory.capacity + B - 1) / B
-        let gathered = FlatBuffer<Float>(count: B * d)
-        var rows = [Int32](repeating: 0, count: B)
-        var labels = [Int32](repeating: 0, count: B)
-        let chunkInput = FlatBuffer<Float>(count: b * dataset.sampleSize)
-        for _ in 0..<rounds {
-            for i in 0..<B {
-                rows[i] = Int32(train[random.nextInt(below: train.count)])
-                labels[i] = dataset.labels[Int(rows[i])]
-            }
-            rows.withUnsafeBufferPointer { all in
-                dataset.fill(indices: UnsafeBufferPointer(rebasing: all[(comm.rank * b)..<((comm.rank + 1) * b)]),
-                             shifts: nil, into: chunkInput.pointer)
-            }
-            let output = try network.forward(input: chunkInput.pointer, count: b, parameters: step.parameters.pointer,
-                                             state: step.state.pointer, mode: .inference)
-            try comm.allgather(UnsafeBufferPointer(start: output, count: b * d), into: gathered.buffer)
-            _ = try labels.withUnsafeBufferPointer { try memory.enqueue(embeddings: gathered.pointer, labels: $0.baseAddress!, count: B) }
+        for _ in 0..<((memory.capacity + B - 1) / B) {
+            let rows = (0..<B).map { _ in train[random.nextInt(below: train.count)] }
+            let labels = rows.map { dataset.labels[$0] }
+            let embeddings = try Evaluation.embed(indices: rows, dataset: dataset, network: components.inferenceNetwork,
+                                                  parameters: step.parameters.pointer, state: step.state.pointer, comm: comm)
+            try memory.enqueue(embeddings: embeddings.pointer, labels: labels, count: B)
         }
         if verbose && comm.rank == 0 { print("memory filled with \(memory.count) embeddings at iteration \(iteration)") }
     }
 
     private func printHeader() {
-        let c = config, step = components.step
+        let c = config, o = c.optimization, m = c.memory, step = components.step
         print("xbm-dist: \(dataset.name) (\(dataset.count) samples, \(dataset.indices(.train).count) for training), "
-              + "\(components.modelKind.rawValue) d=\(c.dim), \(step.network.parameterLayout.count) parameters")
-        print("  \(comm.size) rank(s) [\(comm.backendName)], global batch \(c.batch) = \(c.batch / c.instances) classes × \(c.instances), "
-              + "local batch \(step.localBatch), BN \(c.bn), \(BLASThreads.current) BLAS thread(s) per rank (\(BLASKernels.current) kernels)")
-        let memory = c.xbmSize > 0
-            ? "memory \(c.xbmSize) from \(c.memoryStartIteration.map { "iteration \($0)" } ?? "a drift below \(c.driftThreshold)"), weight \(c.xbmWeight), \(c.xbmReduce)\(c.xbmInit == "fill" ? ", filled at start" : "")"
+              + "\(components.modelKind.rawValue) d=\(c.model.dim), \(step.network.parameterLayout.count) parameters")
+        print("  \(comm.size) rank(s) [\(comm.backendName)], global batch \(o.batch) = \(o.batch / o.instances) classes × \(o.instances), "
+              + "local batch \(step.localBatch), BN \(c.model.bn.rawValue), \(BLASThreads.current) BLAS thread(s) per rank (\(BLASKernels.current) kernels)")
+        let start = c.memoryStartIteration.map { "iteration \($0)" } ?? "a drift below \(m.driftThreshold)"
+        let memory = m.isEnabled
+            ? "memory \(m.size) from \(start), weight \(m.weight), \(m.reduction.rawValue)\(m.initialization == .fill ? ", filled at start" : "")"
             : "no memory"
-        print("  loss \(c.loss), \(memory); \(c.optimizer) lr \(c.lr) \(c.schedule)\(c.schedule == "step" ? " ×\(c.gamma) at \(c.milestoneIterations.map(String.init).joined(separator: ", "))" : ""); \(c.iters) iterations; run dir \(c.runDir)")
+        let drops = o.schedule == .step ? " ×\(o.gamma) at \(o.milestoneIterations.map(String.init).joined(separator: ", "))" : ""
+        print("  loss \(c.loss.kind.rawValue), \(memory); \(o.optimizer.rawValue) lr \(o.lr) \(o.schedule.rawValue)\(drops); "
+              + "\(o.iters) iterations; run dir \(c.run.directory)")
         if iteration > 0 { print("  resumed at iteration \(iteration)") }
     }
 }

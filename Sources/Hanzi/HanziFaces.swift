@@ -1,4 +1,5 @@
 import Foundation
+import XBM
 
 /// One of the 27 font faces of the hanzi benchmark (Docs/data.md), located by file and by the
 /// family and style names FreeType reports (which select the face inside a .ttc collection).
@@ -54,6 +55,17 @@ public struct HanziFace: Sendable, Equatable {
     }()
 
     public static func named(_ name: String) -> HanziFace? { all.first { $0.name == name } }
+
+    /// The Debian packages that install the 27 faces, each once, in face order.
+    public static var packages: [String] {
+        var seen = Set<String>()
+        return all.map(\.package).filter { seen.insert($0).inserted }
+    }
+
+    /// Whether this face's file is present under `fontDirectory`.
+    public func isInstalled(fontDirectory: URL = HanziFace.defaultFontDirectory) -> Bool {
+        FileManager.default.fileExists(atPath: fontDirectory.appendingPathComponent(file).path)
+    }
 }
 
 /// GB2312's hanzi in code order, decoded by Foundation's GB 18030 converter (a superset of

@@ -78,7 +78,7 @@ public final class DistributedStep {
         globalEmbeddings = FlatBuffer(count: globalBatch * dimension)
         embeddingGradient = FlatBuffer(count: globalBatch * dimension + 3 + 2 * PairStatistics.floatCount)
         objective = CrossBatchObjective(loss: loss, memoryWeight: memoryWeight, memoryReduction: memoryReduction,
-                                        globalBatch: globalBatch, localBatch: localBatch, rank: comm.rank)
+                                        globalBatch: globalBatch, rank: comm.rank, ranks: comm.size)
     }
 
     /// Seeded initialisation on rank 0, then a broadcast, so every rank starts from the same
@@ -94,7 +94,7 @@ public final class DistributedStep {
     /// global batch (known to every rank from the shared sampler).
     public func run(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, iteration: Int,
                     learningRate: Float, stopRequested: Bool) throws -> Result {
-        let b = localBatch, B = globalBatch, d = dimension, rank = comm.rank
+        let b = localBatch, B = globalBatch, d = dimension
         let local = try network.forward(input: input, count: b, parameters: parameters.pointer,
                                         state: state.pointer, mode: .training)
         try comm.allgather(UnsafeBufferPointer(start: local, count: b * d), into: globalEmbeddings.buffer)
@@ -109,19 +109,18 @@ public final class DistributedStep {
         let dE = embeddingGradient.pointer
         // The current batch is enqueued before its memory term, as in the paper.
         var memoryInUse: CrossBatchMemory?
-        var firstSlot = 0
         // Rows are stamped with the iteration whose model embedded them; after the step the
         // clock moves on, so that rows enqueued before the next step (`--xbm-init fill`, with
         // the updated model) carry the next iteration.
         memory?.clock = iteration
         defer { memory?.clock = iteration + 1 }
         if let memory, iteration >= memoryStart {
-            firstSlot = try memory.enqueue(embeddings: globalEmbeddings.pointer, labels: labels, count: B)
+            try memory.enqueue(embeddings: globalEmbeddings.pointer, labels: labels, count: B)
             memoryInUse = memory
         }
         let sums = objective.accumulate(
             embeddings: globalEmbeddings.pointer, labels: labels, dimension: d,
-            memory: memoryInUse, memoryFirstSlot: firstSlot, gradient: dE)
+            memory: memoryInUse, gradient: dE)
 
         dE[B * d] = Float(sums.batch)
         dE[B * d + 1] = Float(sums.memory)
@@ -141,7 +140,7 @@ public final class DistributedStep {
         }
 
         gradients.zero()
-        try network.backward(outputGradient: dE + rank * b * d, parameters: parameters.pointer,
+        try network.backward(outputGradient: dE + objective.rows.lowerBound * d, parameters: parameters.pointer,
                              gradients: gradients.pointer)
         try comm.allreduceSum(gradients.buffer)
         optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, learningRate: learningRate)
@@ -153,14 +152,11 @@ public final class DistributedStep {
     /// FNV-1a over the parameters, the running statistics and the memory: equal on every rank
     /// when the replicas agree (`--check-replicas`).
     public func replicaChecksum() -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        func mix(_ buffer: FlatBuffer<Float>) {
-            for i in 0..<buffer.count { hash = (hash ^ UInt64(buffer[i].bitPattern)) &* 0x0000_0100_0000_01B3 }
-        }
-        mix(parameters)
-        mix(state)
-        if let memory { hash = (hash ^ memory.checksum()) &* 0x0000_0100_0000_01B3 }
-        return hash
+        var hash = FNV1a64()
+        hash.update(parameters.pointer, count: parameters.count)
+        hash.update(state.pointer, count: state.count)
+        if let memory { hash.update(memory.checksum()) }
+        return hash.value
     }
 
     /// Compares the replica checksums of all ranks; throws naming the ranks that differ.

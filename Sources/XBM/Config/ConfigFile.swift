@@ -1,0 +1,61 @@
+import Foundation
+
+/// Reading the JSON form of a configuration: a `--config` file, a run's `config.json`, the
+/// record in a checkpoint. Keys left out keep their defaults, so a file may name only a few;
+/// unknown keys are errors (a typo must not silently fall back to a default).
+extension TrainingConfig {
+    public static func load(file: URL) throws -> TrainingConfig {
+        let data: Data
+        do { data = try Data(contentsOf: file) } catch {
+            throw ConfigError("--config \(file.path): cannot read the file (\(error.localizedDescription))")
+        }
+        return try TrainingConfig(json: data, source: "--config \(file.path)")
+    }
+
+    /// Decodes `data` over the defaults; `source` names it in errors.
+    public init(json data: Data, source: String) throws {
+        guard let object = try? JSONSerialization.jsonObject(with: data), let given = object as? [String: Any] else {
+            throw ConfigError("\(source): expected a JSON object such as {\"xbm-size\": 16384, \"lr\": 0.001}")
+        }
+        let known = Set(Self.keys)
+        if let unknown = given.keys.sorted().first(where: { !known.contains($0) }) {
+            let hint = known.min { editDistance($0, unknown) < editDistance($1, unknown) } ?? ""
+            throw ConfigError("\(source): unknown key \"\(unknown)\" (did you mean \"\(hint)\"?)")
+        }
+        // The defaults' own JSON form under the given keys: one decoding path for both.
+        var merged = (try? JSONSerialization.jsonObject(with: TrainingConfig().json())) as? [String: Any] ?? [:]
+        merged.merge(given) { _, new in new }
+        do {
+            self = try JSONDecoder().decode(TrainingConfig.self, from: JSONSerialization.data(withJSONObject: merged))
+        } catch let error as DecodingError {
+            throw ConfigError("\(source): \(describe(error))")
+        }
+    }
+}
+
+/// One line for a JSON decoding error: which key, what was expected.
+func describe(_ error: DecodingError) -> String {
+    switch error {
+    case let .typeMismatch(type, context), let .valueNotFound(type, context):
+        return "key \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" should be \(type)"
+    case let .dataCorrupted(context), let .keyNotFound(_, context):
+        let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+        return (key.isEmpty ? "" : "key \"\(key)\": ") + context.debugDescription
+    @unknown default:
+        return "\(error)"
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var previous = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...max(b.count, 1) where !b.isEmpty {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

@@ -1,0 +1,49 @@
+extension TrainingConfig {
+    /// Checks the ranges of the options and the rules that involve several options or the
+    /// number of ranks; each failure names the options and what would be accepted. (Choices
+    /// need no check: their types hold only valid values.)
+    public func validate(ranks: Int) throws {
+        func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+            if !condition { throw ConfigError(message()) }
+        }
+        let o = optimization, m = memory, e = evaluation
+        try require(o.batch >= 2, "--batch must be at least 2, got \(o.batch)")
+        try require(o.instances >= 1, "--instances must be at least 1, got \(o.instances)")
+        try require(o.batch % o.instances == 0, "--batch \(o.batch) is not a multiple of --instances \(o.instances)")
+        try require(o.batch / o.instances >= 2, "--batch \(o.batch) / --instances \(o.instances) gives fewer than 2 classes per batch")
+        try require(o.batch % ranks == 0, "--batch \(o.batch) (the global batch) is not divisible by the \(ranks) ranks")
+        let local = o.batch / ranks
+        try require(local % o.instances == 0,
+                    "the local batch \(local) (= --batch \(o.batch) / \(ranks) ranks) is not a multiple of --instances \(o.instances)")
+        try require(model.dim >= 2, "--dim must be at least 2, got \(model.dim)")
+        try require(model.hidden >= 1, "--hidden must be at least 1, got \(model.hidden)")
+        try require(o.iters >= 0, "--iters must be non-negative, got \(o.iters)")
+        try require(o.lr > 0 && o.lr.isFinite, "--lr must be positive, got \(o.lr)")
+        try require(o.warmup >= 0, "--warmup must be non-negative, got \(o.warmup)")
+        try require(o.schedule != .cosine || o.iters > o.warmup,
+                    "--schedule cosine needs --iters \(o.iters) greater than --warmup \(o.warmup)")
+        try require(o.weightDecay >= 0 && o.weightDecay.isFinite, "--weight-decay must be finite and ≥ 0, got \(o.weightDecay)")
+        try require(o.momentum >= 0 && o.momentum < 1, "--momentum must be in [0, 1), got \(o.momentum)")
+        try require(o.gamma > 0 && o.gamma.isFinite, "--gamma must be positive, got \(o.gamma)")
+        let l = loss
+        try require(l.margin.map { $0.isFinite } ?? true, "--margin must be finite, got \(l.margin ?? 0)")
+        try require(l.epsilon >= 0 && l.epsilon < 1, "--epsilon must be in [0, 1), got \(l.epsilon)")
+        try require(l.msAlpha > 0 && l.msBeta > 0 && l.msAlpha.isFinite && l.msBeta.isFinite,
+                    "--ms-alpha and --ms-beta must be positive, got \(l.msAlpha) and \(l.msBeta)")
+        try require(l.msLambda.isFinite && l.msMu.isFinite, "--ms-lambda and --ms-mu must be finite")
+        try require(l.temperature > 0 && l.temperature.isFinite, "--temperature must be positive, got \(l.temperature)")
+        try require(m.size >= 0, "--xbm-size must be 0 (no memory) or positive, got \(m.size)")
+        try require(m.size == 0 || m.size >= o.batch,
+                    "--xbm-size \(m.size) is smaller than the global batch --batch \(o.batch): the memory must hold at least one batch")
+        try require(m.start != .auto || m.driftEvery > 0,
+                    "--xbm-start auto needs drift measurements: set --drift-every to a positive interval")
+        try require(m.driftEvery >= 0 && m.driftProbe >= 1 && m.driftThreshold > 0 && m.driftThreshold.isFinite,
+                    "--drift-every must be ≥ 0, --drift-probe ≥ 1 and --drift-threshold > 0")
+        try require(m.weight >= 0 && m.weight.isFinite, "--xbm-weight must be finite and ≥ 0, got \(m.weight)")
+        try require(e.every >= 0 && run.logEvery >= 1 && run.checkpointEvery >= 0,
+                    "--eval-every and --checkpoint-every must be ≥ 0 and --log-every ≥ 1")
+        try require(e.batch >= 1, "--eval-batch must be at least 1, got \(e.batch)")
+        try require(!e.recallK.isEmpty && e.recallK.allSatisfy { $0 >= 1 }, "--recall-k needs positive values, got \(e.recallK)")
+        try require(Set(e.recallK).count == e.recallK.count, "--recall-k names a cut-off twice: \(e.recallK)")
+    }
+}
