@@ -78,12 +78,17 @@ public struct TrainingCheckpoint {
         }
         let message = try comm.broadcast(bytes: Array(problem.utf8), root: 0)
         if !message.isEmpty { throw ResumeError(String(decoding: message, as: UTF8.self)) }
-        bytes = try comm.broadcast(bytes: bytes, root: 0)
+        // Every rank parses the same bytes, so every rank fails alike.
+        return try decode(try comm.broadcast(bytes: bytes, root: 0), path: url.path)
+    }
+
+    /// Parses a checkpoint file's bytes; `path` names it in errors. Untrusted input: any
+    /// malformation is a `ResumeError`, never a trap (fuzzed by Launch/fuzz).
+    public static func decode(_ bytes: [UInt8], path: String) throws -> TrainingCheckpoint {
         do {
-            let archive = try CheckpointArchive(decoding: bytes, path: url.path)
-            return try TrainingCheckpoint(archive: archive, path: url.path)
+            let archive = try CheckpointArchive(decoding: bytes, path: path)
+            return try TrainingCheckpoint(archive: archive, path: path)
         } catch let error as CheckpointError {
-            // Every rank parsed the same bytes, so every rank fails alike.
             throw ResumeError(error.description)
         }
     }
