@@ -17,16 +17,21 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var launchOptions: LaunchOptions
     @Flag(help: "Continue from the run directory's checkpoint (its config.json is the base configuration).")
     var resume = false
+    @Option(parsing: .singleValue,
+            help: "With --resume: keys (lr, loss, data, ...) whose change from the checkpoint's configuration is meant; repeat or comma-separate. Without it such a change is refused.",
+            transform: { $0.split(separator: ",").map(String.init) })
+    var resumeOverride: [[String]] = []
 
     func run() throws {
         let config = try resolvedConfig(options, resume: resume)
-        let resume = resume
+        let resume = resume, overrides = Set(resumeOverride.joined())
+        guard resume || overrides.isEmpty else { throw ValidationError("--resume-override applies only with --resume") }
         try launch(launchOptions) { comm in
             var config = config
             if config.model.data.isEmpty { config.model.data = try DefaultDataset.ensureHanzi(comm: comm, log: comm.rank == 0) }
             // After the data exists: a Ctrl-C during the build should end the build.
             StopSignal.install()
-            let trainer = try Trainer(config: config, comm: comm, resume: resume)
+            let trainer = try Trainer(config: config, comm: comm, resume: resume, resumeOverrides: overrides)
             trainer.stopRequested = { StopSignal.requested }
             _ = try trainer.run()
         }

@@ -85,7 +85,7 @@ struct OptimizationArguments: ParsableArguments {
     /// The values given on the command line, each with the field it sets.
     var overrides: [Override<OptimizationConfig>] {
         [.init(batch, \.batch), .init(instances, \.instances), .init(iters, \.iters),
-         .init(optimizer, \.optimizer), .init(lr, \.lr), .init(weightDecay, \.weightDecay),
+         .init(scheduleIters, \.scheduleIters), .init(optimizer, \.optimizer), .init(lr, \.lr), .init(weightDecay, \.weightDecay),
          .init(momentum, \.momentum), .init(schedule, \.schedule), .init(gamma, \.gamma),
          .init(warmup, \.warmup), .init(milestones.isEmpty ? nil : Array(milestones.joined()), \.milestones)]
     }
@@ -93,6 +93,8 @@ struct OptimizationArguments: ParsableArguments {
     @Option(help: "Global batch B; each rank takes B / ranks (default \(defaults.optimization.batch)).") var batch: Int?
     @Option(help: "Instances per class K in a batch (default \(defaults.optimization.instances)).") var instances: Int?
     @Option(help: "Training iterations (default \(defaults.optimization.iters)).") var iters: Int?
+    @Option(help: "Length of the schedule that shares of it (75%) and cosine resolve against (default: --iters; a resumed run that raises --iters keeps its original length).")
+    var scheduleIters: Int?
     @Option(help: "Optimiser (default \(defaults.optimization.optimizer.rawValue)).") var optimizer: OptimizerKind?
     @Option(help: "Base learning rate (default \(defaults.optimization.lr)).") var lr: Double?
     @Option(help: "Weight decay, on weights only (default \(defaults.optimization.weightDecay)).") var weightDecay: Double?
@@ -148,7 +150,7 @@ struct RunArguments: ParsableArguments {
     /// The values given on the command line, each with the field it sets.
     var overrides: [Override<RunConfig>] {
         [.init(logEvery, \.logEvery), .init(checkpointEvery, \.checkpointEvery), .init(runDir, \.directory),
-         .init(seed, \.seed), .init(checkReplicas, \.checkReplicas)]
+         .init(seed, \.seed), .init(checkReplicas, \.checkReplicas), .init(stepTimeout, \.stepTimeout)]
     }
 
     @Option(help: "Progress line and metrics.jsonl every N iterations (default \(defaults.run.logEvery)).") var logEvery: Int?
@@ -158,4 +160,6 @@ struct RunArguments: ParsableArguments {
     @Option(help: "Seed of initialisation, sampling and augmentation (default \(defaults.run.seed)).") var seed: UInt64?
     @Flag(inversion: .prefixedNo, help: "Compare parameter and memory checksums across ranks every step (default off).")
     var checkReplicas: Bool?
+    @Option(help: "Seconds any one phase (a collective, an evaluation, a checkpoint) may take before the job is ended as stuck (default \(Int(defaults.run.stepTimeout))).")
+    var stepTimeout: Double?
 }

@@ -51,6 +51,8 @@ final class OptionRoundTripTests: XCTestCase {
             "batch": Case(argument: "32", json: 32) { t, _ in step(t).globalBatch == 32 && t.sampler.batchSize == 32 },
             "instances": Case(argument: "2", json: 2) { t, _ in t.sampler.instances == 2 },
             "iters": Case(argument: "100", json: 100) { t, _ in schedule(t).totalIterations == 100 },
+            "schedule-iters": Case(argument: "500", json: 500) { t, _ in schedule(t).totalIterations == 500 },
+            "step-timeout": Case(argument: "30", json: 30) { t, _ in t.config.run.stepTimeout == 30 },
             "optimizer": Case(argument: "sgd", json: "sgd") { t, _ in step(t).optimizer.kind == .sgd },
             "lr": Case(argument: "0.01", json: 0.01) { t, _ in schedule(t).baseRate == Float(0.01) },
             "weight-decay": Case(argument: "0.001", json: 0.001) { t, _ in step(t).optimizer.weightDecay == Float(0.001) },
@@ -87,7 +89,7 @@ final class OptionRoundTripTests: XCTestCase {
         let names = pattern.matches(in: help, range: NSRange(help.startIndex..., in: help)).map {
             String(help[Range($0.range(at: 1), in: help)!])
         }
-        return Set(names).subtracting(["help", "config", "resume", "simulate-ranks", "threads"])
+        return Set(names).subtracting(["help", "config", "resume", "resume-override", "simulate-ranks", "threads"])
     }
 
     private func trainer(_ options: TrainOptions) throws -> Trainer {

@@ -78,7 +78,11 @@ final class ResumeTests: XCTestCase {
         var other = config(data: data, runDirectory: run, iterations: 4)
         other.model.dim = 12
         XCTAssertThrowsError(try train(other, ranks: 1, resume: true)) { error in
-            XCTAssertTrue("\(error)".contains("another model"), "\(error)")
+            XCTAssertTrue("\(error)".contains("--dim 8 → 12"), "\(error)")
+        }
+        // Overriding cannot make saved weights fit another network.
+        XCTAssertThrowsError(try Trainer(config: other, comm: SingleProcessCommunicator(), resume: true, resumeOverrides: ["dim"])) {
+            XCTAssertTrue("\($0)".contains("another model"), "\($0)")
         }
     }
 

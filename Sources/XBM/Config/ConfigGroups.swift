@@ -96,6 +96,10 @@ public struct OptimizationConfig: Codable, Equatable, Sendable {
     /// `--instances`: K samples per class in a batch.
     public var instances = 4
     public var iters = 2400
+    /// `--schedule-iters`: the length the schedule and the relative iteration points
+    /// (milestones, memory start, cosine) resolve against; nil for `iters`. A resumed run that
+    /// extends `iters` keeps its original length here unless told otherwise.
+    public var scheduleIters: Int?
     public var optimizer = OptimizerKind.adam
     public var lr = 1e-3
     /// `--weight-decay`, on weights only.
@@ -111,17 +115,20 @@ public struct OptimizationConfig: Codable, Equatable, Sendable {
 
     public init() {}
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case batch, instances, iters, optimizer, lr, weightDecay = "weight-decay", momentum
+        case batch, instances, iters, scheduleIters = "schedule-iters", optimizer, lr, weightDecay = "weight-decay", momentum
         case schedule, milestones, gamma, warmup
     }
     static let keys = CodingKeys.allCases.map(\.rawValue)
 
+    /// What the schedule's length and shares of it resolve against.
+    public var scheduleLength: Int { scheduleIters ?? iters }
+
     /// The step schedule's milestones as iterations of this run.
-    public var milestoneIterations: [Int] { milestones.map { $0.resolved(iterations: iters) } }
+    public var milestoneIterations: [Int] { milestones.map { $0.resolved(iterations: scheduleLength) } }
 
     public func makeSchedule() -> LearningRateSchedule {
         LearningRateSchedule(kind: schedule, baseRate: Float(lr), warmupIterations: warmup,
-                             milestones: milestoneIterations, gamma: Float(gamma), totalIterations: max(iters, 1))
+                             milestones: milestoneIterations, gamma: Float(gamma), totalIterations: max(scheduleLength, 1))
     }
 
     public func makeOptimizer(layout: ParameterLayout) -> Optimizer {
@@ -199,11 +206,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// `--check-replicas`: compare parameter and memory checksums across ranks every step.
     public var checkReplicas = false
+    /// `--step-timeout`: seconds any one phase of the run (a step's collective, an evaluation,
+    /// a checkpoint) may take before the rank decides the job is stuck and ends it.
+    public var stepTimeout = 600.0
 
     public init() {}
     enum CodingKeys: String, CodingKey, CaseIterable {
         case logEvery = "log-every", checkpointEvery = "checkpoint-every", directory = "run-dir", seed
-        case checkReplicas = "check-replicas"
+        case checkReplicas = "check-replicas", stepTimeout = "step-timeout"
     }
     static let keys = CodingKeys.allCases.map(\.rawValue)
 }

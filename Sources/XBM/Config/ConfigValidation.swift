@@ -18,10 +18,11 @@ extension TrainingConfig {
         try require(model.dim >= 2, "--dim must be at least 2, got \(model.dim)")
         try require(model.hidden >= 1, "--hidden must be at least 1, got \(model.hidden)")
         try require(o.iters >= 0, "--iters must be non-negative, got \(o.iters)")
+        try require((o.scheduleIters ?? 1) >= 1, "--schedule-iters must be at least 1, got \(o.scheduleIters ?? 0)")
         try require(o.lr > 0 && o.lr.isFinite, "--lr must be positive, got \(o.lr)")
         try require(o.warmup >= 0, "--warmup must be non-negative, got \(o.warmup)")
-        try require(o.schedule != .cosine || o.iters > o.warmup,
-                    "--schedule cosine needs --iters \(o.iters) greater than --warmup \(o.warmup)")
+        try require(o.schedule != .cosine || o.scheduleLength > o.warmup,
+                    "--schedule cosine needs --iters \(o.scheduleLength) greater than --warmup \(o.warmup)")
         try require(o.weightDecay >= 0 && o.weightDecay.isFinite, "--weight-decay must be finite and ≥ 0, got \(o.weightDecay)")
         try require(o.momentum >= 0 && o.momentum < 1, "--momentum must be in [0, 1), got \(o.momentum)")
         try require(o.gamma > 0 && o.gamma.isFinite, "--gamma must be positive, got \(o.gamma)")
@@ -43,6 +44,7 @@ extension TrainingConfig {
         try require(e.every >= 0 && run.logEvery >= 1 && run.checkpointEvery >= 0,
                     "--eval-every and --checkpoint-every must be ≥ 0 and --log-every ≥ 1")
         try require(e.batch >= 1, "--eval-batch must be at least 1, got \(e.batch)")
+        try require(run.stepTimeout > 0 && !run.stepTimeout.isNaN, "--step-timeout must be a positive number of seconds, got \(run.stepTimeout)")
         try require(!e.recallK.isEmpty && e.recallK.allSatisfy { $0 >= 1 }, "--recall-k needs positive values, got \(e.recallK)")
         try require(Set(e.recallK).count == e.recallK.count, "--recall-k names a cut-off twice: \(e.recallK)")
     }

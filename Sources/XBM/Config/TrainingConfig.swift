@@ -41,7 +41,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         + MemoryConfig.keys + EvaluationConfig.keys + RunConfig.keys
 
     /// The memory's first iteration in this run; nil for `--xbm-start auto`.
-    public var memoryStartIteration: Int? { memory.start.resolved(iterations: optimization.iters) }
+    public var memoryStartIteration: Int? { memory.start.resolved(iterations: optimization.scheduleLength) }
 
     /// Pretty, key-sorted JSON (for `config.json` and checkpoints).
     public func json() -> Data {

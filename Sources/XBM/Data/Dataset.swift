@@ -54,6 +54,18 @@ public final class Dataset: @unchecked Sendable {
     /// The raw x payload: uint8 for images, float32 for features, (N, sampleShape) in C order.
     public var rawSamples: UnsafeRawBufferPointer { x.bytes }
 
+    /// FNV-1a 64 of the sample shape, the samples, the labels and the split: what a checkpoint
+    /// records to recognise its data wherever the directory has moved. One pass over x.npy
+    /// (about 0.1 s for the hanzi benchmark).
+    public func fingerprint() -> UInt64 {
+        var hash = FNV1a64()
+        for value in sampleShape + [count] { hash.update(UInt64(value)) }
+        hash.update(x.bytes)
+        labels.withUnsafeBufferPointer { hash.update($0.baseAddress!, count: $0.count) }
+        split.withUnsafeBufferPointer { hash.update($0.baseAddress!, count: $0.count) }
+        return hash.value
+    }
+
     /// Indices (ascending) of the samples the role uses.
     public func indices(_ role: SplitRole) -> [Int] {
         split.indices.filter { role.contains(split[$0]) }

@@ -37,14 +37,32 @@ public final class Trainer {
     /// The drift probe (`--drift-every` > 0).
     public let drift: DriftMonitor?
     private var iteration = 0
+    private let dataFingerprint: UInt64
+    /// Watches the current `run()` for phases that never end.
+    private var watchdog: Watchdog?
+    /// What `--resume` changed on purpose, for the header.
+    private var resumeNotes: [String] = []
 
     /// Builds the run; with `resume`, restores the run directory's checkpoint (which must
-    /// exist) — also under a different number of ranks.
-    public init(config: TrainingConfig, comm: Communicator, resume: Bool = false, writeOutputs: Bool = true) throws {
-        self.config = config
+    /// exist) — also under a different number of ranks — after checking that `config` does not
+    /// change what the run computes beyond the keys named in `resumeOverrides` (`ResumePolicy`).
+    public init(config requested: TrainingConfig, comm: Communicator, resume: Bool = false,
+                resumeOverrides: Set<String> = [], writeOutputs: Bool = true) throws {
         self.comm = comm
-        guard !config.model.data.isEmpty else { throw ConfigError("--data is required: a dataset directory (see `xbm-dist data --help`)") }
-        dataset = try Dataset.load(directory: URL(fileURLWithPath: config.model.data, isDirectory: true))
+        guard !requested.model.data.isEmpty else { throw ConfigError("--data is required: a dataset directory (see `xbm-dist data --help`)") }
+        dataset = try Dataset.load(directory: URL(fileURLWithPath: requested.model.data, isDirectory: true))
+        dataFingerprint = dataset.fingerprint()
+        var checkpoint: TrainingCheckpoint?
+        var config = requested
+        if resume {
+            let saved = try TrainingCheckpoint.read(from: RunDirectory(path: requested.run.directory).checkpointURL, comm: comm)
+            let outcome = try ResumePolicy.reconcile(requested: requested, saved: saved.config, overrides: resumeOverrides,
+                                                     savedData: saved.dataFingerprint, currentData: dataFingerprint)
+            config = outcome.config
+            resumeNotes = outcome.notes
+            checkpoint = saved
+        }
+        self.config = config
         components = try TrainingComponents(config: config, sampleShape: dataset.sampleShape,
                                             isImages: dataset.isImages, comm: comm)
         sampler = try PKSampler(labels: dataset.labels, indices: dataset.indices(.train), batchSize: config.optimization.batch,
@@ -57,9 +75,7 @@ public final class Trainer {
                            dimension: config.model.dim, seed: config.run.seed)
             : nil
 
-        let checkpointURL = RunDirectory(path: config.run.directory).checkpointURL
-        if resume {
-            let checkpoint = try TrainingCheckpoint.read(from: checkpointURL, comm: comm)
+        if let checkpoint {
             try checkpoint.restore(into: components.step, sampler: &sampler, drift: drift, config: config)
             iteration = checkpoint.iteration
         } else {
@@ -78,13 +94,30 @@ public final class Trainer {
         let talk = verbose && comm.rank == 0
         if talk { printHeader() }
 
+        // Abort is the one call a communicator takes from any thread: it ends the process.
+        nonisolated(unsafe) let aborting = comm
+        let watchdog = Watchdog(timeout: config.run.stepTimeout) { message in
+            // MPI_Abort from the watchdog's thread; should it not end the process, exit anyway.
+            DispatchQueue.global().asyncAfter(deadline: .now() + 10) { _exit(124) }
+            aborting.abort(message: message, exitCode: 124)
+        }
+        defer { watchdog.stop() }
+        self.watchdog = watchdog
+        step.phaseObserver = { [unowned watchdog] phase in watchdog.enter(phase) }
+        defer { step.phaseObserver = nil }
+
         var windowSeconds = 0.0, windowSteps = 0, averageStep = 0.0
         while iteration < config.optimization.iters {
-            if let drift, iteration % config.memory.driftEvery == 0 { try measureDrift(drift) }
+            if let drift, iteration % config.memory.driftEvery == 0 {
+                watchdog.enter("a drift measurement", iteration: iteration)
+                try measureDrift(drift)
+            }
             if iteration == step.memoryStart, config.memory.initialization == .fill, let memory = step.memory {
+                watchdog.enter("the memory fill", iteration: iteration)
                 try fillMemory(memory)
             }
             let started = DispatchTime.now().uptimeNanoseconds
+            watchdog.enter("loading the batch", iteration: iteration)
             sampler.next(into: &batch)
             batch.indices.withUnsafeBufferPointer { indices in
                 batch.shifts.withUnsafeBufferPointer { shifts in
@@ -98,7 +131,10 @@ public final class Trainer {
                 try step.run(input: input.pointer, labels: labels.baseAddress!, iteration: iteration,
                              learningRate: learningRate, stopRequested: stopRequested())
             }
-            if config.run.checkReplicas { try step.checkReplicas(iteration: iteration) }
+            if config.run.checkReplicas {
+                watchdog.enter("the replica check")
+                try step.checkReplicas(iteration: iteration)
+            }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
             windowSeconds += seconds
             windowSteps += 1
@@ -171,6 +207,7 @@ public final class Trainer {
     /// with `--bn local` rank 0's statistics are broadcast first, so every rank evaluates the
     /// same model (as DistributedDataParallel's buffer broadcast does).
     private func evaluate(final: Bool) throws -> RetrievalMetrics {
+        watchdog?.enter("an evaluation")
         let step = components.step
         if config.model.bn == .local { try comm.broadcast(step.state.buffer, root: 0) }
         let started = Date()
@@ -192,6 +229,7 @@ public final class Trainer {
     }
 
     private func saveCheckpoint() throws {
+        watchdog?.enter("a checkpoint")
         let step = components.step
         // Never replace the last good checkpoint with diverged weights (identical on every
         // rank, so every rank stops here together).
@@ -201,7 +239,8 @@ public final class Trainer {
         }
         if config.model.bn == .local { try comm.broadcast(step.state.buffer, root: 0) }
         guard let runDirectory else { return }
-        try TrainingCheckpoint(step: components.step, sampler: sampler, drift: drift, iteration: iteration, config: config)
+        try TrainingCheckpoint(step: components.step, sampler: sampler, drift: drift, iteration: iteration, config: config,
+                               dataFingerprint: dataFingerprint)
             .write(to: runDirectory.checkpointURL)
     }
 
@@ -254,5 +293,12 @@ public final class Trainer {
         print("  loss \(c.loss.kind.rawValue), \(memory); \(o.optimizer.rawValue) lr \(o.lr) \(o.schedule.rawValue)\(drops); "
               + "\(o.iters) iterations; run dir \(c.run.directory)")
         if iteration > 0 { print("  resumed at iteration \(iteration)") }
+        for note in resumeNotes { print("  resume: \(note)") }
+        let trainCount = dataset.indices(.train).count
+        if m.isEnabled, m.size > trainCount {
+            print(String(format: "  note: the memory holds %d rows but the training split has %d samples, so each sample "
+                         + "sits in a full memory about %.1f times (embedded by different models); --xbm-size %d or less avoids the repeats",
+                         m.size, trainCount, Double(m.size) / Double(max(trainCount, 1)), trainCount))
+        }
     }
 }

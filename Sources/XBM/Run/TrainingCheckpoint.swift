@@ -31,10 +31,13 @@ public struct TrainingCheckpoint {
         var memoryCapacity: Int
         /// The memory's effective start (decided at run time under `--xbm-start auto`).
         var memoryStart: Int
+        /// `Dataset.fingerprint()` of the training data (absent in older checkpoints).
+        var dataFingerprint: UInt64?
     }
 
     /// Snapshots a rank's training state after `iteration` completed steps.
-    public init(step: DistributedStep, sampler: PKSampler, drift: DriftMonitor?, iteration: Int, config: TrainingConfig) {
+    public init(step: DistributedStep, sampler: PKSampler, drift: DriftMonitor?, iteration: Int, config: TrainingConfig,
+                dataFingerprint: UInt64) {
         self.iteration = iteration
         self.config = config
         parameters = step.parameters.array
@@ -45,8 +48,11 @@ public struct TrainingCheckpoint {
         meta = Meta(iteration: iteration, parameterLayout: step.network.parameterLayout,
                     stateLayout: step.network.stateLayout, optimizerSteps: step.optimizer.stepCount,
                     sampler: sampler.state, memoryHead: memory?.head ?? 0, memoryCount: memory?.count ?? 0,
-                    memoryCapacity: memory?.capacity ?? 0, memoryStart: step.memoryStart)
+                    memoryCapacity: memory?.capacity ?? 0, memoryStart: step.memoryStart, dataFingerprint: dataFingerprint)
     }
+
+    /// The fingerprint of the data the run trained on, when the checkpoint records it.
+    public var dataFingerprint: UInt64? { meta.dataFingerprint }
 
     public func write(to url: URL) throws {
         var archive = CheckpointArchive()
@@ -94,7 +100,9 @@ public struct TrainingCheckpoint {
     }
 
     init(archive: CheckpointArchive, path: String) throws {
-        config = try archive.json(TrainingConfig.self, named: "config")
+        // Over the defaults, so that a checkpoint written before an option existed still loads.
+        let record = try JSONEncoder().encode(try archive.json([String: JSONValue].self, named: "config"))
+        config = try TrainingConfig(json: record, source: "checkpoint \(path), its configuration")
         meta = try archive.json(Meta.self, named: "meta")
         iteration = meta.iteration
         parameters = try archive.floats(named: "parameters")
@@ -173,4 +181,33 @@ public struct ResumeError: SameOnEveryRankError, Equatable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// Any JSON value, to carry a configuration record through as it was written.
+private enum JSONValue: Codable {
+    case null, bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case let .bool(value): try container.encode(value)
+        case let .integer(value): try container.encode(value)
+        case let .number(value): try container.encode(value)
+        case let .string(value): try container.encode(value)
+        case let .array(value): try container.encode(value)
+        case let .object(value): try container.encode(value)
+        }
+    }
 }

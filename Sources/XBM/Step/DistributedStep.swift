@@ -47,6 +47,9 @@ public final class DistributedStep {
     public let gradients: FlatBuffer<Float>
     public let state: FlatBuffer<Float>
 
+    /// Told the name of each phase of a step as it begins (the trainer's watchdog).
+    public var phaseObserver: ((String) -> Void)?
+
     public let globalBatch: Int   // B
     public let localBatch: Int    // b
     public let dimension: Int     // d
@@ -95,9 +98,12 @@ public final class DistributedStep {
     public func run(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, iteration: Int,
                     learningRate: Float, stopRequested: Bool) throws -> Result {
         let b = localBatch, B = globalBatch, d = dimension
+        phaseObserver?("the forward pass")
         let local = try network.forward(input: input, count: b, parameters: parameters.pointer,
                                         state: state.pointer, mode: .training)
+        phaseObserver?("the allgather of the embeddings")
         try comm.allgather(UnsafeBufferPointer(start: local, count: b * d), into: globalEmbeddings.buffer)
+        phaseObserver?("the loss")
         // A NaN similarity fails every mining comparison and so adds nothing to the loss: the
         // loss alone would not reveal diverged weights. E is the same on every rank, so every
         // rank stops here together.
@@ -128,6 +134,7 @@ public final class DistributedStep {
         let batchStatisticsSlot = dE + B * d + 3, memoryStatisticsSlot = batchStatisticsSlot + PairStatistics.floatCount
         sums.batchStatistics.write(to: batchStatisticsSlot)
         (sums.memoryStatistics ?? PairStatistics()).write(to: memoryStatisticsSlot)
+        phaseObserver?("the allreduce of the embedding gradient")
         try comm.allreduceSum(embeddingGradient.buffer)
         // Every rank knows whether the memory term ran (same memory, same start, same count).
         let batchStatistics = PairStatistics(reading: batchStatisticsSlot, anchors: B)
@@ -139,10 +146,13 @@ public final class DistributedStep {
             throw TrainingError.nonFiniteLoss(iteration: iteration, batchTerm: batchTerm, memoryTerm: memoryTerm)
         }
 
+        phaseObserver?("the backward pass")
         gradients.zero()
         try network.backward(outputGradient: dE + objective.rows.lowerBound * d, parameters: parameters.pointer,
                              gradients: gradients.pointer)
+        phaseObserver?("the allreduce of the parameter gradient")
         try comm.allreduceSum(gradients.buffer)
+        phaseObserver?("the optimizer step")
         optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, learningRate: learningRate)
         return Result(loss: total, batchTerm: batchTerm, memoryTerm: memoryTerm, stopRequested: dE[B * d + 2] > 0,
                       batchStatistics: batchStatistics, memoryStatistics: memoryStatistics,

@@ -1,0 +1,101 @@
+import Collectives
+import Foundation
+import TestSupport
+import XBM
+import XCTest
+
+/// Docs/reliability.md: `--resume` refuses to change what the checkpointed run computes unless
+/// told to, and raising `--iters` keeps the schedule's length.
+final class ResumePolicyTests: XCTestCase {
+    private func config(data: URL, run: URL, iterations: Int) -> TrainingConfig {
+        var c = TrainingFixtures.smallRun(data: data, iterations: iterations)
+        c.run.directory = run.path
+        c.memory.size = 32
+        c.optimization.milestones = [.fraction(0.5)]
+        c.memory.start = .at(.fraction(0.5))
+        return c
+    }
+
+    /// Trains `config` on one rank and returns the trainer (after its run).
+    @discardableResult
+    private func train(_ config: TrainingConfig, resume: Bool = false, overrides: Set<String> = []) throws -> Trainer {
+        let trainer = try Trainer(config: config, comm: SingleProcessCommunicator(), resume: resume, resumeOverrides: overrides)
+        trainer.evaluateAtEnd = false
+        trainer.verbose = false
+        _ = try trainer.run()
+        return trainer
+    }
+
+    private func checkpointed(_ iterations: Int = 4) throws -> (data: URL, run: URL, config: TrainingConfig) {
+        let data = try TrainingFixtures.featureDataset()
+        let run = TrainingFixtures.temporaryDirectory("resume-policy")
+        let c = config(data: data, run: run, iterations: iterations)
+        try train(c)
+        return (data, run, c)
+    }
+
+    func testAChangeOfMeaningIsRefusedWithEveryDifferenceNamed() throws {
+        let (_, _, saved) = try checkpointed()
+        var changed = saved
+        changed.optimization.lr = 2e-3
+        changed.loss.kind = .triplet
+        changed.run.seed = 9
+        XCTAssertThrowsError(try train(changed, resume: true)) { error in
+            let text = "\(error)"
+            for part in ["--lr 0.001 → 0.002", "--loss \"contrastive\" → \"triplet\"", "--seed 0 → 9", "--resume-override "] {
+                XCTAssertTrue(text.contains(part), "missing \(part) in: \(text)")
+            }
+        }
+        XCTAssertThrowsError(try train(changed, resume: true, overrides: ["lr", "loss"])) { error in
+            XCTAssertTrue("\(error)".contains("--seed 0 → 9") && !"\(error)".contains("--lr"), "\(error)")
+        }
+        let resumed = try train(changed, resume: true, overrides: ["lr", "loss", "seed"])
+        XCTAssertEqual(resumed.config.optimization.lr, 2e-3)
+        XCTAssertEqual(resumed.config.loss.kind, .triplet)
+    }
+
+    func testWatchingOptionsMayChangeFreely() throws {
+        let (_, _, saved) = try checkpointed()
+        var changed = saved
+        changed.run.logEvery = 1
+        changed.evaluation.recallK = [1, 2]
+        changed.run.checkpointEvery = 2
+        XCTAssertNoThrow(try train(changed, resume: true))
+    }
+
+    func testRaisingItersKeepsTheScheduleLength() throws {
+        let (_, _, saved) = try checkpointed(4)
+        var longer = saved
+        longer.optimization.iters = 8
+        let resumed = try train(longer, resume: true)
+        XCTAssertEqual(resumed.config.optimization.scheduleIters, 4)
+        XCTAssertEqual(resumed.components.schedule.milestones, [2], "50% of the original 4 iterations")
+        XCTAssertEqual(resumed.components.step.memoryStart, 2)
+
+        // Told otherwise, the schedule stretches (and the step's memory start is the saved one).
+        let (_, _, other) = try checkpointed(4)
+        var stretched = other
+        stretched.optimization.iters = 8
+        stretched.optimization.scheduleIters = 8
+        XCTAssertEqual(try train(stretched, resume: true).components.schedule.milestones, [4])
+    }
+
+    func testOtherDataIsRefusedEvenUnderTheSamePath() throws {
+        let (data, _, saved) = try checkpointed()
+        // Rewrite the directory with other samples of the same shape.
+        try FileManager.default.removeItem(at: data)
+        let other = try TrainingFixtures.featureDataset(seed: 77)
+        try FileManager.default.moveItem(at: other, to: data)
+        XCTAssertThrowsError(try train(saved, resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("--data ") && "\(error)".contains("--resume-override data"), "\(error)")
+        }
+        XCTAssertNoThrow(try train(saved, resume: true, overrides: ["data"]))
+    }
+
+    func testAnUnknownOverrideKeyIsRefused() throws {
+        let (_, _, saved) = try checkpointed()
+        XCTAssertThrowsError(try train(saved, resume: true, overrides: ["learning-rate"])) { error in
+            XCTAssertTrue("\(error)".contains("--resume-override learning-rate") && "\(error)".contains("lr"), "\(error)")
+        }
+    }
+}
