@@ -32,3 +32,13 @@ mpirun_xbm() {
     if [ "$(id -u)" = 0 ]; then extra+=(--allow-run-as-root); fi
     OMPI_MCA_rmaps_base_oversubscribe=1 mpirun "${extra[@]}" "$@"
 }
+
+# The process ids of the xbm-dist ranks below process $1 (an mpirun, or a shell running one),
+# so that scripts signal their own ranks and never another job's.
+rank_pids() {
+    local child
+    for child in $(pgrep -P "$1"); do
+        [ "$(cat "/proc/$child/comm" 2>/dev/null)" = xbm-dist ] && echo "$child"
+        rank_pids "$child"
+    done
+}

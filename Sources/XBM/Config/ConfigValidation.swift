@@ -1,4 +1,9 @@
+import Foundation
+
 extension TrainingConfig {
+    /// The largest iteration count an option may name (exact as a double, far beyond any run).
+    public static let maxIterations = 1 << 40
+
     /// Checks the ranges of the options and the rules that involve several options or the
     /// number of ranks; each failure names the options and what would be accepted. (Choices
     /// need no check: their types hold only valid values.)
@@ -7,6 +12,28 @@ extension TrainingConfig {
             if !condition { throw ConfigError(message()) }
         }
         let o = optimization, m = memory, e = evaluation
+        // Upper bounds first: sizes that allocate must not overflow or exhaust the machine,
+        // and iteration counts must stay exact as doubles (shares of them are rounded).
+        let sizes: [(String, Int, Int)] = [
+            ("--dim", model.dim, 1 << 16), ("--hidden", model.hidden, 1 << 20), ("--batch", o.batch, 1 << 20),
+            ("--eval-batch", e.batch, 1 << 20), ("--drift-probe", m.driftProbe, 1 << 24),
+            ("--iters", o.iters, Self.maxIterations), ("--schedule-iters", o.scheduleIters ?? 0, Self.maxIterations),
+            ("--warmup", o.warmup, Self.maxIterations), ("--eval-every", e.every, Self.maxIterations),
+            ("--log-every", run.logEvery, Self.maxIterations), ("--checkpoint-every", run.checkpointEvery, Self.maxIterations),
+            ("--drift-every", m.driftEvery, Self.maxIterations),
+        ]
+        for (name, value, limit) in sizes {
+            try require(value <= limit, "\(name) \(value) is larger than the \(limit) this tool supports")
+        }
+        // The optimiser and the step compute in float32.
+        for (name, value) in [("--lr", o.lr), ("--weight-decay", o.weightDecay), ("--gamma", o.gamma), ("--xbm-weight", m.weight)] {
+            try require(Float(value).isFinite, "--\(name.dropFirst(2)) \(value) is not a finite float32 number")
+        }
+        let memoryBytes = Double(m.size) * Double(model.dim + 2) * 4
+        let machine = Double(ProcessInfo.processInfo.physicalMemory)
+        try require(memoryBytes <= machine / 2, String(format: "--xbm-size %d with --dim %d needs %.1f GiB for the memory on every rank, "
+                    + "more than half of this machine's %.1f GiB; lower --xbm-size", m.size, model.dim,
+                    memoryBytes / 1_073_741_824, machine / 1_073_741_824))
         try require(o.batch >= 2, "--batch must be at least 2, got \(o.batch)")
         try require(o.instances >= 1, "--instances must be at least 1, got \(o.instances)")
         try require(o.batch % o.instances == 0, "--batch \(o.batch) is not a multiple of --instances \(o.instances)")
