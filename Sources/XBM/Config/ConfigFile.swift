@@ -20,7 +20,7 @@ extension TrainingConfig {
         let known = Set(Self.keys)
         if let unknown = given.keys.sorted().first(where: { !known.contains($0) }) {
             let hint = known.min { editDistance($0, unknown) < editDistance($1, unknown) } ?? ""
-            throw ConfigError("\(source): unknown key \"\(unknown)\" (did you mean \"\(hint)\"?)")
+            throw ConfigError("\(source): unknown key \"\(printable(unknown))\" (did you mean \"\(hint)\"?)")
         }
         // The defaults' own JSON form under the given keys: one decoding path for both.
         var merged = (try? JSONSerialization.jsonObject(with: TrainingConfig().json())) as? [String: Any] ?? [:]
@@ -40,9 +40,10 @@ func describe(_ error: DecodingError) -> String {
         return "key \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" should be \(type)"
     case let .dataCorrupted(context), let .keyNotFound(_, context):
         let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-        return (key.isEmpty ? "" : "key \"\(key)\": ") + context.debugDescription
+        // The description may quote the file (IterationPoint's "got …").
+        return (key.isEmpty ? "" : "key \"\(key)\": ") + printable(context.debugDescription, limit: 200)
     @unknown default:
-        return "\(error)"
+        return printable("\(error)", limit: 200)
     }
 }
 
@@ -58,4 +59,27 @@ func editDistance(_ a: String, _ b: String) -> Int {
         previous = current
     }
     return previous[b.count]
+}
+
+/// Text taken from an input file, made fit to quote in a one-line error message: line breaks,
+/// control and invisible format characters become escapes (`\n`, `\u{C}`) and text past `limit`
+/// characters is cut with "…", so that no file can split the `error: …` line or bury it.
+/// (Every parser of untrusted files quotes through this: .npy headers, configs, checkpoints.)
+func printable(_ text: some StringProtocol, limit: Int = 80) -> String {
+    var result = ""
+    for (index, character) in text.enumerated() {
+        guard index < limit else { result += "…"; break }
+        for scalar in character.unicodeScalars {
+            switch (scalar, scalar.properties.generalCategory) {
+            case ("\n", _): result += "\\n"
+            case ("\r", _): result += "\\r"
+            case ("\t", _): result += "\\t"
+            case (_, .control), (_, .format), (_, .lineSeparator), (_, .paragraphSeparator), (_, .privateUse), (_, .unassigned):
+                result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default:
+                result.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return result
 }
