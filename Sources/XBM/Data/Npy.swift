@@ -70,9 +70,9 @@ public enum NpyError: SameOnEveryRankError, Equatable {
         case let .fortranOrder(file):
             "\(file): .npy array is in Fortran order; expected C order (fortran_order False)"
         case let .bigEndian(file, descr):
-            "\(file): .npy dtype '\(descr)' is big endian; expected little endian"
+            "\(file): .npy dtype '\(printable(descr))' is big endian; expected little endian"
         case let .unsupportedDType(file, descr):
-            "\(file): unsupported .npy dtype '\(descr)'; expected one of |u1, <i4, <i8, <f4"
+            "\(file): unsupported .npy dtype '\(printable(descr))'; expected one of |u1, <i4, <i8, <f4"
         case let .sizeMismatch(file, shape, dtype, expected, actual):
             "\(file): .npy payload has \(actual) bytes but shape \(shape) of \(dtype) needs \(expected)"
         }

@@ -32,7 +32,7 @@ struct NpyHeader: Equatable {
             scanner.skipSpace()
             try scanner.expect(":")
             scanner.skipSpace()
-            guard entries[key] == nil else { throw NpyError.badHeader(file: file, detail: "key '\(key)' appears twice") }
+            guard entries[key] == nil else { throw NpyError.badHeader(file: file, detail: "key '\(printable(key))' appears twice") }
             entries[key] = try scanner.value()
             scanner.skipSpace()
             if scanner.peek == "," { scanner.advance(); continue }
@@ -42,8 +42,8 @@ struct NpyHeader: Equatable {
         }
         scanner.skipSpace()
         guard scanner.atEnd else { throw scanner.fail("end of header after '}'") }
-        for key in entries.keys where !["descr", "fortran_order", "shape"].contains(key) {
-            throw NpyError.badHeader(file: file, detail: "unexpected key '\(key)'")
+        for key in entries.keys.sorted() where !["descr", "fortran_order", "shape"].contains(key) {
+            throw NpyError.badHeader(file: file, detail: "unexpected key '\(printable(key))'")
         }
         guard case let .string(descr)? = entries["descr"] else {
             throw NpyError.badHeader(file: file, detail: "missing or non-string 'descr'")
@@ -70,7 +70,7 @@ struct NpyHeader: Equatable {
         mutating func skipSpace() { while let c = peek, c == " " || c == "\n" || c == "\t" || c == "\r" { advance() } }
 
         func fail(_ expected: String) -> NpyError {
-            let found = peek.map { "'\($0)'" } ?? "end of header"
+            let found = peek.map { "'\(printable(String($0)))'" } ?? "end of header"
             return .badHeader(file: file, detail: "expected \(expected) at character \(position), found \(found)")
         }
 
