@@ -95,7 +95,8 @@ public struct CheckpointArchive: Sendable {
     public func json<Value: Decodable>(_ type: Value.Type, named name: String) throws -> Value {
         let section = try self.section(name, kind: .json)
         do { return try JSONDecoder().decode(type, from: Data(section.payload)) } catch {
-            throw CheckpointError.undecodableSection(path: source, name: name, reason: "\(error)")
+            let reason = (error as? DecodingError).map(describe) ?? printable("\(error)", limit: 200)
+            throw CheckpointError.undecodableSection(path: source, name: name, reason: reason)
         }
     }
 
@@ -200,7 +201,7 @@ public struct CheckpointArchive: Sendable {
                 guard payloadLength <= size, payloadStart + payloadLength <= size else { throw fail("runs past the end of the file") }
                 guard payloadLength % kind.elementSize == 0 else { throw fail("\(payloadLength) bytes is not a whole number of \(kind) values") }
                 let name = String(decoding: raw[nameStart..<nameStart + nameLength], as: UTF8.self)
-                guard positions[name] == nil else { throw fail("duplicate name \"\(name)\"") }
+                guard positions[name] == nil else { throw fail("duplicate name \"\(printable(name))\"") }
                 positions[name] = sections.count
                 sections.append(Section(name: name, kind: kind, payload: Array(raw[payloadStart..<payloadStart + payloadLength])))
                 offset = payloadStart + ((payloadLength + 7) & ~7)
