@@ -46,3 +46,27 @@ struct EmbedCommand: ParsableCommand {
         }
     }
 }
+
+/// `xbm-dist export --run-dir R --out model.safetensors`.
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a run's trained network as safetensors, loadable in PyTorch with python/xbm_models.py (Docs/export.md).")
+
+    @Option(name: .customLong("run-dir"), help: "Run directory holding checkpoint.xbm.") var runDir: String
+    @Option(help: "Dataset directory, for the input shape (default: the one the run trained on).") var data: String?
+    @Option(help: "Output file (.safetensors).") var out: String
+    @OptionGroup var launchOptions: LaunchOptions
+
+    func run() throws {
+        let runDir = runDir, data = data, out = out
+        try launch(launchOptions) { comm in
+            let model = try TrainedModel.load(runDirectory: runDir, data: data, comm: comm)
+            try model.exportSafetensors(to: URL(fileURLWithPath: out))
+            if comm.rank == 0 {
+                print("wrote \(out): \(model.config.model.model.resolved(isImages: model.dataset.isImages).rawValue), "
+                      + "\(model.network.parameterLayout.count) parameters, embeddings of dimension \(model.network.embeddingSize)")
+            }
+        }
+    }
+}

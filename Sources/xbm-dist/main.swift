@@ -7,7 +7,9 @@ struct XBMDist: ParsableCommand {
         commandName: "xbm-dist",
         abstract: "Deep metric learning with Cross-Batch Memory, distributed over MPI ranks.",
         discussion: "Run under mpirun for several ranks, e.g. `mpirun -np 4 xbm-dist`.",
-        subcommands: [TrainCommand.self, EvalCommand.self, EmbedCommand.self, DataCommand.self, BenchCommand.self],
+        version: XBMVersion.current,
+        subcommands: [TrainCommand.self, EvalCommand.self, EmbedCommand.self, ExportCommand.self, DataCommand.self,
+                      BenchCommand.self],
         defaultSubcommand: TrainCommand.self
     )
 }

@@ -38,6 +38,15 @@ public final class TrainedModel {
         self.comm = comm
     }
 
+    /// The network as the safetensors state dict of its PyTorch twin in python/xbm_models.py
+    /// (Docs/export.md); rank 0 writes it.
+    public func exportSafetensors(to url: URL) throws {
+        guard comm.rank == 0 else { return }
+        let kind = config.model.model.resolved(isImages: dataset.isImages)
+        try TorchExport.safetensors(model: kind, network: network, parameters: parameters.pointer, state: state.pointer)
+            .write(to: url)
+    }
+
     public func evaluate(ks: [Int]?) throws -> RetrievalMetrics {
         try Evaluation.retrieval(dataset: dataset, network: network, parameters: parameters.pointer,
                                  state: state.pointer, ks: ks ?? config.evaluation.recallK, comm: comm)
