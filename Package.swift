@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C interop: each is reached by exactly one Swift module (Docs/architecture.md).
@@ -23,7 +24,11 @@ let package = Package(
                        providers: [.apt(["libfreetype-dev"])]),
 
         .target(name: "Collectives", dependencies: ["CMPI"]),
-        .target(name: "XBM", dependencies: ["Collectives", "CBLAS"]),
+        .target(name: "XBM", dependencies: [
+            "Collectives", "CBLAS",
+            // The TensorBoard event file (Sources/XBM/Run/TensorBoard, Protos/event.proto).
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         // The built-in benchmark's generator: the only user of FreeType.
         .target(name: "Hanzi", dependencies: ["XBM", "Collectives", "CFreeType"]),
         .executableTarget(name: "xbm-dist", dependencies: [
