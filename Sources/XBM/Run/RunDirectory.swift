@@ -1,8 +1,9 @@
 import Foundation
 
 /// The outputs of a run (README.md), written by rank 0 only: `config.json`, `metrics.jsonl`
-/// (one object per logged iteration or evaluation), `metrics.json` (final retrieval
-/// metrics), `checkpoint.xbm` and `curves.svg` (loss and Recall@1).
+/// (one object per logged iteration or evaluation) and the same numbers as TensorBoard scalars
+/// in an event file, `metrics.json` (final retrieval metrics), `checkpoint.xbm` and
+/// `curves.svg` (loss and Recall@1).
 public final class RunDirectory {
     public let url: URL
     public var configURL: URL { url.appendingPathComponent("config.json") }
@@ -10,47 +11,58 @@ public final class RunDirectory {
     public var finalMetricsURL: URL { url.appendingPathComponent("metrics.json") }
     public var checkpointURL: URL { url.appendingPathComponent("checkpoint.xbm") }
     public var plotURL: URL { url.appendingPathComponent("curves.svg") }
+    /// The event file `prepare` began, `events.out.tfevents.<unix seconds>.<host>`.
+    public private(set) var eventFileURL: URL?
 
     public init(path: String) {
         url = URL(fileURLWithPath: path, isDirectory: true)
     }
 
-    /// Creates the directory. On resume from `iteration`, keeps the log lines up to it (the
-    /// lines a killed run wrote after its last checkpoint are replayed by the resumed run).
+    /// Creates the directory and begins a new event file. A new run starts `metrics.jsonl`
+    /// afresh and removes the event files of an earlier run. On resume from `iteration`, keeps
+    /// the log lines up to it (the lines a killed run wrote after its last checkpoint are
+    /// replayed by the resumed run) and the earlier event files: TensorBoard reads them in name
+    /// order, and a step the new file logs again replaces the killed run's values from that
+    /// step on (Docs/evaluation.md).
     public func prepare(resumingAt iteration: Int?) throws {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
             throw RunDirectoryError.cannotCreate(url.path, "\(error.localizedDescription)")
         }
-        guard let iteration else {
+        if let iteration {
+            try keepLogLines(through: iteration)
+        } else {
             try? FileManager.default.removeItem(at: metricsLogURL)
             _ = FileManager.default.createFile(atPath: metricsLogURL.path, contents: nil)
-            return
+            try removeEventFiles()
         }
-        let text = (try? String(contentsOf: metricsLogURL, encoding: .utf8)) ?? ""
-        var kept: [String] = []
-        for line in text.split(separator: "\n") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let iter = object["iter"] as? Int, iter <= iteration else { continue }
-            kept.append(String(line))
-        }
-        try write(Data((kept.map { $0 + "\n" }.joined()).utf8), to: metricsLogURL)
+        eventFileURL = try beginEventFile()
     }
 
     public func writeConfig(_ config: TrainingConfig) throws {
         try write(config.json(), to: configURL)
     }
 
-    /// Appends one JSON object as a line of `metrics.jsonl`.
+    /// Appends one record, an object with an integer "iter", as a line of `metrics.jsonl` and
+    /// its numbers as TensorBoard scalars at step "iter" to the event file.
     public func append(_ object: [String: Any]) throws {
+        guard let eventFileURL else { preconditionFailure("RunDirectory.append before prepare(resumingAt:)") }
+        guard let iteration = object["iter"] as? Int else { preconditionFailure("a metrics record without an integer \"iter\"") }
         let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) + Data("\n".utf8)
-        guard let handle = try? FileHandle(forWritingTo: metricsLogURL) else {
-            throw RunDirectoryError.cannotWrite(metricsLogURL.path, "cannot open for appending")
+        try appendBytes(Array(line), to: metricsLogURL)
+        try appendBytes(TensorBoardEventFile.scalars(Self.scalars(of: object), step: iteration), to: eventFileURL)
+    }
+
+    /// The numbers of a metrics record except "iter", as float32 scalars tagged with their keys.
+    static func scalars(of record: [String: Any]) -> [String: Float] {
+        record.filter { $0.key != "iter" }.compactMapValues { value in
+            switch value {
+            case let number as any BinaryFloatingPoint: Float(number)
+            case let number as any BinaryInteger: Float(number)
+            default: nil
+            }
         }
-        defer { try? handle.close() }
-        handle.seekToEndOfFile()
-        handle.write(line)
     }
 
     public func writeFinalMetrics(_ metrics: RetrievalMetrics, iteration: Int) throws {
@@ -72,6 +84,55 @@ public final class RunDirectory {
         do { try data.write(to: file, options: .atomic) } catch {
             throw RunDirectoryError.cannotWrite(file.path, error.localizedDescription)
         }
+    }
+
+    private func keepLogLines(through iteration: Int) throws {
+        let text = (try? String(contentsOf: metricsLogURL, encoding: .utf8)) ?? ""
+        var kept: [String] = []
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let iter = object["iter"] as? Int, iter <= iteration else { continue }
+            kept.append(String(line))
+        }
+        try write(Data((kept.map { $0 + "\n" }.joined()).utf8), to: metricsLogURL)
+    }
+
+    private func removeEventFiles() throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        for name in names where name.hasPrefix(TensorBoardEventFile.namePrefix) {
+            let file = url.appendingPathComponent(name)
+            do { try FileManager.default.removeItem(at: file) } catch {
+                throw RunDirectoryError.cannotWrite(file.path, "an earlier run's event file cannot be removed: \(error.localizedDescription)")
+            }
+        }
+    }
+
+    /// A new event file holding its header. A name already taken (a resume within the same
+    /// second) gets the suffix ".1", ".2", …, which sorts after it as TensorBoard reads files.
+    private func beginEventFile() throws -> URL {
+        let name = TensorBoardEventFile.name(createdAt: Date(), host: ProcessInfo.processInfo.hostName)
+        var file = url.appendingPathComponent(name)
+        var suffix = 0
+        while FileManager.default.fileExists(atPath: file.path) {
+            suffix += 1
+            file = url.appendingPathComponent("\(name).\(suffix)")
+        }
+        try appendBytes(TensorBoardEventFile.header(), to: file, creating: true)
+        return file
+    }
+}
+
+/// Appends `bytes` to `file` with write(2): nothing waits in a buffer of this process, so a
+/// run killed after the call has lost none of it. With `creating`, the file must not exist.
+private func appendBytes(_ bytes: [UInt8], to file: URL, creating: Bool = false) throws {
+    func failure(_ code: Int32) -> RunDirectoryError { .cannotWrite(file.path, String(cString: strerror(code))) }
+    let descriptor = open(file.path, O_WRONLY | O_APPEND | O_CLOEXEC | (creating ? O_CREAT | O_EXCL : 0), 0o644)
+    guard descriptor >= 0 else { throw failure(errno) }
+    defer { close(descriptor) }
+    var written = 0
+    while written < bytes.count {
+        let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
+        if count >= 0 { written += count } else if errno != EINTR { throw failure(errno) }
     }
 }
 
