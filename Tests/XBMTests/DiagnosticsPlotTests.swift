@@ -93,4 +93,27 @@ final class DiagnosticsPlotTests: XCTestCase {
         XCTAssertFalse(document.elements.contains { $0.attributes["stroke-dasharray"] != nil })
         XCTAssertEqual(document.text.components(separatedBy: "no data yet").count - 1, 1, "only the recall panel is empty")
     }
+
+    /// The loss panel splits into its terms once the memory is on; a step of the rate draws a
+    /// dotted line labelled with its factor (the cosine's slow slope does not); drift gets a panel.
+    func testTermsRateDropsAndDrift() {
+        let plot = TrainingPlot(title: "t", metricsLog: """
+        {"iter":0,"drift":0.9}
+        {"iter":10,"loss":1.0,"batch_loss":1.0,"memory_loss":0,"lr":0.001,"batch_active_neg":3,"batch_hardest_neg":0.5}
+        {"iter":20,"loss":0.9,"batch_loss":0.5,"memory_loss":0.4,"lr":0.0009,"batch_active_neg":2,"batch_hardest_neg":0.4,"memory_active_neg":9,"memory_hardest_neg":0.6}
+        {"iter":20,"drift":0.3}
+        {"iter":30,"loss":0.8,"batch_loss":0.4,"memory_loss":0.4,"lr":0.00009,"batch_active_neg":2,"batch_hardest_neg":0.4,"memory_active_neg":8,"memory_hardest_neg":0.6}
+        """)
+        let d = plot.diagnostics
+        XCTAssertEqual(d.batchTerm.map(\.value), [1.0, 0.5, 0.4])
+        XCTAssertEqual(d.memoryTerm.map(\.iteration), [20, 30], "the memory term only while the memory is on")
+        XCTAssertEqual(d.drift.map(\.value), [0.9, 0.3])
+        XCTAssertEqual(d.rateDrops.map(\.iteration), [30])
+        XCTAssertEqual(d.rateDrops.first?.factor ?? 0, 0.1, accuracy: 1e-12)
+        let document = parse(plot.svg())
+        XCTAssertEqual(document.elements[0].attributes["height"], "1340", "five panels")
+        XCTAssertEqual(document.elements.filter { $0.name == "polyline" }.count, 3 + 2 + 2 + 1, "recall has no data")
+        XCTAssertEqual(document.elements.filter { $0.attributes["stroke-dasharray"] == "1 3" }.count, 5, "a rate line per panel")
+        XCTAssertTrue(document.text.contains("lr ×0.10"), document.text)
+    }
 }

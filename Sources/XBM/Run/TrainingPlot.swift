@@ -1,10 +1,12 @@
 import Foundation
 
 /// The run directory's training curves (README.md): a standalone SVG with stacked panels
-/// sharing the iteration axis, the loss above and Recall@1 (%) below, each with ticks,
-/// grid, axis labels and a legend. With pair diagnostics (Docs/losses.md, Diagnostics) two
-/// more panels follow: the hardest negative's similarity and the active negatives per
-/// anchor, batch against memory, with a dashed vertical line where the memory term starts.
+/// sharing the iteration axis, the loss above (with its batch and memory terms once the
+/// memory is on) and Recall@1 (%) below, each with ticks, grid, axis labels and a legend.
+/// With pair diagnostics (Docs/losses.md, Diagnostics) two more panels follow: the hardest
+/// negative's similarity and the active negatives per anchor, batch against memory; with
+/// drift measurements a last panel shows the feature drift. A dashed vertical line marks
+/// where the memory term starts, a dotted one each drop of the learning rate.
 /// Non-finite values are left out; an empty panel shows "no data yet"; series of up to 60
 /// points also get a marker per point, so a single point is visible.
 public struct TrainingPlot: Sendable {
@@ -24,8 +26,24 @@ public struct TrainingPlot: Sendable {
         public var memoryActiveNegatives: [Point] = []
         /// The first logged iteration with the memory term (the vertical line).
         public var memoryStart: Int?
+        /// `batch_loss`, `memory_loss` (the memory's only while it is on).
+        public var batchTerm: [Point] = []
+        public var memoryTerm: [Point] = []
+        /// `drift`: D(t, Δ) of the drift probe.
+        public var drift: [Point] = []
+        /// Logged iterations whose `lr` is at most half the previous logged one (a step of the
+        /// schedule, not the slow slope of cosine), with the factor.
+        public var rateDrops: [(iteration: Int, factor: Double)] = []
 
         public init() {}
+
+        public static func == (a: Diagnostics, b: Diagnostics) -> Bool {
+            a.batchHardestNegative == b.batchHardestNegative && a.memoryHardestNegative == b.memoryHardestNegative
+                && a.batchActiveNegatives == b.batchActiveNegatives && a.memoryActiveNegatives == b.memoryActiveNegatives
+                && a.memoryStart == b.memoryStart && a.batchTerm == b.batchTerm && a.memoryTerm == b.memoryTerm
+                && a.drift == b.drift && a.rateDrops.map(\.iteration) == b.rateDrops.map(\.iteration)
+                && a.rateDrops.map(\.factor) == b.rateDrops.map(\.factor)
+        }
 
         public var isEmpty: Bool {
             batchHardestNegative.isEmpty && memoryHardestNegative.isEmpty
@@ -56,6 +74,7 @@ public struct TrainingPlot: Sendable {
     /// diagnostics. Lines that are not JSON objects with an `iter` are skipped.
     public init(title: String, metricsLog: String) {
         var loss: [Point] = [], recall: [Point] = [], diagnostics = Diagnostics()
+        var lastRate: Double?
         for line in metricsLog.split(separator: "\n") {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let iteration = object["iter"] as? Int else { continue }
@@ -69,6 +88,15 @@ public struct TrainingPlot: Sendable {
             add("batch_active_neg", to: &diagnostics.batchActiveNegatives)
             add("memory_active_neg", to: &diagnostics.memoryActiveNegatives)
             if diagnostics.memoryStart == nil, object["memory_active_neg"] != nil { diagnostics.memoryStart = iteration }
+            add("batch_loss", to: &diagnostics.batchTerm)
+            if object["memory_active_neg"] != nil { add("memory_loss", to: &diagnostics.memoryTerm) }
+            add("drift", to: &diagnostics.drift)
+            if let rate = object["lr"] as? Double {
+                if let lastRate, lastRate > 0, rate <= lastRate / 2 {
+                    diagnostics.rateDrops.append((iteration, rate / lastRate))
+                }
+                lastRate = rate
+            }
         }
         if loss.count > 1, loss[0].iteration == 1 { loss.removeFirst() }
         self.init(title: title, loss: loss, recallAtOne: recall)
@@ -77,9 +105,7 @@ public struct TrainingPlot: Sendable {
 
     // Canvas (pixels): every panel spans x ∈ [left, width − right].
     static let width = 720.0, left = 78.0, right = 24.0
-    static let panels: [(top: Double, bottom: Double)] = [(60, 270), (320, 510), (560, 770), (820, 1030)]
-    /// Loss and recall only; with diagnostics the canvas is `diagnosticsHeight` tall.
-    static let height = 560.0, diagnosticsHeight = 1080.0
+    static let panels: [(top: Double, bottom: Double)] = [(60, 270), (320, 510), (560, 770), (820, 1030), (1080, 1290)]
 
     private struct Series {
         var points: [Point]
@@ -91,11 +117,16 @@ public struct TrainingPlot: Sendable {
     public func svg() -> String {
         func finite(_ points: [Point]) -> [Point] { points.filter { $0.value.isFinite } }
         let batchColor = "#ff7f0e", memoryColor = "#9467bd"
+        let d = diagnostics
+        var lossSeries = [Series(points: finite(loss), name: "loss", color: "#1f77b4")]
+        if !d.memoryTerm.isEmpty {
+            lossSeries.append(Series(points: finite(d.batchTerm), name: "batch term", color: "#ff7f0e"))
+            lossSeries.append(Series(points: finite(d.memoryTerm), name: "memory term", color: "#9467bd"))
+        }
         var panels: [(name: String, series: [Series])] = [
-            ("loss", [Series(points: finite(loss), name: "loss", color: "#1f77b4")]),
+            ("loss", lossSeries),
             ("Recall@1 (%)", [Series(points: finite(recallAtOne), name: "Recall@1 (%)", color: "#d62728")]),
         ]
-        let d = diagnostics
         if !d.isEmpty {
             panels.append(("hardest negative similarity", [
                 Series(points: finite(d.batchHardestNegative), name: "batch", color: batchColor),
@@ -104,9 +135,13 @@ public struct TrainingPlot: Sendable {
                 Series(points: finite(d.batchActiveNegatives), name: "batch", color: batchColor),
                 Series(points: finite(d.memoryActiveNegatives), name: "memory", color: memoryColor)]))
         }
-        let height = d.isEmpty ? Self.height : Self.diagnosticsHeight
+        if !d.drift.isEmpty {
+            panels.append(("feature drift", [Series(points: finite(d.drift), name: "drift", color: "#2ca02c")]))
+        }
+        let height = Self.panels[panels.count - 1].bottom + 50
         var iterations = panels.flatMap { $0.series.flatMap { $0.points.map { Double($0.iteration) } } }
         if let start = d.memoryStart { iterations.append(Double(start)) }
+        iterations += d.rateDrops.map { Double($0.iteration) }
         let xAxis = Axis(low: iterations.min() ?? 0, high: iterations.max() ?? 1, integral: true)
         var svg = """
         <?xml version="1.0" encoding="UTF-8"?>
@@ -119,7 +154,7 @@ public struct TrainingPlot: Sendable {
         for (index, panel) in panels.enumerated() {
             svg += self.panel(series: panel.series, name: panel.name, xAxis: xAxis, frame: Self.panels[index],
                               showsIterationLabel: index == panels.count - 1,
-                              memoryStart: d.isEmpty ? nil : d.memoryStart, labelsMemoryStart: index == 0)
+                              memoryStart: d.isEmpty ? nil : d.memoryStart, rateDrops: d.rateDrops, labels: index == 0)
         }
         return svg + "</svg>\n"
     }
@@ -130,7 +165,8 @@ public struct TrainingPlot: Sendable {
     }
 
     private func panel(series: [Series], name: String, xAxis: Axis, frame: (top: Double, bottom: Double),
-                       showsIterationLabel: Bool, memoryStart: Int?, labelsMemoryStart: Bool) -> String {
+                       showsIterationLabel: Bool, memoryStart: Int?, rateDrops: [(iteration: Int, factor: Double)],
+                       labels: Bool) -> String {
         let (left, right) = (Self.left, Self.width - Self.right)
         let values = series.flatMap { $0.points.map(\.value) }
         let yAxis = Axis(low: values.min() ?? 0, high: values.max() ?? 1, integral: false)
@@ -157,8 +193,15 @@ public struct TrainingPlot: Sendable {
         if let memoryStart {
             let mx = number(x(Double(memoryStart)))
             out += "<line x1=\"\(mx)\" y1=\"\(number(frame.top))\" x2=\"\(mx)\" y2=\"\(number(frame.bottom))\" stroke=\"#606060\" stroke-dasharray=\"4 3\"/>\n"
-            if labelsMemoryStart {
+            if labels {
                 out += "<text x=\"\(number(x(Double(memoryStart)) + 4))\" y=\"\(number(frame.top + 14))\" fill=\"#606060\">memory on</text>\n"
+            }
+        }
+        for drop in rateDrops {
+            let dx = number(x(Double(drop.iteration)))
+            out += "<line x1=\"\(dx)\" y1=\"\(number(frame.top))\" x2=\"\(dx)\" y2=\"\(number(frame.bottom))\" stroke=\"#2ca02c\" stroke-dasharray=\"1 3\"/>\n"
+            if labels {
+                out += "<text x=\"\(number(x(Double(drop.iteration)) + 4))\" y=\"\(number(frame.top + 30))\" fill=\"#2ca02c\">lr ×\(formatted(drop.factor, decimals: 2))</text>\n"
             }
         }
         if series.allSatisfy({ $0.points.isEmpty }) {
