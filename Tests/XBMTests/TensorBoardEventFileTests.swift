@@ -16,6 +16,14 @@ final class TensorBoardEventFileTests: XCTestCase {
         return scalars
     }
 
+    /// The events of an event file, which must hold whole, sound records only.
+    private func events(in file: URL) throws -> [Tensorflow_Event] {
+        let bytes = try [UInt8](Data(contentsOf: file))
+        let (records, end) = TFRecord.read(bytes)
+        XCTAssertEqual(end, bytes.count, "\(file.lastPathComponent) ends in a torn or damaged record")
+        return try records.map { try Tensorflow_Event(serializedBytes: $0) }
+    }
+
     private func eventFiles(in directory: URL) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("tfevents") }.sorted()
     }
@@ -63,9 +71,9 @@ final class TensorBoardEventFileTests: XCTestCase {
         for (written, record) in records.enumerated() {
             try run.append(record)
             // On disk at once, as whole records: a run killed now loses nothing it logged.
-            XCTAssertEqual(try TFRecordReader.events(in: file).count, 1 + written + 1)
+            XCTAssertEqual(try events(in: file).count, 1 + written + 1)
         }
-        let events = try TFRecordReader.events(in: file)
+        let events = try events(in: file)
         XCTAssertEqual(events.first?.fileVersion, "brain.Event:2")
         XCTAssertEqual(events.first?.step, 0)
         XCTAssertEqual(events.dropFirst().map(\.step), [1, 10, 10])
@@ -75,24 +83,33 @@ final class TensorBoardEventFileTests: XCTestCase {
         XCTAssertEqual(try loggedIterations(run), [1, 10, 10])
     }
 
-    func testANewRunRemovesEarlierEventFilesAndAResumeBeginsAnother() throws {
+    func testAResumeKeepsTheEventsUpToItsCheckpointAndBeginsAFile() throws {
         let directory = TrainingFixtures.temporaryDirectory("tensorboard-resume")
         let killed = RunDirectory(path: directory.path)
         try killed.prepare(resumingAt: nil)
         for iteration in 1...3 { try killed.append(["iter": iteration, "loss": Double(iteration)]) }
+        let killedFile = try XCTUnwrap(killed.eventFileURL)
+        let torn = try FileHandle(forWritingTo: killedFile)   // killed while writing a fourth record
+        try torn.seekToEnd()
+        try torn.write(contentsOf: Data(TensorBoardEventFile.scalars(["loss": 4], step: 4).prefix(20)))
+        try torn.close()
 
         // Resumed from the checkpoint at 2, probably within the same second: a name of its own.
         let resumed = RunDirectory(path: directory.path)
         try resumed.prepare(resumingAt: 2)
         try resumed.append(["iter": 3, "loss": 30.0])
-        let killedFile = try XCTUnwrap(killed.eventFileURL), resumedFile = try XCTUnwrap(resumed.eventFileURL)
+        let resumedFile = try XCTUnwrap(resumed.eventFileURL)
         XCTAssertEqual(try eventFiles(in: directory), [killedFile.lastPathComponent, resumedFile.lastPathComponent],
                        "TensorBoard reads the files in name order: the resumed run's last")
-        XCTAssertEqual(try TFRecordReader.events(in: killedFile).map(\.step), [0, 1, 2, 3])
-        XCTAssertEqual(try TFRecordReader.events(in: resumedFile).map(\.step), [0, 3])
-        XCTAssertEqual(try TFRecordReader.events(in: resumedFile).last.map(scalars), ["loss": 30])
+        XCTAssertEqual(try events(in: killedFile).map(\.step), [0, 1, 2])
+        XCTAssertEqual(try events(in: resumedFile).map(\.step), [0, 3])
+        XCTAssertEqual(try events(in: resumedFile).last.map(scalars), ["loss": 30])
         XCTAssertEqual(try loggedIterations(resumed), [1, 2, 3])
+    }
 
+    func testANewRunRemovesTheEventFilesOfAnEarlierOne() throws {
+        let directory = TrainingFixtures.temporaryDirectory("tensorboard-restart")
+        for _ in 0..<2 { try RunDirectory(path: directory.path).prepare(resumingAt: nil) }
         let restarted = RunDirectory(path: directory.path)
         try restarted.prepare(resumingAt: nil)
         XCTAssertEqual(try eventFiles(in: directory), [try XCTUnwrap(restarted.eventFileURL).lastPathComponent])
@@ -115,7 +132,7 @@ final class TensorBoardEventFileTests: XCTestCase {
         let run = RunDirectory(path: config.run.directory)
         let files = try eventFiles(in: run.url)
         XCTAssertEqual(files.count, 1)
-        let events = try TFRecordReader.events(in: run.url.appendingPathComponent(files[0])).dropFirst()
+        let events = try events(in: run.url.appendingPathComponent(files[0])).dropFirst()
         let lines = try String(contentsOf: run.metricsLogURL, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(events.count, lines.count)
         XCTAssertTrue(lines.contains { $0.contains("\"R@1\"") } && lines.contains { $0.contains("\"drift\"") })

@@ -18,12 +18,10 @@ public final class RunDirectory {
         url = URL(fileURLWithPath: path, isDirectory: true)
     }
 
-    /// Creates the directory and begins a new event file. A new run starts `metrics.jsonl`
-    /// afresh and removes the event files of an earlier run. On resume from `iteration`, keeps
-    /// the log lines up to it (the lines a killed run wrote after its last checkpoint are
-    /// replayed by the resumed run) and the earlier event files: TensorBoard reads them in name
-    /// order, and a step the new file logs again replaces the killed run's values from that
-    /// step on (Docs/evaluation.md).
+    /// Creates the directory and begins a new event file (TensorBoard reads every one). A new
+    /// run starts `metrics.jsonl` afresh and removes the event files of an earlier run. On
+    /// resume from `iteration`, keeps the log lines and the events up to it (what a killed run
+    /// logged after its last checkpoint is replayed by the resumed run).
     public func prepare(resumingAt iteration: Int?) throws {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -32,6 +30,7 @@ public final class RunDirectory {
         }
         if let iteration {
             try keepLogLines(through: iteration)
+            try keepEvents(through: iteration)
         } else {
             try? FileManager.default.removeItem(at: metricsLogURL)
             _ = FileManager.default.createFile(atPath: metricsLogURL.path, contents: nil)
@@ -55,7 +54,7 @@ public final class RunDirectory {
     }
 
     /// The numbers of a metrics record except "iter", as float32 scalars tagged with their keys.
-    static func scalars(of record: [String: Any]) -> [String: Float] {
+    private static func scalars(of record: [String: Any]) -> [String: Float] {
         record.filter { $0.key != "iter" }.compactMapValues { value in
             switch value {
             case let number as any BinaryFloatingPoint: Float(number)
@@ -97,14 +96,25 @@ public final class RunDirectory {
         try write(Data((kept.map { $0 + "\n" }.joined()).utf8), to: metricsLogURL)
     }
 
+    private func keepEvents(through iteration: Int) throws {
+        for file in eventFiles() {
+            let bytes = (try? [UInt8](Data(contentsOf: file))) ?? []
+            let kept = TensorBoardEventFile.trimmed(bytes, through: iteration)
+            if kept != bytes { try write(Data(kept), to: file) }
+        }
+    }
+
     private func removeEventFiles() throws {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
-        for name in names where name.hasPrefix(TensorBoardEventFile.namePrefix) {
-            let file = url.appendingPathComponent(name)
+        for file in eventFiles() {
             do { try FileManager.default.removeItem(at: file) } catch {
                 throw RunDirectoryError.cannotWrite(file.path, "an earlier run's event file cannot be removed: \(error.localizedDescription)")
             }
         }
+    }
+
+    private func eventFiles() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        return names.filter { $0.hasPrefix(TensorBoardEventFile.namePrefix) }.map { url.appendingPathComponent($0) }
     }
 
     /// A new event file holding its header. A name already taken (a resume within the same

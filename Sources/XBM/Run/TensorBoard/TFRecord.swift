@@ -16,6 +16,26 @@ enum TFRecord {
         return length + littleEndianBytes(maskedCRC32C(length)) + data + littleEndianBytes(maskedCRC32C(data))
     }
 
+    /// The data of the records of `bytes`, in order, up to the first one that is torn (a run
+    /// killed while writing it) or fails a CRC; `end` is the offset where reading stopped.
+    static func read(_ bytes: [UInt8]) -> (records: [[UInt8]], end: Int) {
+        var records: [[UInt8]] = []
+        var offset = 0
+        while bytes.count - offset >= 16 {
+            let lengthBytes = Array(bytes[offset..<offset + 8])
+            let length: UInt64 = littleEndian(lengthBytes[...])
+            let start = offset + 12
+            guard littleEndian(bytes[offset + 8..<start]) == maskedCRC32C(lengthBytes),
+                  length <= UInt64(bytes.count - start - 4) else { break }
+            let end = start + Int(length)
+            let data = Array(bytes[start..<end])
+            guard littleEndian(bytes[end..<end + 4]) == maskedCRC32C(data) else { break }
+            records.append(data)
+            offset = end + 4
+        }
+        return (records, offset)
+    }
+
     /// mask(CRC-32C(bytes)), with the checkpoint file's `CRC32C` (Castagnoli; Docs/evaluation.md).
     static func maskedCRC32C(_ bytes: [UInt8]) -> UInt32 {
         var crc = CRC32C()
@@ -25,5 +45,9 @@ enum TFRecord {
 
     private static func littleEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
         withUnsafeBytes(of: value.littleEndian) { Array($0) }
+    }
+
+    private static func littleEndian<T: FixedWidthInteger>(_ bytes: ArraySlice<UInt8>) -> T {
+        bytes.reversed().reduce(0) { $0 << 8 | T($1) }
     }
 }

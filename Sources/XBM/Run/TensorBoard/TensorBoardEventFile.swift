@@ -36,6 +36,15 @@ enum TensorBoardEventFile {
         return try record(event)
     }
 
+    /// The records of an event file's `bytes` a resume keeps, as it keeps metrics.jsonl's lines
+    /// up to its checkpoint: the header and the events at steps up to `step`. What follows a torn
+    /// or damaged record is dropped.
+    static func trimmed(_ bytes: [UInt8], through step: Int) -> [UInt8] {
+        TFRecord.read(bytes).records.filter { data in
+            (try? Tensorflow_Event(serializedBytes: data)).map { $0.step <= step } ?? false
+        }.flatMap(TFRecord.frame)
+    }
+
     private static func record(_ event: Tensorflow_Event) throws -> [UInt8] {
         try TFRecord.frame(event.serializedBytes())
     }
