@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C interop: each is reached by exactly one Swift module (Docs/architecture.md).
@@ -28,6 +29,8 @@ let package = Package(
             "Collectives", "CBLAS",
             // The TensorBoard event file (Sources/XBM/Run/TensorBoard, Protos/event.proto).
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            // YAML config files (Sources/XBM/Config/ConfigYAML.swift).
+            .product(name: "Yams", package: "Yams"),
         ]),
         // The built-in benchmark's generator: the only user of FreeType.
         .target(name: "Hanzi", dependencies: ["XBM", "Collectives", "CFreeType"]),
@@ -38,7 +41,8 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["XBM", "Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
-        .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport"]),
+        // Fixtures/ holds input files the tests read by path (the fuzzers' regressions).
+        .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HanziTests", dependencies: ["Hanzi", "XBM", "TestSupport"]),
         .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "XBM", "Collectives"]),
     ]

@@ -9,9 +9,9 @@ import XCTest
 /// README.md: options come from the command line, else from `--config`, else the defaults;
 /// unknown config keys are errors; `config.json` can be fed back as `--config`.
 final class ConfigTests: XCTestCase {
-    private func file(_ json: String) throws -> String {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("xbm-config-\(UUID().uuidString).json")
-        try Data(json.utf8).write(to: url)
+    private func file(_ text: String, extension suffix: String = "json") throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("xbm-config-\(UUID().uuidString).\(suffix)")
+        try Data(text.utf8).write(to: url)
         return url.path
     }
 
@@ -43,6 +43,38 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.optimization.lr, 0.002, "the command line wins")
         XCTAssertEqual(config.memory.start, .auto)
         XCTAssertEqual(config.optimization.iters, 2400, "the default")
+    }
+
+    func testYAMLFilesReadLikeJSONFiles() throws {
+        let yaml = try file("""
+        # a comment
+        xbm-size: 4096
+        loss: multi-similarity
+        milestones: [10, "50%"]
+        xbm-start: auto
+        margin: null
+        check-replicas: true
+        """, extension: "yaml")
+        let fromYAML = try TrainOptions.parse(["--config", yaml, "--lr", "0.002"]).configuration()
+        let json = try file(#"{"xbm-size": 4096, "loss": "multi-similarity", "milestones": [10, "50%"], "xbm-start": "auto", "check-replicas": true}"#)
+        XCTAssertEqual(fromYAML, try TrainOptions.parse(["--config", json, "--lr", "0.002"]).configuration())
+        XCTAssertEqual(fromYAML.optimization.lr, 0.002, "the command line still wins")
+
+        for (text, expected) in [("xbm-sise: 4096", "unknown key \"xbm-sise\" (did you mean \"xbm-size\"?)"),
+                                 ("batch: big", "\"batch\""), ("- 1\n- 2", "expected a YAML mapping"),
+                                 ("memory:\n  size: 4", "\"memory\""), ("a: [b", "not valid YAML")] {
+            XCTAssertThrowsError(try TrainOptions.parse(["--config", try file(text, extension: "yml")]).configuration(), text) {
+                XCTAssertTrue("\($0)".contains(expected), "\($0)")
+            }
+        }
+        // The shipped recipes load and validate.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        for name in ["default.yaml", "multi-similarity.yaml", "memory-gain.json"] {
+            let config = try TrainingConfig.load(file: root.appendingPathComponent("configs/\(name)"))
+            XCTAssertNoThrow(try config.validate(ranks: 4), name)
+        }
+        XCTAssertEqual(try TrainingConfig.load(file: root.appendingPathComponent("configs/default.yaml")), TrainingConfig(),
+                       "configs/default.yaml spells out the defaults")
     }
 
     func testUnknownKeyIsAnErrorWithAHint() throws {

@@ -102,6 +102,18 @@ final class OptionRoundTripTests: XCTestCase {
         return url.path
     }
 
+    /// The same object as a YAML file, one `key: value` line each (values as JSON, which
+    /// YAML's flow style reads as the same numbers, strings, booleans and lists).
+    private func yamlFile(_ object: [String: Any]) throws -> String {
+        let url = TrainingFixtures.temporaryDirectory("options").appendingPathComponent("config.yaml")
+        let lines = try object.keys.sorted().map { key in
+            let value = try JSONSerialization.data(withJSONObject: [object[key]!], options: [.fragmentsAllowed])
+            return "\(key): \(String(decoding: value.dropFirst().dropLast(), as: UTF8.self))"
+        }
+        try Data(("# written by OptionRoundTripTests\n" + lines.joined(separator: "\n") + "\n").utf8).write(to: url)
+        return url.path
+    }
+
     func testEveryOptionReachesTheRunFromTheCommandLineAndFromAConfigFile() throws {
         let data = try TrainingFixtures.featureDataset().standardizedFileURL.path
         let other = try TrainingFixtures.featureDataset(classes: 10, seed: 6).standardizedFileURL.path
@@ -129,6 +141,8 @@ final class OptionRoundTripTests: XCTestCase {
             object[name] = entry.json
             let file = try jsonFile(object)
             XCTAssertTrue(entry.reaches(try trainer(TrainOptions.parse(["--config", file])), baseline), "\"\(name)\" in a config file")
+            let yaml = try yamlFile(object)
+            XCTAssertTrue(entry.reaches(try trainer(TrainOptions.parse(["--config", yaml])), baseline), "\"\(name)\" in a YAML file")
         }
     }
 

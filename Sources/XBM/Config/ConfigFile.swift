@@ -9,12 +9,21 @@ extension TrainingConfig {
         do { data = try Data(contentsOf: file) } catch {
             throw ConfigError("--config \(file.path): cannot read the file (\(error.localizedDescription))")
         }
-        return try TrainingConfig(json: data, source: "--config \(file.path)")
+        let source = "--config \(file.path)"
+        guard ["yaml", "yml"].contains(file.pathExtension.lowercased()) else { return try TrainingConfig(json: data, source: source) }
+        return try TrainingConfig(json: jsonData(fromYAML: String(decoding: data, as: UTF8.self), source: source), source: source)
     }
 
     /// Decodes `data` over the defaults; `source` names it in errors.
     public init(json data: Data, source: String) throws {
-        guard let object = try? JSONSerialization.jsonObject(with: data), let given = object as? [String: Any] else {
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
+            // Foundation's reason points at the spot: "Unexpected end of file during JSON parse.",
+            // "Number with leading zero around character 8.", "Too many nested arrays …".
+            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+            throw ConfigError("\(source): not valid JSON: \(printable(reason, limit: 200))")
+        }
+        guard let given = parsed as? [String: Any] else {
             throw ConfigError("\(source): expected a JSON object such as {\"xbm-size\": 16384, \"lr\": 0.001}")
         }
         let known = Set(Self.keys)

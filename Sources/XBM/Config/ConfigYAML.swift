@@ -1,0 +1,35 @@
+import Foundation
+import Yams
+
+extension TrainingConfig {
+    /// The JSON form of a YAML config file (`--config run.yaml`): the same flat mapping of
+    /// option names to values, read by Yams, so YAML and JSON files share one decoding path
+    /// with the same defaults and the same unknown-key errors.
+    static func jsonData(fromYAML text: String, source: String) throws -> Data {
+        let document: Any?
+        do { document = try Yams.load(yaml: text) } catch {
+            throw ConfigError("\(source): not valid YAML (\(error))")
+        }
+        guard let mapping = document as? [AnyHashable: Any] else {
+            throw ConfigError("\(source): expected a YAML mapping such as \"xbm-size: 16384\" on its own line")
+        }
+        var object: [String: Any] = [:]
+        for (key, value) in mapping {
+            guard let name = key.base as? String else {
+                throw ConfigError("\(source): key \(key.base) is not an option name")
+            }
+            object[name] = try jsonValue(value, key: name, source: source)
+        }
+        return try JSONSerialization.data(withJSONObject: object)
+    }
+
+    /// A YAML scalar or sequence as JSON; a nested mapping is refused (the form is flat).
+    private static func jsonValue(_ value: Any, key: String, source: String) throws -> Any {
+        switch value {
+        case is String, is Int, is Double, is Bool, is NSNull: return value
+        case let list as [Any]: return try list.map { try jsonValue($0, key: key, source: source) }
+        default:
+            throw ConfigError("\(source): key \"\(key)\" holds a \(type(of: value)); options take a number, a string, true/false or a list")
+        }
+    }
+}
