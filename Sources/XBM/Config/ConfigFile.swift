@@ -32,11 +32,21 @@ extension TrainingConfig {
             throw ConfigError("\(source): unknown key \"\(printable(unknown))\" (did you mean \"\(hint)\"?)")
         }
         // The defaults' own JSON form under the given keys: one decoding path for both.
-        var merged = (try? JSONSerialization.jsonObject(with: TrainingConfig().json())) as? [String: Any] ?? [:]
-        merged.merge(given) { _, new in new }
+        let defaults = (try? JSONSerialization.jsonObject(with: TrainingConfig().json())) as? [String: Any] ?? [:]
+        func decode(_ keys: some Sequence<String>) throws -> TrainingConfig {
+            let merged = defaults.merging(keys.map { ($0, given[$0]!) }) { _, new in new }
+            return try JSONDecoder().decode(TrainingConfig.self, from: JSONSerialization.data(withJSONObject: merged))
+        }
         do {
-            self = try JSONDecoder().decode(TrainingConfig.self, from: JSONSerialization.data(withJSONObject: merged))
+            self = try decode(given.keys)
         } catch let error as DecodingError {
+            // Foundation reports a number its type cannot hold (a seed of -1 or 1.5) as "not valid
+            // JSON" with no key; decoding the keys one at a time finds the key to name.
+            if case let .dataCorrupted(context) = error, context.codingPath.isEmpty,
+               let key = given.keys.sorted().first(where: { (try? decode([$0])) == nil }) {
+                throw ConfigError("\(source): key \"\(key)\" cannot hold \(printable(jsonText(given[key]!)))"
+                                      + (defaults[key].map { "; its default is \(jsonText($0))" } ?? ""))
+            }
             throw ConfigError("\(source): \(describe(error))")
         }
     }
@@ -54,6 +64,12 @@ func describe(_ error: DecodingError) -> String {
     @unknown default:
         return printable("\(error)", limit: 200)
     }
+}
+
+/// A JSON value as it would be written in a config file.
+private func jsonText(_ value: Any) -> String {
+    let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys])
+    return data.map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
 }
 
 /// Levenshtein distance, for "did you mean" hints.
