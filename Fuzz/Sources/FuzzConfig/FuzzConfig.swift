@@ -1,0 +1,18 @@
+import FuzzSupport
+import Foundation
+import XBM
+
+/// One input is one config file (`--config`, or a run's `config.json` read on `--resume`): it is
+/// decoded over the defaults and validated for one rank, as `xbm-dist train` does. An accepted
+/// config must read back unchanged from the `config.json` a run would write for it.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let file = Data(bytes: data, count: size)
+    expectParsesOrRejects {
+        let config = try TrainingConfig(json: file, source: "--config fuzz.json")
+        let reread = try TrainingConfig(json: config.json(), source: "config.json written for fuzz.json")
+        require(reread == config, "config.json does not read back as the config it was written from")
+        try config.validate(ranks: 1)
+    }
+    return 0
+}
