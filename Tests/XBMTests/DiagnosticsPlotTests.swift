@@ -116,4 +116,22 @@ final class DiagnosticsPlotTests: XCTestCase {
         XCTAssertEqual(document.elements.filter { $0.attributes["stroke-dasharray"] == "1 3" }.count, 5, "a rate line per panel")
         XCTAssertTrue(document.text.contains("lr ×0.10"), document.text)
     }
+
+    /// Long noisy series are drawn faint under TensorBoard's debiased moving average; every
+    /// Recall@K of the evaluations gets a line.
+    func testSmoothedLossAndEveryRecallAtK() {
+        let smoothed = TrainingPlot.smooth([.init(iteration: 1, value: 1), .init(iteration: 2, value: 0)])
+        XCTAssertEqual(smoothed[0].value, 1, accuracy: 1e-12, "debiased: the first value is itself")
+        XCTAssertEqual(smoothed[1].value, 0.09 / 0.19, accuracy: 1e-12)   // (0.9·0.1·1 + 0.1·0) / (1 − 0.81)
+
+        var log = (1...40).map { #"{"iter":\#($0),"loss":\#(Double($0 % 2))}"# }
+        log.append(#"{"iter":40,"R@1":50.0,"R@10":80.0,"R@100":95.0}"#)
+        let plot = TrainingPlot(title: "t", metricsLog: log.joined(separator: "\n"))
+        XCTAssertEqual(plot.recallAtK.map(\.k), [1, 10, 100])
+        let document = parse(plot.svg())
+        let lines = document.elements.filter { $0.name == "polyline" }
+        XCTAssertEqual(lines.filter { $0.attributes["stroke-opacity"] == "0.3" }.count, 1, "the raw loss, faint")
+        XCTAssertEqual(lines.count, 2 + 3, "raw and smoothed loss, three recalls")
+        XCTAssertTrue(document.text.contains("Recall@K (%)") && document.text.contains("R@100"), document.text)
+    }
 }

@@ -36,7 +36,9 @@ final class PlotTests: XCTestCase {
         let recall = [(iteration: 0, value: 10.0), (iteration: 500, value: 60.0), (iteration: 990, value: 85.0)]
         let svg = TrainingPlot(title: "hanzi <xbm> & co", loss: loss, recallAtOne: recall).svg()
         let document = parse(svg)
-        let lines = document.elements.filter { $0.name == "polyline" }
+        let all = document.elements.filter { $0.name == "polyline" }
+        XCTAssertEqual(all.filter { $0.attributes["stroke-opacity"] == "0.3" }.count, 1, "the 100 raw losses drawn faint")
+        let lines = all.filter { $0.attributes["stroke-opacity"] == nil }                // the smoothed loss, the recall
         XCTAssertEqual(lines.count, 2)
         let lossPoints = points(lines[0].attributes["points"]), recallPoints = points(lines[1].attributes["points"])
         XCTAssertEqual(lossPoints.count, 100)

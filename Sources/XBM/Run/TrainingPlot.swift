@@ -55,6 +55,9 @@ public struct TrainingPlot: Sendable {
     public var loss: [Point]
     /// Recall@1 in percent.
     public var recallAtOne: [Point]
+    /// Every Recall@K the log holds (`R@K` keys), in percent, by increasing K; when present the
+    /// recall panel draws them all.
+    public var recallAtK: [(k: Int, points: [Point])] = []
     /// Empty: only the two panels of loss and recall.
     public var diagnostics = Diagnostics()
 
@@ -75,6 +78,7 @@ public struct TrainingPlot: Sendable {
     public init(title: String, metricsLog: String) {
         var loss: [Point] = [], recall: [Point] = [], diagnostics = Diagnostics()
         var lastRate: Double?
+        var recalls: [Int: [Point]] = [:]
         for line in metricsLog.split(separator: "\n") {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let iteration = object["iter"] as? Int else { continue }
@@ -83,6 +87,11 @@ public struct TrainingPlot: Sendable {
             }
             add("loss", to: &loss)
             add("R@1", to: &recall)
+            for (key, value) in object where key.hasPrefix("R@") {
+                if let k = Int(key.dropFirst(2)), let value = value as? Double {
+                    recalls[k, default: []].append(Point(iteration: iteration, value: value))
+                }
+            }
             add("batch_hardest_neg", to: &diagnostics.batchHardestNegative)
             add("memory_hardest_neg", to: &diagnostics.memoryHardestNegative)
             add("batch_active_neg", to: &diagnostics.batchActiveNegatives)
@@ -101,6 +110,7 @@ public struct TrainingPlot: Sendable {
         if loss.count > 1, loss[0].iteration == 1 { loss.removeFirst() }
         self.init(title: title, loss: loss, recallAtOne: recall)
         self.diagnostics = diagnostics
+        recallAtK = recalls.keys.sorted().map { ($0, recalls[$0]!) }
     }
 
     // Canvas (pixels): every panel spans x ∈ [left, width − right].
@@ -111,6 +121,22 @@ public struct TrainingPlot: Sendable {
         var points: [Point]
         var name: String
         var color: String
+        /// Noisy per-iteration values: drawn faint, under their smoothed line.
+        var smoothed = false
+    }
+
+    /// Series longer than this are smoothed when marked so.
+    static let smoothingMinimum = 30
+
+    /// TensorBoard's smoothing: an exponential moving average with weight w = 0.9, debiased
+    /// for its start, s_t = m_t / (1 − w^t) with m_t = w·m_{t−1} + (1 − w)·v_t, m_0 = 0.
+    public static func smooth(_ points: [Point], weight: Double = 0.9) -> [Point] {
+        var average = 0.0, correction = 1.0
+        return points.map { point in
+            average = weight * average + (1 - weight) * point.value
+            correction *= weight
+            return Point(iteration: point.iteration, value: average / (1 - correction))
+        }
     }
 
     /// The SVG document.
@@ -118,14 +144,18 @@ public struct TrainingPlot: Sendable {
         func finite(_ points: [Point]) -> [Point] { points.filter { $0.value.isFinite } }
         let batchColor = "#ff7f0e", memoryColor = "#9467bd"
         let d = diagnostics
-        var lossSeries = [Series(points: finite(loss), name: "loss", color: "#1f77b4")]
+        var lossSeries = [Series(points: finite(loss), name: "loss", color: "#1f77b4", smoothed: true)]
         if !d.memoryTerm.isEmpty {
-            lossSeries.append(Series(points: finite(d.batchTerm), name: "batch term", color: "#ff7f0e"))
-            lossSeries.append(Series(points: finite(d.memoryTerm), name: "memory term", color: "#9467bd"))
+            lossSeries.append(Series(points: finite(d.batchTerm), name: "batch term", color: "#ff7f0e", smoothed: true))
+            lossSeries.append(Series(points: finite(d.memoryTerm), name: "memory term", color: "#9467bd", smoothed: true))
         }
+        let recallColors = ["#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+        let recallSeries = recallAtK.count > 1
+            ? recallAtK.enumerated().map { Series(points: finite($1.points), name: "R@\($1.k)", color: recallColors[$0 % recallColors.count]) }
+            : [Series(points: finite(recallAtOne), name: "Recall@1 (%)", color: "#d62728")]
         var panels: [(name: String, series: [Series])] = [
             ("loss", lossSeries),
-            ("Recall@1 (%)", [Series(points: finite(recallAtOne), name: "Recall@1 (%)", color: "#d62728")]),
+            (recallAtK.count > 1 ? "Recall@K (%)" : "Recall@1 (%)", recallSeries),
         ]
         if !d.isEmpty {
             panels.append(("hardest negative similarity", [
@@ -207,9 +237,17 @@ public struct TrainingPlot: Sendable {
         if series.allSatisfy({ $0.points.isEmpty }) {
             out += "<text x=\"\(number((left + right) / 2))\" y=\"\(middle)\" text-anchor=\"middle\" fill=\"#808080\">no data yet</text>\n"
         }
+        func polyline(_ points: [Point], _ color: String, _ attributes: String) -> String {
+            let coordinates = points.map { "\(number(x(Double($0.iteration)))),\(number(y($0.value)))" }
+            return "<polyline fill=\"none\" stroke=\"\(color)\" \(attributes) points=\"\(coordinates.joined(separator: " "))\"/>\n"
+        }
         for line in series where !line.points.isEmpty {
-            let coordinates = line.points.map { "\(number(x(Double($0.iteration)))),\(number(y($0.value)))" }
-            out += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"1.5\" points=\"\(coordinates.joined(separator: " "))\"/>\n"
+            if line.smoothed && line.points.count > Self.smoothingMinimum {
+                out += polyline(line.points, line.color, "stroke-width=\"1\" stroke-opacity=\"0.3\"")
+                out += polyline(Self.smooth(line.points), line.color, "stroke-width=\"1.8\"")
+                continue
+            }
+            out += polyline(line.points, line.color, "stroke-width=\"1.5\"")
             if line.points.count <= 60 {
                 for point in line.points {
                     out += "<circle cx=\"\(number(x(Double(point.iteration))))\" cy=\"\(number(y(point.value)))\" r=\"3\" fill=\"\(line.color)\"/>\n"
