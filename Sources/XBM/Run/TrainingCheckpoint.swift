@@ -154,8 +154,10 @@ public struct TrainingCheckpoint {
 
     /// The rows' stamps for a checkpoint written before they were saved: the newest B rows
     /// from the last iteration, the B before them from the one before, and so on (exact
-    /// unless the memory was filled at its start).
+    /// unless the memory was filled at its start). Counters that no ring holds (a damaged or
+    /// forged file) give no stamps: restoring the memory then refuses them by name.
     static func stampsOneBatchPerIteration(head: Int, count: Int, capacity M: Int, iteration: Int, batch: Int) -> [Int32] {
+        guard M > 0, (0..<M).contains(head), (0...M).contains(count), count == M || head == count else { return [] }
         var stamps = [Int32](repeating: 0, count: count)
         for newer in 0..<count {    // the row with `newer` rows enqueued after it
             stamps[((head - 1 - newer) % M + M) % M] = Int32(clamping: iteration - 1 - newer / max(batch, 1))
