@@ -8,7 +8,7 @@ import XCTest
 /// of Launch/fuzz found and hand-made malformations of each kind. Every input must end in an
 /// error that every rank reports alike (`SameOnEveryRankError`), in one line that names the
 /// problem — never a trap, a hang or a huge allocation. Fixtures/fuzz/ holds the fuzzers'
-/// findings, named `<parser>-<what went wrong>`.
+/// findings and inputs made by hand at their crash sites, named `<parser>-<what is wrong>`.
 final class FuzzRegressionTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fuzz")
 
@@ -111,6 +111,22 @@ final class FuzzRegressionTests: XCTestCase {
         assertRejects("head 0 with count 32 of 33") {
             try CrossBatchMemory(capacity: snapshot.capacity, dimension: snapshot.dimension).restore(snapshot)
         }
+    }
+
+    func testCheckpointCountersAtTheEdgesOfInt() throws {
+        try XCTSkipIf(true, "open: TrainingCheckpoint.stampsOneBatchPerIteration overflows or allocates terabytes on these counters")
+        // Hand-made next to the finding above, from its crash site: checkpoints without stamps
+        // whose memory claims Int.max rows (the ring index `% M + M` overflowed), 2^40 rows (4 TB
+        // of stamps allocated before anything compared them with the 32 labels the file holds),
+        // or whose iteration is Int.min (`iteration - 1` overflowed).
+        for name in ["checkpoint-capacity-int-max.xbm", "checkpoint-count-2-to-the-40.xbm"] {
+            let checkpoint = try TrainingCheckpoint.decode([UInt8](try fixture(name)), path: "bad.xbm")
+            let snapshot = try XCTUnwrap(checkpoint.memory)
+            assertRejects("cannot restore a memory of 32 rows") {
+                try CrossBatchMemory(capacity: 32, dimension: snapshot.dimension).restore(snapshot)
+            }
+        }
+        _ = try TrainingCheckpoint.decode([UInt8](try fixture("checkpoint-iteration-int-min.xbm")), path: "bad.xbm")
     }
 
     /// `file` with its declared length and checksum made to match its bytes, so that a
