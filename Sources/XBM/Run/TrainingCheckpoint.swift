@@ -96,6 +96,8 @@ public struct TrainingCheckpoint {
             return try TrainingCheckpoint(archive: archive, path: path)
         } catch let error as CheckpointError {
             throw ResumeError(error.description)
+        } catch let error as ConfigError {
+            throw ResumeError(error.description)
         }
     }
 
@@ -104,6 +106,7 @@ public struct TrainingCheckpoint {
         let record = try JSONEncoder().encode(try archive.json([String: JSONValue].self, named: "config"))
         config = try TrainingConfig(json: record, source: "checkpoint \(path), its configuration")
         meta = try archive.json(Meta.self, named: "meta")
+        guard meta.iteration >= 0 else { throw ResumeError("checkpoint \(path): iteration \(meta.iteration) is negative; the file is damaged") }
         iteration = meta.iteration
         parameters = try archive.floats(named: "parameters")
         state = try archive.floats(named: "state")
@@ -115,12 +118,13 @@ public struct TrainingCheckpoint {
         }
         driftPrevious = archive.contains("drift.previous") ? try archive.floats(named: "drift.previous") : []
         if meta.memoryCapacity > 0 {
-            memory = MemorySnapshot(embeddings: try archive.floats(named: "memory.embeddings"),
-                                    labels: try archive.int32s(named: "memory.labels"),
+            // Stamps for the rows whose labels the file holds: a count it merely claims must not size an allocation.
+            let labels = try archive.int32s(named: "memory.labels")
+            memory = MemorySnapshot(embeddings: try archive.floats(named: "memory.embeddings"), labels: labels,
                                     head: meta.memoryHead, count: meta.memoryCount,
                                     capacity: meta.memoryCapacity, dimension: config.model.dim,
                                     stamps: archive.contains("memory.stamps") ? try archive.int32s(named: "memory.stamps")
-                                        : Self.stampsOneBatchPerIteration(head: meta.memoryHead, count: meta.memoryCount,
+                                        : Self.stampsOneBatchPerIteration(head: meta.memoryHead, count: labels.count,
                                                                           capacity: meta.memoryCapacity, iteration: meta.iteration,
                                                                           batch: config.optimization.batch))
         }
@@ -157,10 +161,11 @@ public struct TrainingCheckpoint {
     /// unless the memory was filled at its start). Counters that no ring holds (a damaged or
     /// forged file) give no stamps: restoring the memory then refuses them by name.
     static func stampsOneBatchPerIteration(head: Int, count: Int, capacity M: Int, iteration: Int, batch: Int) -> [Int32] {
-        guard M > 0, (0..<M).contains(head), (0...M).contains(count), count == M || head == count else { return [] }
+        guard M > 0, (0..<M).contains(head), (0...M).contains(count), count == M || head == count, iteration >= 0 else { return [] }
         var stamps = [Int32](repeating: 0, count: count)
         for newer in 0..<count {    // the row with `newer` rows enqueued after it
-            stamps[((head - 1 - newer) % M + M) % M] = Int32(clamping: iteration - 1 - newer / max(batch, 1))
+            let row = head - 1 - newer          // in -M..<M; `% M + M` would overflow for M near Int.max
+            stamps[row < 0 ? row + M : row] = Int32(clamping: iteration - 1 - newer / max(batch, 1))
         }
         return stamps
     }
