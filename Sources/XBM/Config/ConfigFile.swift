@@ -11,7 +11,7 @@ extension TrainingConfig {
         }
         let source = "--config \(file.path)"
         guard ["yaml", "yml"].contains(file.pathExtension.lowercased()) else { return try TrainingConfig(json: data, source: source) }
-        return try TrainingConfig(json: jsonData(fromYAML: String(decoding: data, as: UTF8.self), source: source), source: source)
+        return try TrainingConfig(yaml: String(decoding: data, as: UTF8.self), source: source)
     }
 
     /// Decodes `data` over the defaults; `source` names it in errors.

@@ -2,6 +2,11 @@ import Foundation
 import Yams
 
 extension TrainingConfig {
+    /// Decodes a YAML config file's text over the defaults; `source` names it in errors.
+    public init(yaml text: String, source: String) throws {
+        try self.init(json: Self.jsonData(fromYAML: text, source: source), source: source)
+    }
+
     /// The JSON form of a YAML config file (`--config run.yaml`): the same flat mapping of
     /// option names to values, read by Yams, so YAML and JSON files share one decoding path
     /// with the same defaults and the same unknown-key errors.
