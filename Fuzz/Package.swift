@@ -19,6 +19,7 @@ let package = Package(
         .target(name: "FuzzSupport", dependencies: [.product(name: "Collectives", package: "xbm-dist")]),
         harness("FuzzNpy"),
         harness("FuzzConfig"),
+        harness("FuzzYAML"),
         harness("FuzzCheckpoint"),
     ]
 )

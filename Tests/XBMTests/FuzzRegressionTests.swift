@@ -95,6 +95,12 @@ final class FuzzRegressionTests: XCTestCase {
         assertConfigRejects(#"{"lr": -0.5}"#, "--lr must be positive, got -0.5")
     }
 
+    /// FuzzYAML's first finding: Yams' scanner error spans lines (the text, then a caret).
+    func testYAMLFindingOfTheFuzzer() throws {
+        let text = String(decoding: try fixture("yaml-scanner-error-over-lines.yaml"), as: UTF8.self)
+        assertRejects("fuzz.yaml: not valid YAML (") { _ = try TrainingConfig(yaml: text, source: "--config fuzz.yaml") }
+    }
+
     // MARK: Checkpoints
 
     func assertCheckpointRejects(_ bytes: [UInt8], _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -13,7 +13,8 @@ extension TrainingConfig {
     static func jsonData(fromYAML text: String, source: String) throws -> Data {
         let document: Any?
         do { document = try Yams.load(yaml: text) } catch {
-            throw ConfigError("\(source): not valid YAML (\(error))")
+            // Yams explains over several lines (the line, a caret); the report is one line.
+            throw ConfigError("\(source): not valid YAML (\(printable("\(error)", limit: 200)))")
         }
         guard let mapping = document as? [AnyHashable: Any] else {
             throw ConfigError("\(source): expected a YAML mapping such as \"xbm-size: 16384\" on its own line")
@@ -21,7 +22,7 @@ extension TrainingConfig {
         var object: [String: Any] = [:]
         for (key, value) in mapping {
             guard let name = key.base as? String else {
-                throw ConfigError("\(source): key \(key.base) is not an option name")
+                throw ConfigError("\(source): key \(printable("\(key.base)")) is not an option name")
             }
             object[name] = try jsonValue(value, key: name, source: source)
         }
