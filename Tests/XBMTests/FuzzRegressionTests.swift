@@ -99,6 +99,10 @@ final class FuzzRegressionTests: XCTestCase {
     func testYAMLFindingOfTheFuzzer() throws {
         let text = String(decoding: try fixture("yaml-scanner-error-over-lines.yaml"), as: UTF8.self)
         assertRejects("fuzz.yaml: not valid YAML (") { _ = try TrainingConfig(yaml: text, source: "--config fuzz.yaml") }
+        // Its second: YAML's .nan (and .inf), which no JSON number holds.
+        let nan = String(decoding: try fixture("yaml-nan-value.yaml"), as: UTF8.self)
+        assertRejects("options take finite numbers") { _ = try TrainingConfig(yaml: nan, source: "--config fuzz.yaml") }
+        assertRejects("\"lr\" holds inf") { _ = try TrainingConfig(yaml: "lr: .inf", source: "--config fuzz.yaml") }
     }
 
     // MARK: Checkpoints

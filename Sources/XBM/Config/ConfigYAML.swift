@@ -26,12 +26,17 @@ extension TrainingConfig {
             }
             object[name] = try jsonValue(value, key: name, source: source)
         }
-        return try JSONSerialization.data(withJSONObject: object)
+        do { return try JSONSerialization.data(withJSONObject: object) } catch {
+            throw ConfigError("\(source): cannot be read as options (\(printable("\(error)", limit: 200)))")
+        }
     }
 
     /// A YAML scalar or sequence as JSON; a nested mapping is refused (the form is flat).
     private static func jsonValue(_ value: Any, key: String, source: String) throws -> Any {
         switch value {
+        case let number as Double where !number.isFinite:
+            // YAML spells them .nan and .inf; JSON, and so the options, have no such numbers.
+            throw ConfigError("\(source): key \"\(key)\" holds \(number); options take finite numbers")
         case is String, is Int, is Double, is Bool, is NSNull: return value
         case let list as [Any]: return try list.map { try jsonValue($0, key: key, source: source) }
         default:
