@@ -103,6 +103,11 @@ final class FuzzRegressionTests: XCTestCase {
         let nan = String(decoding: try fixture("yaml-nan-value.yaml"), as: UTF8.self)
         assertRejects("options take finite numbers") { _ = try TrainingConfig(yaml: nan, source: "--config fuzz.yaml") }
         assertRejects("\"lr\" holds inf") { _ = try TrainingConfig(yaml: "lr: .inf", source: "--config fuzz.yaml") }
+        // Its third: a mapping as a key (`{}:`), on which Yams' own conversion traps.
+        let mappingKey = String(decoding: try fixture("yaml-mapping-as-key.yaml"), as: UTF8.self)
+        assertRejects("a key that is not an option name (a mapping)") {
+            _ = try TrainingConfig(yaml: mappingKey, source: "--config fuzz.yaml")
+        }
     }
 
     // MARK: Checkpoints
