@@ -41,14 +41,6 @@ final class OptionEdgeTests: XCTestCase {
 
     private struct Refusal: Error, CustomStringConvertible { let description: String }
 
-    /// The long option names in `help`.
-    private static func names(inHelp help: String) -> Set<String> {
-        let pattern = try! NSRegularExpression(pattern: #"^\s+(?:-\w, )?--([a-z0-9-]+)"#, options: .anchorsMatchLines)
-        return Set(pattern.matches(in: help, range: NSRange(help.startIndex..., in: help)).map {
-            String(help[Range($0.range(at: 1), in: help)!])
-        })
-    }
-
     /// `base` with `--name value` parsed and applied by the option group that owns `--name`:
     /// the same parsing and overrides as `train`, without parsing all six groups per case
     /// (ArgumentParser's debug-build checks make that slow).
@@ -57,7 +49,7 @@ final class OptionEdgeTests: XCTestCase {
         var apply: ([String], inout TrainingConfig) throws -> Void
 
         init<G: ParsableArguments, C>(_: G.Type, _ path: WritableKeyPath<TrainingConfig, C>, _ overrides: @escaping (G) -> [Override<C>]) {
-            names = OptionEdgeTests.names(inHelp: G.helpMessage(columns: 400))
+            names = optionNames(inHelp: G.helpMessage(columns: 400))
             apply = { arguments, config in
                 let group: G
                 do { group = try G.parse(arguments) } catch { throw Refusal(description: G.message(for: error)) }
@@ -110,7 +102,7 @@ final class OptionEdgeTests: XCTestCase {
 
     /// The table above covers exactly the options `train --help` lists.
     func testTheSweepCoversEveryOption() {
-        let options = Self.names(inHelp: TrainCommand.helpMessage(columns: 400)).subtracting(["help", "config", "resume", "resume-override", "simulate-ranks", "threads"])
+        let options = trainConfigurationOptions()
         XCTAssertEqual(Set(kinds.keys), options)
     }
 }

@@ -82,16 +82,6 @@ final class OptionRoundTripTests: XCTestCase {
         ]
     }
 
-    /// The long names `train --help` lists, without `--help`, `--config` and the `--no-` halves of flags.
-    private func optionNames() -> Set<String> {
-        let help = TrainCommand.helpMessage(columns: 400)
-        let pattern = try! NSRegularExpression(pattern: #"^\s+(?:-\w, )?--([a-z0-9-]+)"#, options: .anchorsMatchLines)
-        let names = pattern.matches(in: help, range: NSRange(help.startIndex..., in: help)).map {
-            String(help[Range($0.range(at: 1), in: help)!])
-        }
-        return Set(names).subtracting(["help", "config", "resume", "resume-override", "simulate-ranks", "threads"])
-    }
-
     private func trainer(_ options: TrainOptions) throws -> Trainer {
         try Trainer(config: options.configuration(), comm: SingleProcessCommunicator(), writeOutputs: false)
     }
@@ -118,7 +108,7 @@ final class OptionRoundTripTests: XCTestCase {
         let data = try TrainingFixtures.featureDataset().standardizedFileURL.path
         let other = try TrainingFixtures.featureDataset(classes: 10, seed: 6).standardizedFileURL.path
         let table = cases(otherData: other)
-        XCTAssertEqual(Set(table.keys).union(["model"]), optionNames(), "every option of train has a case, and no case is stale")
+        XCTAssertEqual(Set(table.keys).union(["model"]), trainConfigurationOptions(), "every option of train has a case, and no case is stale")
 
         var baselines: [String: Trainer] = [:]
         for (name, entry) in table.sorted(by: { $0.key < $1.key }) {
