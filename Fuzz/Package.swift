@@ -16,7 +16,7 @@ let package = Package(
     name: "xbm-fuzz",
     dependencies: [.package(name: "xbm-dist", path: "..")],
     targets: [
-        .target(name: "FuzzSupport", dependencies: [.product(name: "Collectives", package: "xbm-dist")]),
+        .target(name: "FuzzSupport", dependencies: [.product(name: "Collectives", package: "xbm-dist"), xbm]),
         harness("FuzzNpy"),
         harness("FuzzConfig"),
         harness("FuzzYAML"),

@@ -8,11 +8,6 @@ import XBM
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let file = Data(bytes: data, count: size)
-    expectParsesOrRejects {
-        let config = try TrainingConfig(json: file, source: "--config fuzz.json")
-        let reread = try TrainingConfig(json: config.json(), source: "config.json written for fuzz.json")
-        require(reread == config, "config.json does not read back as the config it was written from")
-        try config.validate(ranks: 1)
-    }
+    expectConfigParsesOrRejects("fuzz.json") { try TrainingConfig(json: file, source: "--config fuzz.json") }
     return 0
 }

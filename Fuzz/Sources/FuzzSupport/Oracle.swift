@@ -1,4 +1,5 @@
 import Collectives
+import XBM
 
 /// What every harness asks of a parser fed an untrusted input: it returns, or it throws a
 /// `SameOnEveryRankError` whose description is one non-empty line. That is the contract of a
@@ -21,4 +22,16 @@ public func expectParsesOrRejects(_ parse: () throws -> Void) {
 /// Stops the fuzzer on a broken property; `message` becomes the crash report's reason.
 public func require(_ condition: Bool, _ message: @autoclosure () -> String) {
     if !condition { fatalError("fuzz: " + message()) }
+}
+
+/// The check of a config file in either form: `decode` reads it over the defaults; an accepted
+/// config must read back unchanged from the `config.json` a run would write for it, then
+/// validate for one rank or be refused in one line, as `xbm-dist train` does.
+public func expectConfigParsesOrRejects(_ source: String, _ decode: () throws -> TrainingConfig) {
+    expectParsesOrRejects {
+        let config = try decode()
+        let reread = try TrainingConfig(json: config.json(), source: "config.json written for \(source)")
+        require(reread == config, "config.json does not read back as the config it was written from")
+        try config.validate(ranks: 1)
+    }
 }
