@@ -33,4 +33,37 @@ final class LossSparseBackwardTests: XCTestCase {
             }
         }
     }
+
+    /// The anchors' rows (and, without dR, the sparse backward) are split over the BLAS threads
+    /// once a row is wide: the loss, the statistics and the gradients must be the same bits
+    /// split or not, on both backward paths. (The matrix products run on two threads either
+    /// way: OpenBLAS' own results may change with its thread count.)
+    func testRowsSplitOverThreadsGiveTheSameBits() throws {
+        let threads = BLASThreads.current, work = PairLossTuning.rowsWorkPerThread
+        defer { BLASThreads.set(threads); PairLossTuning.rowsWorkPerThread = work }
+        BLASThreads.set(2)
+        var random = RandomSource(seed: 5)
+        let b = 8, R = 16384, d = 16
+        let problem = PairProblem(dimension: d, anchors: randomUnitRows(count: b, dimension: d, random: &random),
+                                  anchorLabels: (0..<b).map { Int32($0 % 5) },
+                                  references: randomUnitRows(count: R, dimension: d, random: &random),
+                                  referenceLabels: (0..<R).map { Int32($0 % 97) },
+                                  ownIndex: (0..<b).map { Int32($0 * 3) })
+        for kind in LossKind.allCases {
+            for density in [0.0, 1.0] {
+                PairLossTuning.sparseBackwardDensity = density
+                func run(split: Bool) -> (PairLossResult, PairStatistics) {
+                    PairLossTuning.rowsWorkPerThread = split ? 1024 : Int.max
+                    let loss = makePairLoss(kind)
+                    let result = evaluate(loss, problem, reduction: .sum, scale: 0.5, referenceGradient: false)
+                    return (result, loss.statistics)
+                }
+                let (one, oneStatistics) = run(split: false), (two, twoStatistics) = run(split: true)
+                XCTAssertEqual(one.value, two.value, "\(kind) density \(density)")
+                XCTAssertEqual(one.anchorGradient, two.anchorGradient, "\(kind) density \(density)")
+                XCTAssertEqual(oneStatistics, twoStatistics, "\(kind) density \(density)")
+                XCTAssertGreaterThan(oneStatistics.activeNegatives, 0, "\(kind): vacuous, no active pair")
+            }
+        }
+    }
 }

@@ -55,6 +55,8 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     private var referenceLabels = FlatBuffer<Int32>(count: 0)
     /// (R) their stamps, concatenated, when every segment has them.
     private var referenceStamps = FlatBuffer<Int32>(count: 0)
+    /// (b) what each anchor's row gave, before the sums in row order.
+    private var rowResults = FlatBuffer<RowResult>(count: 0, initialValue: RowResult())
 
     private(set) var statistics = PairStatistics()
 
@@ -69,7 +71,7 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
         precondition(b >= 0 && d >= 1, "pair loss needs b ≥ 0 anchors of dimension d ≥ 1, got b \(b), d \(d)")
         statistics = PairStatistics()
         guard b > 0, R > 0 else { return 0 }
-        reserve(similarityCount: b * R, referenceCount: R)
+        reserve(similarityCount: b * R, referenceCount: R, anchorCount: b)
         let S = similarities.pointer, labels = referenceLabels.pointer
         let hasStamps = input.references.allSatisfy { $0.stamps != nil }
         let stamps: UnsafePointer<Int32>? = hasStamps ? UnsafePointer(referenceStamps.pointer) : nil
@@ -86,26 +88,42 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
 
         // Per row: the hardest pairs while the row still holds similarities, the term, then
         // the active pairs of the gradient it left (which also decide the backward below).
+        // Rows are independent, so they are split over the threads; each row's results land
+        // in its own slot and are summed in row order below, so the totals do not depend on
+        // the thread count.
+        let results = rowResults.pointer
+        let ownIndex = input.ownIndex, anchorLabels = input.anchorLabels, now = input.now
+        for i in 0..<b {
+            let own = ownIndex.map { Int($0[i]) } ?? -1
+            precondition(own >= -1 && own < R, "anchor \(i)'s own index \(own) is outside -1..<\(R)")
+        }
+        parallelChunks(b, minimumChunk: max(1, PairLossTuning.rowsWorkPerThread / R)) { anchors in
+            for i in anchors {
+                let row = AnchorRow(values: S + i * R, labels: labels, count: R,
+                                    label: anchorLabels[i], ownIndex: ownIndex.map { Int($0[i]) } ?? -1)
+                let (hardestNegative, hardestPositive) = hardestPairs(row)
+                let loss = term.lossAndGradient(row, reduction: reduction)
+                let active = activePairs(row, stamps: stamps, now: now)
+                results[i] = RowResult(loss: loss, hardestNegative: hardestNegative, hardestPositive: hardestPositive,
+                                       activePositives: active.positives, activeNegatives: active.negatives,
+                                       activeNegativeAgeSum: active.negativeAgeSum)
+            }
+        }
         var total = 0.0
         var statistics = PairStatistics()
         statistics.anchors = b
         for i in 0..<b {
-            let own = input.ownIndex.map { Int($0[i]) } ?? -1
-            precondition(own >= -1 && own < R, "anchor \(i)'s own index \(own) is outside -1..<\(R)")
-            let row = AnchorRow(values: S + i * R, labels: labels, count: R,
-                                label: input.anchorLabels[i], ownIndex: own)
-            let (hardestNegative, hardestPositive) = hardestPairs(row)
-            if hardestNegative > -.infinity {
-                statistics.hardestNegativeSum += Double(hardestNegative); statistics.anchorsWithNegatives += 1
+            let result = results[i]
+            if result.hardestNegative > -.infinity {
+                statistics.hardestNegativeSum += Double(result.hardestNegative); statistics.anchorsWithNegatives += 1
             }
-            if hardestPositive < .infinity {
-                statistics.hardestPositiveSum += Double(hardestPositive); statistics.anchorsWithPositives += 1
+            if result.hardestPositive < .infinity {
+                statistics.hardestPositiveSum += Double(result.hardestPositive); statistics.anchorsWithPositives += 1
             }
-            total += term.lossAndGradient(row, reduction: reduction)
-            let active = activePairs(row, stamps: stamps, now: input.now)
-            statistics.activePositives += active.positives
-            statistics.activeNegatives += active.negatives
-            statistics.activeNegativeAgeSum += active.negativeAgeSum
+            total += result.loss
+            statistics.activePositives += result.activePositives
+            statistics.activeNegatives += result.activeNegatives
+            statistics.activeNegativeAgeSum += result.activeNegativeAgeSum
         }
         self.statistics = statistics
 
@@ -132,25 +150,41 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     }
 
     /// The backward of the products above over the non-zero g_ij only: for each active pair,
-    /// dA_i += scale·g_ij·r_j and dR_j += scale·g_ij·a_i (d multiply-adds each).
+    /// dA_i += scale·g_ij·r_j and dR_j += scale·g_ij·a_i (d multiply-adds each). A row is
+    /// scanned 16 lanes at a time, skipping blocks with no active pair. Without dR the
+    /// anchors are independent and split over the threads; with it (the batch term, whose
+    /// references are few) dR_j must add the anchors in order, so one thread runs.
     private func sparseBackward(_ input: PairLossInput, S: UnsafeMutablePointer<Float>, R: Int, scale: Float,
                                 anchorGradient: UnsafeMutablePointer<Float>, referenceGradient: UnsafeMutablePointer<Float>?) {
         let b = input.anchorCount, d = input.dimension
-        var column = 0
-        for segment in input.references {
-            for i in 0..<b {
-                let g = S + i * R + column
-                let dA = anchorGradient + i * d, a = input.anchors + i * d
-                for j in 0..<segment.count where g[j] != 0 {
-                    let weight = scale * g[j]
-                    let r = segment.embeddings + j * d
-                    for k in 0..<d { dA[k] += weight * r[k] }
-                    if let dR = referenceGradient.map({ $0 + (column + j) * d }) {
-                        for k in 0..<d { dR[k] += weight * a[k] }
+        let anchors = input.anchors, segments = input.references
+        let minimumChunk = referenceGradient == nil ? max(1, PairLossTuning.rowsWorkPerThread / R) : b + 1
+        parallelChunks(b, minimumChunk: minimumChunk) { anchorRange in
+            var column = 0
+            for segment in segments {
+                for i in anchorRange {
+                    let g = S + i * R + column
+                    let dA = anchorGradient + i * d, a = anchors + i * d
+                    let n = segment.count
+                    var j = 0
+                    while j < n {
+                        if j + vectorWidth <= n, !any(loadVector(g + j) .!= 0) { j += vectorWidth; continue }
+                        let end = min(j + vectorWidth, n)
+                        while j < end {
+                            if g[j] != 0 {
+                                let weight = scale * g[j]
+                                let r = segment.embeddings + j * d
+                                for k in 0..<d { dA[k] += weight * r[k] }
+                                if let dR = referenceGradient.map({ $0 + (column + j) * d }) {
+                                    for k in 0..<d { dR[k] += weight * a[k] }
+                                }
+                            }
+                            j += 1
+                        }
                     }
                 }
+                column += segment.count
             }
-            column += segment.count
         }
     }
 
@@ -230,7 +264,10 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
 
     /// Grows the workspace geometrically, so a memory that fills up over many steps
     /// reallocates only a few times.
-    private func reserve(similarityCount: Int, referenceCount: Int) {
+    private func reserve(similarityCount: Int, referenceCount: Int, anchorCount: Int) {
+        if rowResults.count < anchorCount {
+            rowResults = FlatBuffer(count: max(anchorCount, 2 * rowResults.count), initialValue: RowResult())
+        }
         if similarities.count < similarityCount {
             similarities = FlatBuffer<Float>(count: max(similarityCount, 2 * similarities.count))
         }
@@ -239,6 +276,13 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
             referenceStamps = FlatBuffer<Int32>(count: referenceLabels.count)
         }
     }
+}
+
+/// One anchor row's contribution to the loss and to `PairStatistics`.
+struct RowResult: BitwiseCopyable {
+    var loss = 0.0
+    var hardestNegative: Float = -.infinity, hardestPositive: Float = .infinity
+    var activePositives = 0, activeNegatives = 0, activeNegativeAgeSum = 0
 }
 
 typealias LabelVector = SIMD16<Int32>
@@ -255,6 +299,9 @@ public enum PairLossTuning {
     /// sgemm is near 5% (a d-long axpy per pair against d·R multiply-adds per anchor at
     /// ~20× the speed), so 3% keeps the sparse path strictly faster.
     nonisolated(unsafe) public static var sparseBackwardDensity = 1.0 / 32
+    /// Similarities per thread below which the per-row passes stay on one thread (tests set
+    /// it to Int.max to compare with one thread under the same matrix products).
+    nonisolated(unsafe) public static var rowsWorkPerThread = 32768
 }
 
 // Numerically stable scalar helpers for the per-row sums (Double).
