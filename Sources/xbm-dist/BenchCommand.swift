@@ -42,12 +42,19 @@ struct CollectivesMismatch: SameOnEveryRankError {
 struct BenchStep: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "step",
-        abstract: "Time the distributed training step on random data; prints one JSON line with images_per_second.",
-        discussion: "Takes the model, loss, batch and memory options of `train`. Without --xbm-size the memory is off; with it, the memory is filled first and used from the first step.")
+        abstract: "Time the distributed training step on synthetic data; prints one JSON line with images_per_second.",
+        discussion: """
+            Takes the model, loss, batch and memory options of `train`. Samples are noisy copies of one random \
+            prototype per class. Without --xbm-size the memory is off; with it, the network first trains \
+            --pretrain steps, the memory is filled with its embeddings of the batches that follow, and every \
+            timed step uses the full memory; the JSON line reports the fraction of memory pairs that were active.
+            """)
 
     @OptionGroup var options: TrainOptions
     @OptionGroup var launchOptions: LaunchOptions
     @Option(help: "Timed steps (after 5 warm-up steps).") var steps: Int = 30
+    @Option(help: "With a memory: training steps before it is filled, so that its pairs are as active as in training.")
+    var pretrain: Int = 100
     @Option(help: "Train the mlp on random feature vectors of this size instead of 32×32 images.") var features: Int?
 
     func run() throws {
@@ -55,10 +62,11 @@ struct BenchStep: ParsableCommand {
         if options.memory.xbmSize == nil && options.config == nil { config.memory.size = 0 }
         if features != nil { config.model.model = .mlp }
         let shape = features.map { [$0] } ?? [1, 32, 32]
-        let steps = steps, frozen = config
+        let steps = steps, pretrain = pretrain, frozen = config
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard pretrain >= 0 else { throw ValidationError("--pretrain must be 0 or more, got \(pretrain)") }
         try launch(launchOptions) { comm in
-            let result = try StepBenchmark.run(config: frozen, sampleShape: shape, steps: steps, comm: comm)
+            let result = try StepBenchmark.run(config: frozen, sampleShape: shape, steps: steps, pretrain: pretrain, comm: comm)
             if comm.rank == 0 { print(result.jsonLine) }
         }
     }

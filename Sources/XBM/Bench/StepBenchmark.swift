@@ -2,14 +2,27 @@ import Collectives
 import Foundation
 
 /// `xbm-dist bench step` (README.md, Docs/performance.md): the real distributed step — forward, allgather,
-/// memory enqueue, batch and memory loss terms, allreduces, backward, optimizer — on random
-/// data, timed after warm-up. Labels follow the PyTorch reference's speed mode
-/// (`arange(B) // K + 1000 · (iteration mod 50)`), so both compute the same kind of pairs.
-/// With a memory the memory is filled with random unit embeddings first, so the timing is
-/// of the steady state (a full memory), not of the first, cheaper iterations.
+/// memory enqueue, batch and memory loss terms, allreduces, backward, optimizer — timed after
+/// warm-up.
+///
+/// Labels follow the PyTorch reference's speed mode, `i / K + 1000 · (iteration mod 50)`: 50
+/// batches of B/K classes each, cycling, so both compute the same kind of pairs. Samples are
+/// class-structured rather than pure noise: sample = 0.6 · prototype(label) + 0.4 · noise, with
+/// one fixed random prototype per class, so that a trained network separates the classes.
+///
+/// With a memory the timing must be of what training sees, not of a memory of strangers: a
+/// memory of labels that never occur in a batch holds no positive and few active negatives,
+/// and every loss would take its cheapest path. So the network first trains `pretrain` steps
+/// (memory off), then the memory is filled with its embeddings (inference mode, shared over
+/// the ranks as `--xbm-init fill` does) of the batches that follow in the label cycle, and the
+/// timed steps go on from there with the memory in use. The result reports the fraction of
+/// the b × M memory pairs that were active, to compare with a real run's metrics.jsonl.
 public enum StepBenchmark {
     public struct Result: Codable, Sendable {
-        /// Global images per second (summed over ranks).
+        /// Global images per second (summed over ranks) from the median step, and from the
+        /// total time of the timed steps: the PyTorch reference prints the same two, under the
+        /// same names, so a comparison can use one statistic for both sides.
+        public var imagesPerSecondMedianStep: Double
         public var imagesPerSecond: Double
         public var medianStepSeconds: Double
         public var steps: Int
@@ -19,12 +32,21 @@ public enum StepBenchmark {
         public var model: String
         public var loss: String
         public var xbmSize: Int
+        /// Training steps before the memory was filled (0 without a memory).
+        public var pretrainSteps: Int
+        /// Over the timed steps: active memory pairs / (B · M), and the active positives among
+        /// them; nil without a memory.
+        public var memoryActiveFraction: Double?
+        public var memoryActivePositiveFraction: Double?
         /// OpenBLAS' kernel family (see `BLASKernels`).
         public var blasKernels: String
 
         enum CodingKeys: String, CodingKey {
-            case imagesPerSecond = "images_per_second", medianStepSeconds = "median_step_seconds"
-            case steps, batch, ranks, threads, model, loss, xbmSize = "xbm_size", blasKernels = "blas_kernels"
+            case imagesPerSecondMedianStep = "images_per_second_median_step", imagesPerSecond = "images_per_second"
+            case medianStepSeconds = "median_step_seconds", steps, batch, ranks, threads, model, loss
+            case xbmSize = "xbm_size", pretrainSteps = "pretrain_steps"
+            case memoryActiveFraction = "memory_active_fraction", memoryActivePositiveFraction = "memory_active_positive_fraction"
+            case blasKernels = "blas_kernels"
         }
 
         public var jsonLine: String {
@@ -34,54 +56,130 @@ public enum StepBenchmark {
         }
     }
 
+    /// - Parameters:
+    ///   - pretrain: training steps before the memory is filled; ignored without a memory.
     public static func run(config: TrainingConfig, sampleShape: [Int], steps: Int, warmup: Int = 5,
-                           comm: Communicator) throws -> Result {
+                           pretrain: Int = 100, comm: Communicator) throws -> Result {
         precondition(steps >= 1, "bench step needs at least one timed step, got \(steps)")
         let components = try TrainingComponents(config: config, sampleShape: sampleShape,
                                                 isImages: sampleShape.count == 3, comm: comm)
         let step = components.step
-        step.memoryStart = 0
         try step.initializeParameters(seed: config.run.seed)
-        let b = step.localBatch, B = config.optimization.batch, d = config.model.dim
-        var random = RandomSource.derived(seed: config.run.seed, stream: UInt64(1000 + comm.rank))
-        let sampleSize = sampleShape.reduce(1, *)
-        let input = FlatBuffer<Float>(count: b * sampleSize)
-        for i in 0..<input.count { input[i] = random.nextUniform() }
+        let b = step.localBatch, B = config.optimization.batch
+        let batches = BenchBatches(sampleShape: sampleShape, globalBatch: B, instances: config.optimization.instances,
+                                   rows: GlobalBatch.localRows(rank: comm.rank, ranks: comm.size, batchSize: B),
+                                   seed: config.run.seed)
+        let input = FlatBuffer<Float>(count: b * batches.sampleSize)
         var labels = [Int32](repeating: 0, count: B)
+        var iteration = 0
+        let learningRate = Float(config.optimization.lr)
 
-        if let memory = step.memory {
-            var shared = RandomSource(seed: config.run.seed &+ 77)   // identical on every rank
-            let rows = FlatBuffer<Float>(count: B * d)
-            var rowLabels = [Int32](repeating: 0, count: B)
-            while memory.count < memory.capacity {
-                for r in 0..<B {
-                    var norm: Float = 0
-                    for j in 0..<d { let v = Float(shared.nextNormal()); rows[r * d + j] = v; norm += v * v }
-                    let scale = 1 / norm.squareRoot()
-                    for j in 0..<d { rows[r * d + j] *= scale }
-                    rowLabels[r] = Int32(100_000 + shared.nextInt(below: 5000))
+        func train(_ count: Int, timed: Bool, record: (Double, DistributedStep.Result) -> Void) throws {
+            for _ in 0..<count {
+                batches.fill(iteration: iteration, input: input.pointer, labels: &labels)
+                try comm.barrier()
+                let start = DispatchTime.now().uptimeNanoseconds
+                let result = try labels.withUnsafeBufferPointer {
+                    try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: iteration,
+                                 learningRate: learningRate, stopRequested: false)
                 }
-                _ = try rowLabels.withUnsafeBufferPointer { try memory.enqueue(embeddings: rows.pointer, labels: $0.baseAddress!, count: B) }
+                if timed { record(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9, result) }
+                iteration += 1
             }
         }
 
-        var times: [Double] = []
-        for iteration in 0..<(warmup + steps) {
-            for i in 0..<B { labels[i] = Int32(i / config.optimization.instances + 1000 * (iteration % 50)) }
-            try comm.barrier()
-            let start = DispatchTime.now().uptimeNanoseconds
-            _ = try labels.withUnsafeBufferPointer {
-                try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: (config.memoryStartIteration ?? 0) + iteration,
-                             learningRate: Float(config.optimization.lr), stopRequested: false)
-            }
-            if iteration >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }
+        var pretrainSteps = 0
+        if let memory = step.memory {
+            step.memoryStart = Int.max
+            pretrainSteps = pretrain
+            try train(pretrain, timed: false) { _, _ in }
+            try fill(memory, step: step, network: components.inferenceNetwork, batches: batches,
+                     from: iteration, input: input, comm: comm)
+            step.memoryStart = 0
         }
-        // The slowest rank sets the pace: take the maximum over ranks of each rank's median.
+
+        var times: [Double] = [], active = 0.0, activePositive = 0.0, pairs = 0.0
+        try train(warmup, timed: false) { _, _ in }
+        try train(steps, timed: true) { seconds, result in
+            times.append(seconds)
+            if let statistics = result.memoryStatistics, let memory = step.memory {
+                active += Double(statistics.activePositives + statistics.activeNegatives)
+                activePositive += Double(statistics.activePositives)
+                pairs += Double(B * memory.count)
+            }
+        }
+        // The slowest rank sets the pace: the maximum over ranks of each rank's median and total.
+        let total = times.reduce(0, +)
         times.sort()
-        var median = [times[times.count / 2]]
-        try comm.allreduceMax(&median)
-        return Result(imagesPerSecond: Double(B) / median[0], medianStepSeconds: median[0], steps: steps, batch: B,
-                      ranks: comm.size, threads: BLASThreads.current, model: components.modelKind.rawValue,
-                      loss: config.loss.kind.rawValue, xbmSize: config.memory.size, blasKernels: BLASKernels.current)
+        var slowest = [times[times.count / 2], total]
+        try comm.allreduceMax(&slowest)
+        return Result(imagesPerSecondMedianStep: Double(B) / slowest[0], imagesPerSecond: Double(B * steps) / slowest[1],
+                      medianStepSeconds: slowest[0], steps: steps, batch: B, ranks: comm.size, threads: BLASThreads.current,
+                      model: components.modelKind.rawValue, loss: config.loss.kind.rawValue, xbmSize: config.memory.size,
+                      pretrainSteps: pretrainSteps,
+                      memoryActiveFraction: pairs > 0 ? active / pairs : nil,
+                      memoryActivePositiveFraction: pairs > 0 ? activePositive / pairs : nil,
+                      blasKernels: BLASKernels.current)
+    }
+
+    /// Fills `memory` with the inference-mode embeddings of the batches from iteration `from`
+    /// on: each rank embeds its rows of every batch and the batches are allgathered, so the
+    /// replicas are identical.
+    private static func fill(_ memory: CrossBatchMemory, step: DistributedStep, network: EmbeddingNetwork,
+                             batches: BenchBatches, from first: Int, input: FlatBuffer<Float>, comm: Communicator) throws {
+        let b = step.localBatch, B = step.globalBatch, d = step.dimension
+        let embeddings = FlatBuffer<Float>(count: B * d)
+        var labels = [Int32](repeating: 0, count: B)
+        var iteration = first
+        while memory.count < memory.capacity {
+            batches.fill(iteration: iteration, input: input.pointer, labels: &labels)
+            let local = try network.forward(input: input.pointer, count: b, parameters: step.parameters.pointer,
+                                            state: step.state.pointer, mode: .inference)
+            try comm.allgather(UnsafeBufferPointer(start: local, count: b * d), into: embeddings.buffer)
+            try memory.enqueue(embeddings: embeddings.pointer, labels: labels, count: B)
+            iteration += 1
+        }
+    }
+}
+
+/// The benchmark's batches: labels `i / K + 1000 · (iteration mod 50)` for i in 0..<B, and for
+/// this rank's rows the samples 0.6 · prototype(label) + 0.4 · u, u uniform in [0, 1), each
+/// prototype uniform in [0, 1) from a generator seeded by its label.
+final class BenchBatches {
+    let sampleSize: Int
+    private let globalBatch: Int, instances: Int
+    private let rows: Range<Int>
+    private let seed: UInt64
+    private var prototypes: [Int32: [Float]] = [:]
+
+    init(sampleShape: [Int], globalBatch: Int, instances: Int, rows: Range<Int>, seed: UInt64) {
+        sampleSize = sampleShape.reduce(1, *)
+        self.globalBatch = globalBatch
+        self.instances = instances
+        self.rows = rows
+        self.seed = seed
+    }
+
+    static func label(row: Int, iteration: Int, instances: Int) -> Int32 {
+        Int32(row / instances + 1000 * (iteration % 50))
+    }
+
+    func fill(iteration: Int, input: UnsafeMutablePointer<Float>, labels: inout [Int32]) {
+        for row in 0..<globalBatch { labels[row] = Self.label(row: row, iteration: iteration, instances: instances) }
+        for (local, row) in rows.enumerated() {
+            // One stream per (iteration, row): the same sample whichever rank draws it.
+            var noise = RandomSource.derived(seed: seed, stream: UInt64(iteration) << 24 | UInt64(row))
+            let prototype = self.prototype(labels[row])
+            let sample = input + local * sampleSize
+            for j in 0..<sampleSize { sample[j] = 0.6 * prototype[j] + 0.4 * noise.nextUniform() }
+        }
+    }
+
+    private func prototype(_ label: Int32) -> [Float] {
+        if let known = prototypes[label] { return known }
+        var random = RandomSource.derived(seed: seed, stream: 0xC1A55 << 40 | UInt64(UInt32(bitPattern: label)))
+        let made = (0..<sampleSize).map { _ in random.nextUniform() }
+        prototypes[label] = made
+        return made
     }
 }
