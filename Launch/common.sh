@@ -22,6 +22,34 @@ install_missing() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The CPU the release build is compiled for: this machine's vector units, so the kernels that
+# are ours rather than OpenBLAS' (batch norm, im2col, pooling, the first convolution, the
+# loss passes) run as AVX2+FMA or AVX-512 code instead of the SSE2 of a generic x86-64 build
+# (Docs/performance.md). XBM_TARGET_CPU=generic builds a binary for any x86-64, e.g. for a
+# cluster whose nodes differ; any other value is passed to swiftc as -target-cpu.
+target_cpu() {
+    if [ -n "${XBM_TARGET_CPU:-}" ]; then echo "$XBM_TARGET_CPU"; return; fi
+    [ "$(uname -m)" = x86_64 ] || { echo generic; return; }
+    local flags; flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    if [[ $flags == *" avx512f "* && $flags == *" avx512bw "* && $flags == *" avx512dq "* && $flags == *" avx512vl "* ]]; then
+        echo skylake-avx512
+    elif [[ $flags == *" avx2 "* && $flags == *" fma "* ]]; then
+        echo haswell
+    else
+        echo generic
+    fi
+}
+
+# `swift build -c release` of xbm-dist for `target_cpu`; extra arguments are passed on.
+release_build() {
+    local cpu; cpu="$(target_cpu)"
+    local flags=()
+    [ "$cpu" = generic ] || flags=(-Xswiftc -target-cpu -Xswiftc "$cpu")
+    log "building release (target CPU: $cpu)"
+    swift build -c release "${flags[@]}" "$@" 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' >&2 || true
+    test -x "$BIN" || { log "release build failed"; exit 1; }
+}
+
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
 
 # mpirun with what this kind of machine needs: root is allowed explicitly, more ranks than
