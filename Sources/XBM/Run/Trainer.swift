@@ -304,7 +304,8 @@ public final class Trainer {
     private func printHeader() {
         let c = config, o = c.optimization, m = c.memory, step = components.step
         print("xbm-dist: \(dataset.name) (\(dataset.count) samples, \(dataset.indices(.train).count) for training), "
-              + "\(components.modelKind.rawValue) d=\(c.model.dim), \(step.network.parameterLayout.count) parameters")
+              + "\(components.modelKind.rawValue) d=\(c.model.dim), \(step.network.parameterLayout.count) parameters, "
+              + "augmentation \(augmentation.rawValue)")
         print("  \(comm.size) rank(s) [\(comm.backendName)], global batch \(o.batch) = \(o.batch / o.instances) classes × \(o.instances), "
               + "local batch \(step.localBatch), BN \(c.model.bn.rawValue), \(BLASThreads.current) BLAS thread(s) per rank (\(BLASKernels.current) kernels)")
         let start = c.memoryStartIteration.map { "iteration \($0)" } ?? "a drift below \(m.driftThreshold)"
