@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // C interop: each is reached by exactly one Swift module (Docs/architecture.md).
@@ -31,6 +32,8 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             // YAML config files (Sources/XBM/Config/ConfigYAML.swift).
             .product(name: "Yams", package: "Yams"),
+            // .npz datasets, NumPy's zip of .npy members (Sources/XBM/Data/Npz.swift).
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
         // The built-in benchmark's generator: the only user of FreeType.
         .target(name: "Hanzi", dependencies: ["XBM", "Collectives", "CFreeType"]),
@@ -42,7 +45,10 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["XBM", "Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
         // Fixtures/ holds input files the tests read by path (the fuzzers' regressions).
-        .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport",
+                                                    // NpzTests build archives as NumPy does.
+                                                    .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "HanziTests", dependencies: ["Hanzi", "XBM", "TestSupport"]),
         .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "XBM", "Collectives"]),
     ]

@@ -7,7 +7,7 @@ BIN="$ROOT/.build/release/xbm-dist"
 
 # Build dependencies (README.md). The fonts of the hanzi benchmark are listed by the
 # program itself: `xbm-dist data fonts --packages` (Docs/data.md).
-BUILD_PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libfreetype-dev)
+BUILD_PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libfreetype-dev zlib1g-dev)
 
 # Installs the Debian packages among "$@" that are missing (apt-get, with sudo unless root).
 install_missing() {

@@ -2,7 +2,7 @@
 
     import xbm_models
     model = xbm_models.load("model.safetensors")      # from `xbm-dist export`
-    embeddings = model(images)                          # (N, 1, H, W) float32 in [0, 1] -> (N, d)
+    embeddings = model(images)                          # (N, C, H, W) float32 in [0, 1] -> (N, d)
 
 `load` reads the file's metadata (which network, its sizes), builds the module, loads the
 exported state dict strictly and returns the module in eval mode. The embeddings equal those
@@ -22,7 +22,8 @@ from safetensors.torch import load_file
 
 class GlyphNet(nn.Module):
     """Four conv3x3 (no bias) - BN - ReLU blocks of 32, 64, 128, 256 channels, 2x2 max pooling
-    after the first three, global average pooling, linear to d, L2 normalisation."""
+    after the first three, global average pooling, linear to d, L2 normalisation. in_channels
+    is 1 for glyphs and 3 for colour images (the export's conv1.weight says which)."""
 
     def __init__(self, dim=128, in_channels=1, channels=(32, 64, 128, 256)):
         super().__init__()

@@ -6,6 +6,7 @@ import XBM
 // lists the allowed values.
 extension LossKind: ExpressibleByArgument {}
 extension ModelChoice: ExpressibleByArgument {}
+extension AugmentationChoice: ExpressibleByArgument {}
 extension BatchNormStatistics: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}

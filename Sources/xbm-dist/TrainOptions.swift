@@ -49,7 +49,7 @@ private let defaults = TrainingConfig()
 struct ModelArguments: ParsableArguments {
     /// The values given on the command line, each with the field it sets.
     var overrides: [Override<ModelConfig>] {
-        [.init(data, \.data), .init(model, \.model), .init(dim, \.dim), .init(hidden, \.hidden),
+        [.init(data, \.data), .init(model, \.model), .init(augment, \.augment), .init(dim, \.dim), .init(hidden, \.hidden),
          .init(bn, \.bn)]
     }
 
@@ -57,6 +57,8 @@ struct ModelArguments: ParsableArguments {
     var data: String?
     @Option(help: "Network: auto is glyphnet for images, mlp for features (default \(defaults.model.model.rawValue)).")
     var model: ModelChoice?
+    @Option(help: "Training augmentation: glyph (shifts of ±2 px), photo (random resized crop and horizontal flip) or none; auto is glyph for one-channel images, photo for colour, none for features (default \(defaults.model.augment.rawValue)).")
+    var augment: AugmentationChoice?
     @Option(help: "Embedding size d (default \(defaults.model.dim)).") var dim: Int?
     @Option(help: "Hidden width of the mlp (default \(defaults.model.hidden)).") var hidden: Int?
     @Option(help: "Batch-norm statistics over all ranks (sync) or per rank (local) (default \(defaults.model.bn.rawValue)).")

@@ -14,7 +14,7 @@ final class OptionEdgeTests: XCTestCase {
     private enum Kind { case integer, real, list, point, path, choice, flag }
 
     private let kinds: [String: Kind] = [
-        "data": .path, "model": .choice, "dim": .integer, "hidden": .integer, "bn": .choice,
+        "data": .path, "model": .choice, "augment": .choice, "dim": .integer, "hidden": .integer, "bn": .choice,
         "loss": .choice, "margin": .real, "epsilon": .real, "ms-alpha": .real, "ms-beta": .real,
         "ms-lambda": .real, "ms-mu": .real, "temperature": .real,
         "batch": .integer, "instances": .integer, "iters": .integer, "schedule-iters": .integer,

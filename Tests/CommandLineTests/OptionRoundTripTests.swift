@@ -108,7 +108,7 @@ final class OptionRoundTripTests: XCTestCase {
         let data = try TrainingFixtures.featureDataset().standardizedFileURL.path
         let other = try TrainingFixtures.featureDataset(classes: 10, seed: 6).standardizedFileURL.path
         let table = cases(otherData: other)
-        XCTAssertEqual(Set(table.keys).union(["model"]), trainConfigurationOptions(), "every option of train has a case, and no case is stale")
+        XCTAssertEqual(Set(table.keys).union(["model", "augment"]), trainConfigurationOptions(), "every option of train has a case, and no case is stale")
 
         var baselines: [String: Trainer] = [:]
         for (name, entry) in table.sorted(by: { $0.key < $1.key }) {
@@ -133,6 +133,27 @@ final class OptionRoundTripTests: XCTestCase {
             XCTAssertTrue(entry.reaches(try trainer(TrainOptions.parse(["--config", file])), baseline), "\"\(name)\" in a config file")
             let yaml = try yamlFile(object)
             XCTAssertTrue(entry.reaches(try trainer(TrainOptions.parse(["--config", yaml])), baseline), "\"\(name)\" in a YAML file")
+        }
+    }
+
+    /// `--augment` needs image data to show (on features every choice but none is refused):
+    /// on one-channel images auto is glyph, and photo and none replace it.
+    func testAugmentReachesTheTrainer() throws {
+        let data = try TrainingFixtures.imageDataset().path
+        let base = ["--data", data, "--batch", "8", "--instances", "2", "--dim", "8", "--xbm-size", "32", "--drift-probe", "8", "--eval-batch", "16"]
+        XCTAssertEqual(try trainer(TrainOptions.parse(base)).augmentation, .glyph)
+        for choice in ["photo", "none"] {
+            XCTAssertEqual(try trainer(TrainOptions.parse(base + ["--augment", choice])).augmentation.rawValue, choice)
+            var object: [String: Any] = ["data": data, "batch": 8, "instances": 2, "dim": 8, "xbm-size": 32, "drift-probe": 8, "eval-batch": 16]
+            object["augment"] = choice
+            XCTAssertEqual(try trainer(TrainOptions.parse(["--config", jsonFile(object)])).augmentation.rawValue, choice)
+            XCTAssertEqual(try trainer(TrainOptions.parse(["--config", yamlFile(object)])).augmentation.rawValue, choice)
+        }
+        let colour = try TrainingFixtures.imageDataset(channels: 3).path
+        XCTAssertEqual(try trainer(TrainOptions.parse(base + ["--data", colour])).augmentation, .photo)
+        let features = try TrainingFixtures.featureDataset().path
+        XCTAssertThrowsError(try trainer(TrainOptions.parse(base + ["--data", features, "--augment", "photo"]))) {
+            XCTAssertTrue("\($0)".contains("--augment photo") && "\($0)".contains("feature"), "\($0)")
         }
     }
 

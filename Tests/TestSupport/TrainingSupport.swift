@@ -13,17 +13,22 @@ public enum TrainingFixtures {
     }
 
     /// An image dataset of 32×32 uint8 blobs: each class a bright square at its own place,
-    /// with per-sample noise.
-    public static func imageDataset(classes: Int = 8, perClass: Int = 4, trainClasses: Int = 6, seed: UInt64 = 9) throws -> URL {
+    /// with per-sample noise. With `channels` > 1 the square is dim in the channels
+    /// (class + channel) divisible by 3, so classes differ in colour too.
+    public static func imageDataset(classes: Int = 8, perClass: Int = 4, trainClasses: Int = 6, channels: Int = 1,
+                                    seed: UInt64 = 9) throws -> URL {
         var random = RandomSource(seed: seed)
         var images: [UInt8] = [], labels: [Int32] = [], split: [UInt8] = []
         for c in 0..<classes {
             let (cx, cy) = (6 + (c * 7) % 20, 6 + (c * 11) % 20)
             for _ in 0..<perClass {
-                for y in 0..<32 {
-                    for x in 0..<32 {
-                        let inside = abs(x - cx) <= 4 && abs(y - cy) <= 4
-                        images.append(UInt8(min(255, (inside ? 200 : 20) + random.nextInt(below: 40))))
+                for channel in 0..<channels {
+                    let bright = channels == 1 || (c + channel) % 3 != 0 ? 200 : 80
+                    for y in 0..<32 {
+                        for x in 0..<32 {
+                            let inside = abs(x - cx) <= 4 && abs(y - cy) <= 4
+                            images.append(UInt8(min(255, (inside ? bright : 20) + random.nextInt(below: 40))))
+                        }
                     }
                 }
                 labels.append(Int32(c))
@@ -31,7 +36,7 @@ public enum TrainingFixtures {
             }
         }
         let directory = temporaryDirectory("images")
-        try Dataset.write(directory: directory, images: images, imageShape: [32, 32], labels: labels,
+        try Dataset.write(directory: directory, images: images, imageShape: channels == 1 ? [32, 32] : [channels, 32, 32], labels: labels,
                           split: split, meta: ["name": "test-images"])
         return directory
     }

@@ -20,8 +20,10 @@ final class DatasetPreviewTests: XCTestCase {
         UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3])
     }
 
-    /// Decodes a greyscale PNG made of stored blocks; fails the test on any inconsistency.
-    func decode(_ png: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> (Int, Int, [UInt8])? {
+    /// Decodes an 8-bit PNG of colour type `colour` (0 grey, 2 RGB) made of stored blocks;
+    /// fails the test on any inconsistency.
+    func decode(_ png: [UInt8], colour: UInt8 = 0, file: StaticString = #filePath, line: UInt = #line) -> (Int, Int, [UInt8])? {
+        let bytesPerPixel = colour == 2 ? 3 : 1
         XCTAssertEqual(Array(png.prefix(8)), [137, 80, 78, 71, 13, 10, 26, 10], "signature", file: file, line: line)
         var i = 8, width = 0, height = 0, idat: [UInt8] = [], types: [String] = []
         while i < png.count {
@@ -31,7 +33,7 @@ final class DatasetPreviewTests: XCTestCase {
             types.append(String(decoding: type, as: UTF8.self))
             if types.last == "IHDR" {
                 width = Int(be32(body, 0)); height = Int(be32(body, 4))
-                XCTAssertEqual(Array(body[8...]), [8, 0, 0, 0, 0], "8-bit grey", file: file, line: line)
+                XCTAssertEqual(Array(body[8...]), [8, colour, 0, 0, 0], "8 bits, colour type \(colour)", file: file, line: line)
             }
             if types.last == "IDAT" { idat += body }
             i += 12 + length
@@ -51,11 +53,12 @@ final class DatasetPreviewTests: XCTestCase {
         for byte in raw { a = (a + UInt32(byte)) % 65521; b = (b + a) % 65521 }
         XCTAssertEqual(be32(idat, p), b << 16 | a, "Adler-32", file: file, line: line)
         XCTAssertEqual(p + 4, idat.count, file: file, line: line)
-        guard raw.count == (width + 1) * height else { XCTFail("scanline bytes", file: file, line: line); return nil }
+        let rowBytes = width * bytesPerPixel
+        guard raw.count == (rowBytes + 1) * height else { XCTFail("scanline bytes", file: file, line: line); return nil }
         var pixels: [UInt8] = []
         for y in 0..<height {
-            XCTAssertEqual(raw[y * (width + 1)], 0, "filter none", file: file, line: line)
-            pixels += raw[(y * (width + 1) + 1)..<((y + 1) * (width + 1))]
+            XCTAssertEqual(raw[y * (rowBytes + 1)], 0, "filter none", file: file, line: line)
+            pixels += raw[(y * (rowBytes + 1) + 1)..<((y + 1) * (rowBytes + 1))]
         }
         return (width, height, pixels)
     }
@@ -93,6 +96,30 @@ final class DatasetPreviewTests: XCTestCase {
         }
         XCTAssertEqual(grid.pixels[0], 96, "gap")
         let decoded = try XCTUnwrap(decode(PNG.grayscale(width: grid.width, height: grid.height, pixels: grid.pixels)))
+        XCTAssertEqual(decoded.2, grid.pixels)
+    }
+
+    func testRGBImageDecodesToTheSamePixels() throws {
+        // 2×2: red, green / blue, white.
+        let pixels: [UInt8] = [255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255]
+        let decoded = try XCTUnwrap(decode(PNG.rgb(width: 2, height: 2, pixels: pixels), colour: 2))
+        XCTAssertEqual(decoded.0, 2); XCTAssertEqual(decoded.1, 2)
+        XCTAssertEqual(decoded.2, pixels)
+    }
+
+    func testPreviewOfColourImagesIsInColour() throws {
+        // 2 classes × 1 sample of 3×1×1 images: sample 0 is (10, 20, 30), sample 1 (200, 100, 0).
+        let dir = makeScratchDirectory()
+        try Dataset.write(directory: dir, images: [10, 20, 30, 200, 100, 0], imageShape: [3, 1, 1], labels: [0, 1],
+                          split: [0, 0], meta: [:])
+        let grid = try DatasetPreview.grid(try Dataset.load(directory: dir), classes: 2, perClass: 1, scale: 1)
+        XCTAssertEqual(grid.colour, .rgb)
+        // One 1×1 cell per row, 2-pixel gaps: 5 wide, 2 + 1 + 2 + 1 + 2 = 8 high.
+        XCTAssertEqual(grid.width, 5); XCTAssertEqual(grid.height, 8)
+        XCTAssertEqual(Array(grid.pixels[((2 * 5) + 2) * 3..<((2 * 5) + 3) * 3]), [10, 20, 30])
+        XCTAssertEqual(Array(grid.pixels[((5 * 5) + 2) * 3..<((5 * 5) + 3) * 3]), [200, 100, 0])
+        XCTAssertEqual(Array(grid.pixels[0..<3]), [96, 96, 96], "gap")
+        let decoded = try XCTUnwrap(decode(PNG.encode(width: grid.width, height: grid.height, colour: grid.colour, pixels: grid.pixels), colour: 2))
         XCTAssertEqual(decoded.2, grid.pixels)
     }
 

@@ -98,6 +98,25 @@ final class DistributedEquivalenceTests: XCTestCase {
         for run in runs { assertClose(run, reference, tolerance: 1e-4, "glyphnet, 2 ranks") }
     }
 
+    func testColourGlyphNetWithPhotoAugmentationAgreesAcrossRanks() throws {
+        // Three channels (the im2col first layer) and photo crops drawn per global row.
+        let data = try TrainingFixtures.imageDataset(channels: 3)
+        var c = config(data: data, loss: .multiSimilarity)
+        c.model.dim = 16
+        c.optimization.batch = 8
+        c.optimization.instances = 2
+        c.optimization.iters = 6
+        c.memory.size = 20
+        c.memory.start = .at(.iteration(2))
+        let reference = try train(c, ranks: 1)[0]
+        let runs = try train(c, ranks: 2)
+        for run in runs { assertClose(run, reference, tolerance: 1e-4, "colour glyphnet, photo, 2 ranks") }
+        // The crops must matter, or the comparison says nothing about them.
+        c.model.augment = .none
+        let plain = try train(c, ranks: 1)[0]
+        XCTAssertGreaterThan(zip(plain.losses, reference.losses).map { abs($0 - $1) }.max()!, 1e-3)
+    }
+
     func testLocalBatchNormIsNotEquivalentSoTheTestCanTellTheDifference() throws {
         // With per-rank statistics the runs must differ: proof that the comparison above has
         // the power to see a missing synchronisation.

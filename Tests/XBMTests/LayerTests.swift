@@ -87,6 +87,15 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    func testChannelsFirstToLastPermutesEachImage() {
+        // Two images of 3 channels × 1 row × 2 columns; value = 100·image + 10·channel + column.
+        let input: [Float] = [0, 1, 10, 11, 20, 21, 100, 101, 110, 111, 120, 121]
+        var output = [Float](repeating: .nan, count: input.count)
+        channelsFirstToLast(output: &output, input: input, count: 2, channels: 3, height: 1, width: 2)
+        XCTAssertEqual(output, [0, 10, 20, 1, 11, 21, 100, 110, 120, 101, 111, 121])
+        XCTAssertEqual(ReferenceLayers.channelsLast(input.doubles, count: 2, channels: 3, height: 1, width: 2), output.doubles)
+    }
+
     func testBatchNormTrainingForwardRunningStatisticsAndGradients() throws {
         for (rows, channels) in [(6, 3), (10, 20)] {
             var random = RandomSource(seed: UInt64(rows * 100 + channels))

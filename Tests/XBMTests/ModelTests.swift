@@ -64,6 +64,17 @@ final class ModelTests: XCTestCase {
                                  coordinatesPerTensor: 12)
     }
 
+    func testColourGlyphNetGradientMatchesFiniteDifferences() throws {
+        // Three input channels: the input is made channel-last and the first block takes the
+        // im2col path (K = 27) instead of the one-channel direct convolution.
+        let network = GlyphNet(embeddingSize: 5, maxBatch: 4, batchNorm: .local, inputChannels: 3,
+                               height: 16, width: 8, channels: [3, 4, 5, 6])
+        XCTAssertEqual(network.inputShape, [3, 16, 8])
+        XCTAssertEqual(network.parameterLayout["conv1.weight"]?.shape, [3, 3, 3, 3])
+        try checkNetworkGradient(network, count: 4, seed: 22, reference: { network.referenceForward(input: $0, count: 4, parameters: $1) },
+                                 coordinatesPerTensor: 12)
+    }
+
     func testGlyphNetFullWidthForwardMatchesReference() throws {
         let network = GlyphNet(embeddingSize: 16, maxBatch: 2, batchNorm: .local, height: 8, width: 8)
         let buffers = Buffers(network, seed: 4)
@@ -139,7 +150,12 @@ final class ModelTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("glyphnet") && "\($0)".contains("[40]"), "\($0)")
         }
         XCTAssertThrowsError(try makeNetwork(kind: .glyphnet, inputShape: [1, 30, 32], embeddingSize: 8, maxBatch: 2, batchNorm: .local))
-        XCTAssertThrowsError(try makeNetwork(kind: .glyphnet, inputShape: [3, 32, 32], embeddingSize: 8, maxBatch: 2, batchNorm: .local))
+        let colour = try makeNetwork(kind: .glyphnet, inputShape: [3, 64, 64], embeddingSize: 8, maxBatch: 2, batchNorm: .local)
+        XCTAssertEqual(colour.inputShape, [3, 64, 64])
+        XCTAssertEqual(colour.parameterLayout["conv1.weight"]?.shape, [32, 3, 3, 3])
+        XCTAssertThrowsError(try makeNetwork(kind: .glyphnet, inputShape: [3, 60, 60], embeddingSize: 8, maxBatch: 2, batchNorm: .local)) {
+            XCTAssertTrue("\($0)".contains("[3, 60, 60]") && "\($0)".contains("multiples of 8") && "\($0)".contains("56×56"), "\($0)")
+        }
         XCTAssertThrowsError(try makeNetwork(kind: .mlp, inputShape: [1, 32, 32], embeddingSize: 8, maxBatch: 2, batchNorm: .local))
         XCTAssertEqual(ModelKind(rawValue: "mlp"), .mlp)
     }

@@ -6,6 +6,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// `--data`: dataset directory (Docs/data.md); empty for the built-in hanzi benchmark.
     public var data = ""
     public var model = ModelChoice.auto
+    /// `--augment`: what varies the training images (Docs/data.md).
+    public var augment = AugmentationChoice.auto
     /// `--dim`: embedding size d.
     public var dim = 128
     /// `--hidden`: hidden width of the mlp.
@@ -13,7 +15,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var bn = BatchNormStatistics.sync
 
     public init() {}
-    enum CodingKeys: String, CodingKey, CaseIterable { case data, model, dim, hidden, bn }
+    enum CodingKeys: String, CodingKey, CaseIterable { case data, model, augment, dim, hidden, bn }
     static let keys = CodingKeys.allCases.map(\.rawValue)
 
     /// The network for samples of `sampleShape`, for at most `maxBatch` samples per forward.
@@ -40,6 +42,33 @@ public enum ModelChoice: String, Codable, CaseIterable, Sendable {
         case .mlp: .mlp
         }
     }
+}
+
+/// `--augment`: a training augmentation, or `auto`: glyph shifts for one-channel images, photo
+/// crops and flips for images of several channels, none for features (Docs/data.md).
+public enum AugmentationChoice: String, Codable, CaseIterable, Sendable {
+    case auto, glyph, photo, none
+
+    /// The augmentation for a dataset of `kind`; glyph or photo on features is an error.
+    public func resolved(for kind: Dataset.Kind) throws -> Augmentation {
+        switch (self, kind) {
+        case (.none, _), (.auto, .features): return .none
+        case let (.auto, .images(channels, _, _)): return channels == 1 ? .glyph : .photo
+        case (.glyph, .images): return .glyph
+        case (.photo, .images): return .photo
+        case (.glyph, .features), (.photo, .features):
+            throw ConfigError("--augment \(rawValue) needs an image dataset, but the data holds feature vectors; use --augment none (or auto)")
+        }
+    }
+}
+
+/// What varies the training images (Docs/data.md); evaluation always sees them as they are.
+public enum Augmentation: String, Sendable {
+    /// Shifts of −2…2 pixels per axis with zero fill, drawn by the sampler (the hanzi recipe).
+    case glyph
+    /// A random resized crop back to H×W (bilinear) and a horizontal flip (`PhotoAugmentation`).
+    case photo
+    case none
 }
 
 /// `--bn`: batch-norm statistics over the global batch (`sync`, an allreduce per layer) or

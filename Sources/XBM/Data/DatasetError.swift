@@ -13,11 +13,13 @@ public enum DatasetError: SameOnEveryRankError, Equatable {
     case nonFiniteFeature(path: String, sample: Int, component: Int)
     case tooFewTrainingClasses(path: String, classes: Int)
     case notImages(path: String)
+    case missingMember(path: String, member: String, members: [String])
+    case badArchive(path: String, detail: String)
 
     public var description: String {
         switch self {
         case let .missingFile(path):
-            "\(path): missing; a dataset directory needs meta.json, x.npy, y.npy and split.npy"
+            "\(path): missing; a dataset directory needs meta.json, x.npy, y.npy and split.npy (or data.npz, Docs/data.md)"
         case let .badMeta(path, detail):
             "\(path): bad meta.json: \(detail); expected a JSON object"
         case let .badShape(path, shape, expected):
@@ -38,6 +40,11 @@ public enum DatasetError: SameOnEveryRankError, Equatable {
             "\(path): the training split (split 0) has \(classes) class(es); expected at least 2"
         case let .notImages(path):
             "\(path): holds feature vectors; expected images for this operation"
+        case let .missingMember(path, member, members):
+            "\(path): no member \(member) (it holds \(members.isEmpty ? "none" : members.map { printable($0) }.joined(separator: ", "))); "
+                + "expected x, y and split, as np.savez(path, x=x, y=y, split=split) writes them"
+        case let .badArchive(path, detail):
+            "\(path): cannot read the .npz file (\(detail)); expected a zip of .npy members as np.savez or np.savez_compressed writes"
         }
     }
 }

@@ -75,10 +75,18 @@ extension String {
 }
 
 /// A grid of samples for `xbm-dist data preview`: one row per class, classes spread evenly over
-/// the sorted labels, each row its class's first samples in dataset order. Multi-channel images
-/// are shown as the mean of their channels; cells are separated by a 2-pixel grey gap.
+/// the sorted labels, each row its class's first samples in dataset order. Three-channel images
+/// are drawn in colour (channels red, green, blue), others in grey (the mean of their
+/// channels); cells are separated by a 2-pixel grey gap.
 public enum DatasetPreview {
-    public static func grid(_ dataset: Dataset, classes: Int, perClass: Int, scale: Int = 2) throws -> (width: Int, height: Int, pixels: [UInt8]) {
+    /// The grid's pixels, (height, width, colour.channels) row major.
+    public struct Grid: Sendable {
+        public var width: Int, height: Int
+        public var colour: PNG.Colour
+        public var pixels: [UInt8]
+    }
+
+    public static func grid(_ dataset: Dataset, classes: Int, perClass: Int, scale: Int = 2) throws -> Grid {
         precondition(classes > 0 && perClass > 0 && scale > 0, "preview needs positive classes, per-class and scale, got \(classes), \(perClass), \(scale)")
         guard case let .images(channels, h, w) = dataset.kind else { throw DatasetError.notImages(path: dataset.directory.appendingPathComponent("x.npy").path) }
         let labels = Array(Set(dataset.labels)).sorted()
@@ -88,9 +96,10 @@ public enum DatasetPreview {
         for i in 0..<dataset.count where members[dataset.labels[i], default: []].count < perClass {
             members[dataset.labels[i], default: []].append(i)
         }
+        let colour: PNG.Colour = channels == 3 ? .rgb : .grey
         let gap = 2, cellW = w * scale, cellH = h * scale
         let width = perClass * cellW + (perClass + 1) * gap, height = rows * cellH + (rows + 1) * gap
-        var pixels = [UInt8](repeating: 96, count: width * height)
+        var pixels = [UInt8](repeating: 96, count: width * height * colour.channels)
         let raw = dataset.rawSamples
         for (row, label) in chosen.enumerated() {
             for (column, index) in (members[label] ?? []).enumerated() {
@@ -98,13 +107,19 @@ public enum DatasetPreview {
                 let left = gap + column * (cellW + gap), top = gap + row * (cellH + gap)
                 for y in 0..<cellH {
                     for x in 0..<cellW {
-                        var sum = 0
-                        for c in 0..<channels { sum += Int(raw[image + (c * h + y / scale) * w + x / scale]) }
-                        pixels[(top + y) * width + left + x] = UInt8(sum / channels)
+                        let pixel = ((top + y) * width + left + x) * colour.channels
+                        let source = image + (y / scale) * w + x / scale  // channel c at source + c·h·w
+                        if colour == .rgb {
+                            for c in 0..<3 { pixels[pixel + c] = raw[source + c * h * w] }
+                        } else {
+                            var sum = 0
+                            for c in 0..<channels { sum += Int(raw[source + c * h * w]) }
+                            pixels[pixel] = UInt8(sum / channels)
+                        }
                     }
                 }
             }
         }
-        return (width, height, pixels)
+        return Grid(width: width, height: height, colour: colour, pixels: pixels)
     }
 }

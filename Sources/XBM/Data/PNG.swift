@@ -1,19 +1,39 @@
 import Foundation
 
-/// A minimal PNG encoder for 8-bit greyscale images, with no compression library: the zlib
-/// stream holds stored (uncompressed) deflate blocks of at most 65,535 bytes, closed by an
+/// A minimal PNG encoder for 8-bit greyscale and RGB images, with no compression library: the
+/// zlib stream holds stored (uncompressed) deflate blocks of at most 65,535 bytes, closed by an
 /// Adler-32; each chunk carries its CRC-32 (polynomial 0xEDB88320, reflected).
 public enum PNG {
+    /// The PNG colour types written here, by their IHDR code.
+    public enum Colour: UInt8, Sendable {
+        case grey = 0
+        case rgb = 2
+
+        /// Bytes per pixel (8 bits per sample).
+        public var channels: Int { self == .grey ? 1 : 3 }
+    }
+
     /// Encodes `pixels` (height, width), row major, 0 black … 255 white.
     public static func grayscale(width: Int, height: Int, pixels: [UInt8]) -> [UInt8] {
-        precondition(width > 0 && height > 0 && pixels.count == width * height,
-                     "PNG of \(width)×\(height) needs \(width * height) pixels, got \(pixels.count)")
+        encode(width: width, height: height, colour: .grey, pixels: pixels)
+    }
+
+    /// Encodes `pixels` (height, width, 3), row major, red, green, blue per pixel.
+    public static func rgb(width: Int, height: Int, pixels: [UInt8]) -> [UInt8] {
+        encode(width: width, height: height, colour: .rgb, pixels: pixels)
+    }
+
+    /// Encodes `pixels` (height, width, colour.channels), row major.
+    public static func encode(width: Int, height: Int, colour: Colour, pixels: [UInt8]) -> [UInt8] {
+        let rowBytes = width * colour.channels
+        precondition(width > 0 && height > 0 && pixels.count == rowBytes * height,
+                     "\(colour) PNG of \(width)×\(height) needs \(rowBytes * height) bytes, got \(pixels.count)")
         // Scanlines: a filter byte (0 = none) before each row.
         var raw: [UInt8] = []
-        raw.reserveCapacity((width + 1) * height)
+        raw.reserveCapacity((rowBytes + 1) * height)
         for y in 0..<height {
             raw.append(0)
-            raw += pixels[(y * width)..<((y + 1) * width)]
+            raw += pixels[(y * rowBytes)..<((y + 1) * rowBytes)]
         }
         var zlib: [UInt8] = [0x78, 0x01]  // deflate, 32 KiB window, no preset dictionary, check bits
         var offset = 0
@@ -27,7 +47,8 @@ public enum PNG {
         zlib += bigEndian(adler32(raw))
 
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        let header = bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 0, 0, 0, 0]  // 8-bit grey, no interlace
+        // 8 bits per sample, the colour type, deflate, filter method 0, no interlace.
+        let header = bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, colour.rawValue, 0, 0, 0]
         appendChunk("IHDR", header, to: &out)
         appendChunk("IDAT", zlib, to: &out)
         appendChunk("IEND", [], to: &out)
@@ -35,7 +56,11 @@ public enum PNG {
     }
 
     public static func writeGrayscale(to url: URL, width: Int, height: Int, pixels: [UInt8]) throws {
-        try Data(grayscale(width: width, height: height, pixels: pixels)).write(to: url)
+        try write(to: url, width: width, height: height, colour: .grey, pixels: pixels)
+    }
+
+    public static func write(to url: URL, width: Int, height: Int, colour: Colour, pixels: [UInt8]) throws {
+        try Data(encode(width: width, height: height, colour: colour, pixels: pixels)).write(to: url)
     }
 
     static func appendChunk(_ type: String, _ body: [UInt8], to out: inout [UInt8]) {

@@ -3,6 +3,15 @@
 // fast kernels (channel-last activations, conv weight (Co, 3, 3, Ci)), none of their tricks.
 
 public enum ReferenceLayers {
+    /// (n, C, H, W) → (n, H, W, C): output[i, y, x, c] = input[i, c, y, x].
+    public static func channelsLast(_ input: [Double], count n: Int, channels: Int, height: Int, width: Int) -> [Double] {
+        var output = input
+        for i in 0..<n { for c in 0..<channels { for y in 0..<height { for x in 0..<width {
+            output[((i * height + y) * width + x) * channels + c] = input[((i * channels + c) * height + y) * width + x]
+        } } } }
+        return output
+    }
+
     /// Direct 3×3 convolution, zero padding 1: (n, H, W, Ci) ⋆ (Co, 3, 3, Ci) → (n, H, W, Co).
     public static func conv3x3(_ input: [Double], weight: [Double], count n: Int, height: Int, width: Int,
                                inputChannels ci: Int, outputChannels co: Int) -> [Double] {

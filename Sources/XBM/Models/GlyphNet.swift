@@ -4,9 +4,13 @@
 //   linear(256 → d, bias), L2 normalisation.
 // Letters: n samples (≤ maxBatch), H×W input size (multiples of 8), d embedding size;
 // block b works at H_b×W_b = (H/2^b)×(W/2^b). Activations are channel-last (n, H_b, W_b, C).
-// With one input channel the protocol's (n, 1, H, W) input is already channel-last.
+// The input has C channels (1 for glyphs, 3 for colour): with C = 1 the protocol's
+// (n, 1, H, W) input is already channel-last and the first block convolves it directly
+// (ConvolutionSingleChannel.swift); with C > 1 it is copied to (n, H, W, C) first
+// (ChannelLayout.swift) and the first block takes the im2col path with K = 9·C.
 
-/// The convolutional embedding network for glyph images (1×H×W, values in [0, 1]).
+/// The convolutional embedding network for C×H×W images (glyphs, C = 1; colour, C = 3),
+/// values in [0, 1].
 public final class GlyphNet: EmbeddingNetwork {
     public static let blockChannels = [32, 64, 128, 256]
 
@@ -17,12 +21,13 @@ public final class GlyphNet: EmbeddingNetwork {
     public let maxBatch: Int
     public let batchNorm: BatchNormSync
 
-    let height: Int, width: Int
+    let height: Int, width: Int, inputChannels: Int
     private let blocks: [Block]
     private let featureSize: Int
     private let fcWeight: Int, fcBias: Int
 
     // Activations (maxBatch rows) and the gradients of the activations.
+    private let channelLastInput: FlatBuffer<Float>?  // (n, H, W, C) copy of a C > 1 input
     private let features: FlatBuffer<Float>    // (n, 256) after the global average pool
     private let head: EmbeddingHead            // linear 256 → d, L2 normalisation
     private let featuresGradient: FlatBuffer<Float>
@@ -75,14 +80,16 @@ public final class GlyphNet: EmbeddingNetwork {
     /// - Parameters:
     ///   - embeddingSize: d.
     ///   - maxBatch: the largest batch `forward` accepts; every buffer is sized for it.
+    ///   - inputChannels: C of the (C, H, W) input: 1 for glyphs, 3 for colour images.
     ///   - height, width: input size, positive multiples of 8 (32×32 for hanzi).
     ///   - channels: the four blocks' widths; other than the default only to make tests small.
-    public init(embeddingSize: Int = 128, maxBatch: Int, batchNorm: BatchNormSync,
+    public init(embeddingSize: Int = 128, maxBatch: Int, batchNorm: BatchNormSync, inputChannels: Int = 1,
                 height: Int = 32, width: Int = 32, channels blockWidths: [Int] = GlyphNet.blockChannels) {
         precondition(blockWidths.count == 4 && blockWidths.allSatisfy { $0 >= 1 },
                      "GlyphNet needs four positive block widths, got \(blockWidths)")
         precondition(embeddingSize >= 1, "GlyphNet embedding size must be positive, got \(embeddingSize)")
         precondition(maxBatch >= 1, "GlyphNet maxBatch must be positive, got \(maxBatch)")
+        precondition(inputChannels >= 1, "GlyphNet needs at least one input channel, got \(inputChannels)")
         precondition(height >= 8 && width >= 8 && height % 8 == 0 && width % 8 == 0,
                      "GlyphNet input must be a multiple of 8 in each direction, got \(height)×\(width)")
         self.embeddingSize = embeddingSize
@@ -90,10 +97,12 @@ public final class GlyphNet: EmbeddingNetwork {
         self.batchNorm = batchNorm
         self.height = height
         self.width = width
-        inputShape = [1, height, width]
+        self.inputChannels = inputChannels
+        inputShape = [inputChannels, height, width]
+        channelLastInput = inputChannels > 1 ? FlatBuffer(count: maxBatch * height * width * inputChannels) : nil
         var parameters = ParameterLayout(), state = ParameterLayout()
         var built: [Block] = []
-        var channels = 1
+        var channels = inputChannels
         for (index, outputChannels) in blockWidths.enumerated() {
             built.append(Block(index: index, inputChannels: channels, outputChannels: outputChannels,
                                height: height >> index, width: width >> index, pools: index < 3,
@@ -121,6 +130,11 @@ public final class GlyphNet: EmbeddingNetwork {
                         state: UnsafeMutablePointer<Float>, mode: ForwardMode) throws -> UnsafePointer<Float> {
         precondition(n >= 1 && n <= maxBatch, "GlyphNet.forward: count \(n) outside 1...\(maxBatch)")
         var blockInput = input
+        if let channelLastInput {
+            channelsFirstToLast(output: channelLastInput.pointer, input: input, count: n,
+                                channels: inputChannels, height: height, width: width)
+            blockInput = UnsafePointer(channelLastInput.pointer)
+        }
         for block in blocks {
             let h = block.height, w = block.width, co = block.outputChannels
             let rows = n * h * w
@@ -202,10 +216,10 @@ public final class GlyphNet: EmbeddingNetwork {
     }
 
     /// The naive Double forward in training mode (batch statistics) that the gradient tests
-    /// differentiate by finite differences: (n, 1, H, W) → (n, d) unit rows.
+    /// differentiate by finite differences: (n, C, H, W) → (n, d) unit rows.
     public func referenceForward(input: [Double], count n: Int, parameters p: [Double]) -> [Double] {
         func slice(_ offset: Int, _ count: Int) -> [Double] { Array(p[offset..<offset + count]) }
-        var x = input
+        var x = ReferenceLayers.channelsLast(input, count: n, channels: inputChannels, height: height, width: width)
         for block in blocks {
             let h = block.height, w = block.width, co = block.outputChannels
             x = ReferenceLayers.conv3x3(x, weight: slice(block.convWeight, co * 9 * block.inputChannels), count: n,

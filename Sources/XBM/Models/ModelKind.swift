@@ -1,6 +1,6 @@
 /// The networks `--model` can name (Docs/numerics.md).
 public enum ModelKind: String, Sendable, CaseIterable, Codable {
-    /// Convolutional network for 1×H×W glyph images (the default for images).
+    /// Convolutional network for C×H×W images, glyphs (C = 1) or colour (C = 3) (the default for images).
     case glyphnet
     /// Two-layer perceptron for feature vectors (the default for features).
     case mlp
@@ -22,8 +22,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Builds the network `kind` for samples of `inputShape` ([C, H, W] images or [D] features).
-/// glyphnet takes [1, H, W] with H, W positive multiples of 8 (32×32 for hanzi); mlp takes [D]
-/// and uses `hiddenSize`.
+/// glyphnet takes [C, H, W] with H, W positive multiples of 8 (1×32×32 for hanzi, 3×64×64 for
+/// photos); mlp takes [D] and uses `hiddenSize`.
 public func makeNetwork(kind: ModelKind, inputShape: [Int], embeddingSize: Int, hiddenSize: Int = 512,
                         maxBatch: Int, batchNorm: BatchNormSync) throws -> EmbeddingNetwork {
     guard embeddingSize >= 1 else {
@@ -34,13 +34,20 @@ public func makeNetwork(kind: ModelKind, inputShape: [Int], embeddingSize: Int, 
     }
     switch kind {
     case .glyphnet:
-        guard inputShape.count == 3, inputShape[0] == 1,
-              inputShape[1] >= 8, inputShape[1] % 8 == 0, inputShape[2] >= 8, inputShape[2] % 8 == 0 else {
+        guard inputShape.count == 3 else {
             throw ModelError.unsupportedInput(model: kind, shape: inputShape,
-                                              expected: "one-channel images [1, H, W] with H and W multiples of 8 (e.g. [1, 32, 32]); use --model mlp for feature vectors")
+                                              expected: "images [C, H, W] (e.g. [1, 32, 32] or [3, 64, 64]); use --model mlp for feature vectors")
+        }
+        let (channels, height, width) = (inputShape[0], inputShape[1], inputShape[2])
+        guard channels >= 1, height >= 8, height % 8 == 0, width >= 8, width % 8 == 0 else {
+            // Three 2×2 poolings halve the size three times, so each side must divide by 8.
+            let rounded = [height, width].map { max(8, $0 / 8 * 8) }
+            throw ModelError.unsupportedInput(model: kind, shape: inputShape,
+                                              expected: "height and width multiples of 8 (three 2×2 poolings halve them); "
+                                                  + "resize or crop the images to \(rounded[0])×\(rounded[1]) when building the dataset")
         }
         return GlyphNet(embeddingSize: embeddingSize, maxBatch: maxBatch, batchNorm: batchNorm,
-                        height: inputShape[1], width: inputShape[2])
+                        inputChannels: channels, height: height, width: width)
     case .mlp:
         guard inputShape.count == 1, inputShape[0] >= 1 else {
             throw ModelError.unsupportedInput(model: kind, shape: inputShape,

@@ -31,7 +31,11 @@ public final class Trainer {
     public var stopRequested: () -> Bool = { false }
 
     public private(set) var sampler: PKSampler
+    /// What varies the training images (`--augment` resolved for the data).
+    public let augmentation: Augmentation
     private var batch: GlobalBatch
+    /// This rank's photo crops of the current batch (`--augment photo`; empty otherwise).
+    private var crops: [PhotoCrop]
     private let input: FlatBuffer<Float>
     private let runDirectory: RunDirectory?
     /// The drift probe (`--drift-every` > 0).
@@ -65,9 +69,11 @@ public final class Trainer {
         self.config = config
         components = try TrainingComponents(config: config, sampleShape: dataset.sampleShape,
                                             isImages: dataset.isImages, comm: comm)
+        augmentation = try config.model.augment.resolved(for: dataset.kind)
         sampler = try PKSampler(labels: dataset.labels, indices: dataset.indices(.train), batchSize: config.optimization.batch,
-                                instances: config.optimization.instances, seed: config.run.seed, augment: dataset.isImages)
+                                instances: config.optimization.instances, seed: config.run.seed, augment: augmentation == .glyph)
         batch = GlobalBatch(batchSize: config.optimization.batch)
+        crops = Array(repeating: .whole(height: 1, width: 1), count: augmentation == .photo ? components.step.localBatch : 0)
         input = FlatBuffer(count: components.step.localBatch * dataset.sampleSize)
         runDirectory = writeOutputs && comm.rank == 0 ? RunDirectory(path: config.run.directory) : nil
         drift = config.memory.driftEvery > 0
@@ -119,13 +125,7 @@ public final class Trainer {
             let started = DispatchTime.now().uptimeNanoseconds
             watchdog.enter("loading the batch", iteration: iteration)
             sampler.next(into: &batch)
-            batch.indices.withUnsafeBufferPointer { indices in
-                batch.shifts.withUnsafeBufferPointer { shifts in
-                    dataset.fill(indices: UnsafeBufferPointer(rebasing: indices[rows]),
-                                 shifts: UnsafeBufferPointer(rebasing: shifts[(2 * rows.lowerBound)..<(2 * rows.upperBound)]),
-                                 into: input.pointer)
-                }
-            }
+            loadBatch(rows: rows)
             let learningRate = components.schedule.rate(at: iteration)
             let result = try batch.labels.withUnsafeBufferPointer { labels in
                 try step.run(input: input.pointer, labels: labels.baseAddress!, iteration: iteration,
@@ -181,6 +181,28 @@ public final class Trainer {
         }
         try runDirectory?.writePlot(title: "\(dataset.name): \(config.loss.kind.rawValue), memory \(config.memory.size)")
         return outcome
+    }
+
+    /// This rank's rows of the sampled global batch into `input`, augmented (Docs/data.md).
+    private func loadBatch(rows: Range<Int>) {
+        batch.indices.withUnsafeBufferPointer { all in
+            let indices = UnsafeBufferPointer(rebasing: all[rows])
+            switch augmentation {
+            case .photo:
+                guard case let .images(_, height, width) = dataset.kind else { preconditionFailure("photo augmentation of features") }
+                crops.withUnsafeMutableBufferPointer { crops in
+                    PhotoAugmentation.drawCrops(into: crops, seed: config.run.seed, iteration: iteration,
+                                                batchSize: config.optimization.batch, rows: rows, height: height, width: width)
+                    dataset.fill(indices: indices, crops: UnsafeBufferPointer(crops), into: input.pointer)
+                }
+            case .glyph, .none:
+                // The sampler drew the shifts (all zero without augmentation).
+                batch.shifts.withUnsafeBufferPointer { shifts in
+                    dataset.fill(indices: indices, shifts: UnsafeBufferPointer(rebasing: shifts[(2 * rows.lowerBound)..<(2 * rows.upperBound)]),
+                                 into: input.pointer)
+                }
+            }
+        }
     }
 
     /// The per-iteration pair diagnostics of metrics.jsonl (Docs/losses.md, Diagnostics): the
@@ -282,7 +304,8 @@ public final class Trainer {
     private func printHeader() {
         let c = config, o = c.optimization, m = c.memory, step = components.step
         print("xbm-dist: \(dataset.name) (\(dataset.count) samples, \(dataset.indices(.train).count) for training), "
-              + "\(components.modelKind.rawValue) d=\(c.model.dim), \(step.network.parameterLayout.count) parameters")
+              + "\(components.modelKind.rawValue) d=\(c.model.dim), \(step.network.parameterLayout.count) parameters, "
+              + "augmentation \(augmentation.rawValue)")
         print("  \(comm.size) rank(s) [\(comm.backendName)], global batch \(o.batch) = \(o.batch / o.instances) classes × \(o.instances), "
               + "local batch \(step.localBatch), BN \(c.model.bn.rawValue), \(BLASThreads.current) BLAS thread(s) per rank (\(BLASKernels.current) kernels)")
         let start = c.memoryStartIteration.map { "iteration \($0)" } ?? "a drift below \(m.driftThreshold)"
