@@ -43,7 +43,7 @@ let package = Package(
         // Importers of published datasets (Docs/datasets.md): the only user of libjpeg, libpng and libmatio.
         .target(name: "DatasetImport", dependencies: ["XBM", "CJPEG", "CPNG", "CMatio"]),
         .executableTarget(name: "xbm-dist", dependencies: [
-            "XBM", "Hanzi", "Collectives",
+            "XBM", "Hanzi", "DatasetImport", "Collectives",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
