@@ -3,8 +3,9 @@ import Foundation
 
 /// PNG through libpng's simplified API (`png_image`), which converts any colour type and
 /// bit depth to the requested 8-bit RGB: palette and grey are expanded, 16-bit samples are
-/// reduced to 8 bits, and alpha is composited onto `background` (white: the backdrop of the
-/// product photographs these datasets hold).
+/// reduced to 8 bits (v/257 rounded; a 16-bit file without gamma information is taken as
+/// sRGB like an 8-bit one, not as libpng's default linear), and alpha is composited onto
+/// `background` (white: the backdrop of the product photographs these datasets hold).
 enum PNGDecoder {
     static let background = png_color(red: 255, green: 255, blue: 255)
 
@@ -20,6 +21,7 @@ enum PNGDecoder {
         }
         let begun = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
         guard begun != 0 else { throw failure() }
+        image.flags |= png_uint_32(PNG_IMAGE_FLAG_16BIT_sRGB)
         image.format = png_uint_32(PNG_FORMAT_RGB)
         let (w, h) = (Int(image.width), Int(image.height))
         var pixels = [UInt8](repeating: 0, count: w * h * 3)
