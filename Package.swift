@@ -52,6 +52,8 @@ let package = Package(
         // Fixtures/ holds input files the tests read by path (the fuzzers' regressions).
         .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HanziTests", dependencies: ["Hanzi", "XBM", "TestSupport"]),
+        // The tests write their fixtures (JPEG, PNG, .mat) with the same C libraries.
+        .testTarget(name: "ImportTests", dependencies: ["DatasetImport", "XBM", "CJPEG", "CPNG", "CMatio"]),
         .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "XBM", "Collectives"]),
     ]
 )
