@@ -8,13 +8,13 @@ enum ListText {
         var text: Substring
     }
 
-    /// The non-blank lines of `text` (LF or CRLF line ends; blank lines are skipped but counted).
+    /// The non-blank lines of `text`; blank lines are skipped but counted. Line ends are LF or
+    /// CRLF (which Swift reads as one Character, so splitting on "\n" alone would miss it).
     static func lines(_ text: String) -> [Line] {
         var result: [Line] = []
         var number = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             number += 1
-            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if !fields.isEmpty { result.append(Line(number: number, fields: fields, text: line)) }
         }
