@@ -8,7 +8,9 @@ extension Dataset {
         for file in files where !fm.fileExists(atPath: file.path) { throw DatasetError.missingFile(path: file.path) }
         let (metaURL, xURL, yURL, splitURL) = (files[0], files[1], files[2], files[3])
 
-        let name = try readMeta(metaURL)["name"] as? String ?? directory.lastPathComponent
+        let meta = try readMeta(metaURL)
+        let name = meta["name"] as? String ?? directory.lastPathComponent
+        let recallK = try recallCutoffs(metaURL)
 
         let x = try NpyArray.read(contentsOf: xURL)
         let kind: Kind
@@ -64,7 +66,18 @@ extension Dataset {
         guard trainingClasses.count >= 2 else {
             throw DatasetError.tooFewTrainingClasses(path: splitURL.path, classes: trainingClasses.count)
         }
-        return Dataset(directory: directory, name: name, kind: kind, x: x, labels: labels, split: split)
+        return Dataset(directory: directory, name: name, kind: kind, x: x, labels: labels, split: split, recallK: recallK)
+    }
+
+    /// meta.json's optional `recall_k` (meta.json already checked to be a JSON object): distinct
+    /// positive integers, returned ascending.
+    static func recallCutoffs(_ url: URL) throws -> [Int]? {
+        struct Protocol: Decodable { var recall_k: [Int]? }
+        let fail = DatasetError.badRecallK(path: url.path)
+        guard let ks = try? JSONDecoder().decode(Protocol.self, from: Data(contentsOf: url)) else { throw fail }
+        guard let list = ks.recall_k else { return nil }
+        guard !list.isEmpty, list.allSatisfy({ $0 >= 1 }) else { throw fail }
+        return Array(Set(list)).sorted()
     }
 
     static func readMeta(_ url: URL) throws -> [String: Any] {
