@@ -126,7 +126,7 @@ public enum DatasetImporter {
     static func writeMeta(plan: ImportPlan, imported: [ListedImage], skipped: Int, size: Int, into directory: URL) throws {
         try write(directory.appendingPathComponent("meta.json")) { url in
             let object = meta(plan: plan, imported: imported, skipped: skipped, size: size)
-            try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+            try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]).write(to: url)
         }
     }
 
