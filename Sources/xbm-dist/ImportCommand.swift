@@ -12,16 +12,19 @@ struct ImportCommand: ParsableCommand {
         commandName: "import",
         abstract: "Import a published metric-learning dataset (SOP, In-shop, VehicleID, CUB-200-2011, Cars196) as a dataset directory.",
         discussion: """
-            SRC is the directory the download unpacked to:
-              sop        Ebay_train.txt, Ebay_test.txt and the category folders (train -> split 0, test -> 1)
-              inshop     Eval/list_eval_partition.txt (or list_eval_partition.txt) and img/ (train -> 0, query -> 2, gallery -> 3)
-              vehicleid  train_test_split/train_list.txt, test_list_800|1600|2400.txt and image/ (train -> 0, test -> 1)
-              cub        images.txt, image_class_labels.txt and images/ (classes 1-100 -> 0, 101-200 -> 1)
-              cars       cars_annos.mat and car_ims/ (classes 1-98 -> 0, 99-196 -> 1)
-            Every picture (JPEG or PNG, any colour type) becomes S x S RGB: its shorter side is resized to S \
-            (area averaging when shrinking, bilinear when enlarging) and the centre S x S is cropped. Labels are \
-            the class ids' ranks, ascending. meta.json records the split rule and the Recall@K cut-offs the \
-            literature reports, which `xbm-dist eval` and training use unless --recall-k is given. See Docs/datasets.md.
+            SRC is the directory the download unpacked to; FORMAT names its layout:
+              sop        Ebay_train.txt -> split 0, Ebay_test.txt -> 1
+              inshop     Eval/list_eval_partition.txt: train -> 0, query -> 2, gallery -> 3
+              vehicleid  train_test_split/: train_list.txt -> 0, test_list_800.txt -> 1
+              cub        image_class_labels.txt: classes 1-100 -> 0, 101-200 -> 1
+              cars       cars_annos.mat: classes 1-98 -> 0, 99-196 -> 1
+            Every picture (JPEG or PNG, any colour type) becomes S x S RGB: its
+            shorter side is resized to S (area averaging when shrinking, bilinear
+            when enlarging), then the centre S x S is cropped. Labels are the class
+            ids' ranks, ascending. meta.json records the split rule and the Recall@K
+            cut-offs the literature reports, which training and `xbm-dist eval` use
+            unless --recall-k is given.
+            See Docs/datasets.md.
             """)
 
     @Argument(help: "Layout of SRC: \(ImportFormat.allCases.map(\.rawValue).joined(separator: ", ")).") var format: ImportFormat
