@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HanziTests", dependencies: ["Hanzi", "XBM", "TestSupport"]),
         // The tests write their fixtures (JPEG, PNG, .mat) with the same C libraries.
-        .testTarget(name: "ImportTests", dependencies: ["DatasetImport", "XBM", "CJPEG", "CPNG", "CMatio"]),
+        .testTarget(name: "ImportTests", dependencies: ["DatasetImport", "XBM", "Collectives", "TestSupport", "CJPEG", "CPNG", "CMatio"]),
         .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "XBM", "Collectives"]),
     ]
 )

@@ -37,7 +37,9 @@ struct ImportCommand: ParsableCommand {
     var skipUnreadable = false
 
     func validate() throws {
-        guard size >= 1 else { throw ValidationError("--size must be positive, got \(size)") }
+        guard (1...4096).contains(size) else {
+            throw ValidationError("--size must be 1…4096 pixels, got \(size) (the literature uses 224; x.npy holds N·3·S² bytes)")
+        }
         guard [800, 1600, 2400].contains(vehicleIDTest) else {
             throw ValidationError("--vehicleid-test must be 800, 1600 or 2400, got \(vehicleIDTest)")
         }

@@ -1,3 +1,5 @@
+import Collectives
+import TestSupport
 import XCTest
 import XBM
 @testable import DatasetImport
@@ -35,5 +37,30 @@ final class RecallProtocolTests: XCTestCase {
 
     func testEveryFormatRecordsTheLiteraturesCutoffs() {
         XCTAssertEqual(ImportFormat.allCases.map(\.recallK), [[1, 10, 100, 1000], [1, 10, 20, 30, 40, 50], [1, 5], [1, 2, 4, 8], [1, 2, 4, 8]])
+    }
+}
+
+/// The trainer's evaluation and `xbm-dist eval`'s (TrainedModel) take the dataset's recall_k
+/// when the run gave no --recall-k.
+final class RecallProtocolRunTests: XCTestCase {
+    func testTrainingAndEvalUseTheDatasetsCutoffsUnlessTold() throws {
+        let data = try TrainingFixtures.featureDataset()
+        let metaURL = data.appendingPathComponent("meta.json")
+        var meta = try JSONSerialization.jsonObject(with: Data(contentsOf: metaURL)) as! [String: Any]
+        meta["recall_k"] = [3, 1]
+        try JSONSerialization.data(withJSONObject: meta).write(to: metaURL)
+        let run = TrainingFixtures.temporaryDirectory("recall")
+        addTeardownBlock { try? FileManager.default.removeItem(at: run); try? FileManager.default.removeItem(at: data) }
+
+        var config = TrainingFixtures.smallRun(data: data, iterations: 2)
+        config.run.directory = run.path
+        config.memory.size = 0
+        let trainer = try Trainer(config: config, comm: SingleProcessCommunicator())
+        trainer.verbose = false
+        XCTAssertEqual(try trainer.run().finalMetrics?.recall.keys.sorted(), [1, 3])
+
+        let model = try TrainedModel.load(runDirectory: run.path, data: nil, comm: SingleProcessCommunicator())
+        XCTAssertEqual(try model.evaluate(ks: nil).recall.keys.sorted(), [1, 3])
+        XCTAssertEqual(try model.evaluate(ks: [2]).recall.keys.sorted(), [2])
     }
 }
