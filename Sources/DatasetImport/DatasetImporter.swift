@@ -34,7 +34,7 @@ public enum DatasetImporter {
                            progress: (Int, Int) -> Void = { _, _ in }) throws -> ImportSummary {
         precondition(size >= 1, "image size must be positive, got \(size)")
         let start = Date()
-        try OutputDirectory.checkReplaceable(output)
+        try OutputDirectory.checkReplaceable(output)  // before the existence pass, so a wrong --out fails first
         var skipped: [SkippedImage] = []
 
         // Missing files first (a wrong SRC shows at once, not after an hour of decoding).
