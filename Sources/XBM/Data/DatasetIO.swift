@@ -72,9 +72,9 @@ extension Dataset {
     /// meta.json's optional `recall_k` (meta.json already checked to be a JSON object): distinct
     /// positive integers, returned ascending.
     static func recallCutoffs(_ url: URL) throws -> [Int]? {
-        struct Protocol: Decodable { var recall_k: [Int]? }
+        struct RecallCutoffs: Decodable { var recall_k: [Int]? }
         let fail = DatasetError.badRecallK(path: url.path)
-        guard let ks = try? JSONDecoder().decode(Protocol.self, from: Data(contentsOf: url)) else { throw fail }
+        guard let ks = try? JSONDecoder().decode(RecallCutoffs.self, from: Data(contentsOf: url)) else { throw fail }
         guard let list = ks.recall_k else { return nil }
         guard !list.isEmpty, list.allSatisfy({ $0 >= 1 }) else { throw fail }
         return Array(Set(list)).sorted()
