@@ -3,6 +3,8 @@
 public enum ImportError: Error, CustomStringConvertible, Equatable {
     /// A list or annotation file of the layout is not where the layout keeps it.
     case missingList(path: String, layout: String)
+    /// A list file that exists but cannot be read.
+    case unreadableList(path: String)
     /// A list line that does not have the layout's fields.
     case malformedLine(ListLocation, problem: String, expected: String)
     /// A list that contradicts itself or another list of the same layout.
@@ -24,6 +26,8 @@ public enum ImportError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .missingList(path, layout):
             "\(path): missing; the \(layout) layout keeps it there — is SRC the directory the dataset unpacked to? (Docs/datasets.md)"
+        case let .unreadableList(path):
+            "\(path): cannot be read; check its permissions"
         case let .malformedLine(location, problem, expected):
             "\(location): \(problem); expected \(expected) — fix or delete the line"
         case let .inconsistentList(location, problem):

@@ -22,9 +22,7 @@ public struct ImportPlan: Sendable {
                 throw ImportError.missingList(path: source.appendingPathComponent(candidates[0]).path, layout: layout)
             }
             let url = source.appendingPathComponent(name)
-            guard let data = fm.contents(atPath: url.path) else {
-                throw ImportError.missingList(path: url.path, layout: layout)
-            }
+            guard let data = fm.contents(atPath: url.path) else { throw ImportError.unreadableList(path: url.path) }
             return (String(decoding: data, as: UTF8.self), url.path)
         }
 
