@@ -24,6 +24,12 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CFreeType", path: "Sources/CFreeType", pkgConfig: "freetype2",
                        providers: [.apt(["libfreetype-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CMatio", path: "Sources/CMatio", pkgConfig: "matio",
+                       providers: [.apt(["libmatio-dev"])]),
 
         .target(name: "Collectives", dependencies: ["CMPI"]),
         .target(name: "XBM", dependencies: [
@@ -37,8 +43,10 @@ let package = Package(
         ]),
         // The built-in benchmark's generator: the only user of FreeType.
         .target(name: "Hanzi", dependencies: ["XBM", "Collectives", "CFreeType"]),
+        // Importers of published datasets (Docs/datasets.md): the only user of libjpeg, libpng and libmatio.
+        .target(name: "DatasetImport", dependencies: ["XBM", "CJPEG", "CPNG", "CMatio"]),
         .executableTarget(name: "xbm-dist", dependencies: [
-            "XBM", "Hanzi", "Collectives",
+            "XBM", "Hanzi", "DatasetImport", "Collectives",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -50,6 +58,8 @@ let package = Package(
                                                     .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "HanziTests", dependencies: ["Hanzi", "XBM", "TestSupport"]),
+        // The tests write their fixtures (JPEG, PNG, .mat) with the same C libraries.
+        .testTarget(name: "ImportTests", dependencies: ["DatasetImport", "XBM", "Collectives", "TestSupport", "CJPEG", "CPNG", "CMatio"]),
         .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "XBM", "Collectives"]),
     ]
 )

@@ -6,8 +6,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.build/release/xbm-dist"
 
 # Build dependencies (README.md). The fonts of the hanzi benchmark are listed by the
-# program itself: `xbm-dist data fonts --packages` (Docs/data.md).
-BUILD_PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libfreetype-dev zlib1g-dev)
+# program itself: `xbm-dist data fonts --packages` (Docs/data.md). JPEG, PNG and MATLAB
+# files are read by `xbm-dist data import` (Docs/datasets.md); zlib by ZIPFoundation (.npz).
+BUILD_PACKAGES=(pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libfreetype-dev zlib1g-dev
+                libjpeg62-turbo-dev libpng-dev libmatio-dev)
 
 # Installs the Debian packages among "$@" that are missing (apt-get, with sudo unless root).
 install_missing() {

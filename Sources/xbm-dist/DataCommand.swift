@@ -4,12 +4,12 @@ import Foundation
 import Hanzi
 import XBM
 
-/// `xbm-dist data ...`: build, inspect and preview datasets (Docs/data.md, README.md).
+/// `xbm-dist data ...`: build, import, inspect and preview datasets (Docs/data.md, Docs/datasets.md, README.md).
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
-        abstract: "Build the hanzi benchmark, inspect or preview a dataset directory.",
-        subcommands: [Hanzi.self, Fonts.self, Synthetic.self, Inspect.self, Preview.self])
+        abstract: "Build the hanzi benchmark, import a published dataset, inspect or preview a dataset directory.",
+        subcommands: [Hanzi.self, ImportCommand.self, Fonts.self, Synthetic.self, Inspect.self, Preview.self])
 
     struct Hanzi: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -115,7 +115,7 @@ struct DataCommand: ParsableCommand {
 }
 
 /// Runs `body`; a thrown error becomes `error: <its one line>` on stderr and exit code 2.
-private func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch {
         ErrorReport.write("\(error)")
         throw ExitCode(2)

@@ -9,7 +9,8 @@ struct EvalCommand: ParsableCommand {
 
     @Option(name: .customLong("run-dir"), help: "Run directory holding checkpoint.xbm.") var runDir: String
     @Option(help: "Dataset directory (default: the one the run trained on).") var data: String?
-    @Option(help: "Recall@K cut-offs, comma-separated (default: the run's).", transform: ListArgument.recallCutoffs)
+    @Option(help: "Recall@K cut-offs, comma-separated (default: the run's --recall-k, else the dataset's meta.json recall_k, else 1,10,100,1000).",
+            transform: ListArgument.recallCutoffs)
     var recallK: [Int]?
     @OptionGroup var launchOptions: LaunchOptions
 

@@ -143,7 +143,7 @@ struct EvaluationArguments: ParsableArguments {
     @Option(help: "Evaluate every N iterations; 0: only at the end (default \(defaults.evaluation.every)).") var evalEvery: Int?
     @Option(help: "Samples per forward when embedding for evaluation (default \(defaults.evaluation.batch)).") var evalBatch: Int?
     @Option(parsing: .singleValue,
-            help: "Recall@K cut-offs, repeat or comma-separate (default \(defaults.evaluation.recallK.map(String.init).joined(separator: ","))).",
+            help: "Recall@K cut-offs, repeat or comma-separate (default: the dataset's meta.json recall_k, else \(EvaluationConfig.defaultRecallK.map(String.init).joined(separator: ","))).",
             transform: ListArgument.recallCutoffs)
     var recallK: [[Int]] = []
 }

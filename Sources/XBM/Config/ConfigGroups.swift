@@ -213,14 +213,24 @@ public struct EvaluationConfig: Codable, Equatable, Sendable {
     public var every = 800
     /// `--eval-batch`: samples per forward when embedding for evaluation.
     public var batch = 256
-    /// `--recall-k`: the Recall@K cut-offs.
-    public var recallK = [1, 10, 100, 1000]
+    /// `--recall-k`: the Recall@K cut-offs; nil for the dataset's own (`recallCutoffs(for:)`).
+    public var recallK: [Int]?
 
     public init() {}
     enum CodingKeys: String, CodingKey, CaseIterable {
         case every = "eval-every", batch = "eval-batch", recallK = "recall-k"
     }
     static let keys = CodingKeys.allCases.map(\.rawValue)
+
+    /// The cut-offs when neither --recall-k nor the dataset's meta.json names any.
+    public static let defaultRecallK = [1, 10, 100, 1000]
+
+    /// The cut-offs an evaluation of `dataset` reports: --recall-k when given, else the
+    /// dataset's `recall_k` (its literature's protocol, written by `xbm-dist data import`),
+    /// else `defaultRecallK`.
+    public func recallCutoffs(for dataset: Dataset) -> [Int] {
+        recallK ?? dataset.recallK ?? Self.defaultRecallK
+    }
 }
 
 /// Logging, checkpoints, the run directory, the seed and the replica check.

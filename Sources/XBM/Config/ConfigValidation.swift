@@ -72,7 +72,9 @@ extension TrainingConfig {
                     "--eval-every and --checkpoint-every must be ≥ 0 and --log-every ≥ 1")
         try require(e.batch >= 1, "--eval-batch must be at least 1, got \(e.batch)")
         try require(run.stepTimeout > 0 && !run.stepTimeout.isNaN, "--step-timeout must be a positive number of seconds, got \(run.stepTimeout)")
-        try require(!e.recallK.isEmpty && e.recallK.allSatisfy { $0 >= 1 }, "--recall-k needs positive values, got \(e.recallK)")
-        try require(Set(e.recallK).count == e.recallK.count, "--recall-k names a cut-off twice: \(e.recallK)")
+        if let ks = e.recallK {
+            try require(!ks.isEmpty && ks.allSatisfy { $0 >= 1 }, "--recall-k needs positive values, got \(ks)")
+            try require(Set(ks).count == ks.count, "--recall-k names a cut-off twice: \(ks)")
+        }
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 
 /// A dataset directory (Docs/data.md), loaded and validated (Docs/distributed.md):
 ///
-///     meta.json   a JSON object (free-form; "name" is shown when present)
+///     meta.json   a JSON object (free-form; "name" is shown when present, "recall_k" is the
+///                 dataset's Recall@K protocol, used when the run gives no --recall-k)
 ///     x.npy       uint8 images (N, H, W) or (N, C, H, W), or float32 features (N, D)
 ///     y.npy       int32 or int64 labels (N), each in 0 ..< 2^31
 ///     split.npy   uint8 (N): 0 train, 1 test (query = gallery), 2 query only, 3 gallery only
@@ -36,6 +37,9 @@ public final class Dataset: @unchecked Sendable {
     public let count: Int
     public let labels: [Int32]
     public let split: [UInt8]
+    /// meta.json's `recall_k`: the Recall@K cut-offs the dataset's literature reports
+    /// (written by `xbm-dist data import`); nil when meta.json has none.
+    public let recallK: [Int]?
     private let x: NpyArray
 
     /// [C, H, W] for images, [D] for features.
@@ -71,9 +75,10 @@ public final class Dataset: @unchecked Sendable {
         split.indices.filter { role.contains(split[$0]) }
     }
 
-    init(directory: URL, name: String, kind: Kind, x: NpyArray, labels: [Int32], split: [UInt8]) {
+    init(directory: URL, name: String, kind: Kind, x: NpyArray, labels: [Int32], split: [UInt8], recallK: [Int]? = nil) {
         self.directory = directory
         self.name = name
+        self.recallK = recallK
         self.kind = kind
         self.x = x
         self.count = labels.count

@@ -4,6 +4,7 @@ import Collectives
 public enum DatasetError: SameOnEveryRankError, Equatable {
     case missingFile(path: String)
     case badMeta(path: String, detail: String)
+    case badRecallK(path: String)
     case badShape(path: String, shape: [Int], expected: String)
     case badDType(path: String, dtype: String, expected: String)
     case countMismatch(path: String, count: Int, expected: Int, reference: String)
@@ -22,6 +23,8 @@ public enum DatasetError: SameOnEveryRankError, Equatable {
             "\(path): missing; a dataset directory needs meta.json, x.npy, y.npy and split.npy (or data.npz, Docs/data.md)"
         case let .badMeta(path, detail):
             "\(path): bad meta.json: \(detail); expected a JSON object"
+        case let .badRecallK(path):
+            "\(path): recall_k is not a list of positive integers; expected Recall@K cut-offs such as [1, 10, 100], or no recall_k"
         case let .badShape(path, shape, expected):
             "\(path): shape \(shape) is not supported; expected \(expected)"
         case let .badDType(path, dtype, expected):

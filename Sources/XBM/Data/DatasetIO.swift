@@ -16,8 +16,10 @@ extension Dataset {
         let archive = directory.appendingPathComponent("data.npz")
         if !fm.fileExists(atPath: directory.appendingPathComponent("x.npy").path), fm.fileExists(atPath: archive.path) {
             let metaURL = directory.appendingPathComponent("meta.json")
-            let meta = fm.fileExists(atPath: metaURL.path) ? try readMeta(metaURL) : [:]
-            return try loadArchive(archive, name: meta["name"] as? String ?? directory.lastPathComponent, directory: directory)
+            let hasMeta = fm.fileExists(atPath: metaURL.path)
+            let meta = hasMeta ? try readMeta(metaURL) : [:]
+            return try loadArchive(archive, name: meta["name"] as? String ?? directory.lastPathComponent, directory: directory,
+                                   recallK: hasMeta ? recallCutoffs(metaURL) : nil)
         }
 
         let files = ["meta.json", "x.npy", "y.npy", "split.npy"].map { directory.appendingPathComponent($0) }
@@ -27,19 +29,21 @@ extension Dataset {
         return try assemble(directory: directory, name: name,
                             x: (NpyArray.read(contentsOf: xURL), xURL.path),
                             y: (NpyArray.read(contentsOf: yURL), yURL.path),
-                            split: (NpyArray.read(contentsOf: splitURL), splitURL.path))
+                            split: (NpyArray.read(contentsOf: splitURL), splitURL.path),
+                            recallK: recallCutoffs(metaURL))
     }
 
     /// The dataset in the `.npz` at `url`: members x, y and split, checked as the files are.
-    private static func loadArchive(_ url: URL, name: String, directory: URL) throws -> Dataset {
+    private static func loadArchive(_ url: URL, name: String, directory: URL, recallK: [Int]? = nil) throws -> Dataset {
         let arrays = try Npz.read(contentsOf: url, names: ["x", "y", "split"])
         func member(_ name: String) -> (NpyArray, String) { (arrays[name]!, "\(url.path)/\(name).npy") }
-        return try assemble(directory: directory, name: name, x: member("x"), y: member("y"), split: member("split"))
+        return try assemble(directory: directory, name: name, x: member("x"), y: member("y"), split: member("split"),
+                            recallK: recallK)
     }
 
     /// Validates the three arrays (each with the path its errors name) and builds the dataset.
     private static func assemble(directory: URL, name: String, x xArray: (NpyArray, String), y yArray: (NpyArray, String),
-                                 split splitArray: (NpyArray, String)) throws -> Dataset {
+                                 split splitArray: (NpyArray, String), recallK: [Int]?) throws -> Dataset {
         let (x, xPath) = xArray, (y, yPath) = yArray, (s, splitPath) = splitArray
         let kind: Kind
         switch (x.dtype, x.shape.count) {
@@ -92,7 +96,18 @@ extension Dataset {
         guard trainingClasses.count >= 2 else {
             throw DatasetError.tooFewTrainingClasses(path: splitPath, classes: trainingClasses.count)
         }
-        return Dataset(directory: directory, name: name, kind: kind, x: x, labels: labels, split: split)
+        return Dataset(directory: directory, name: name, kind: kind, x: x, labels: labels, split: split, recallK: recallK)
+    }
+
+    /// meta.json's optional `recall_k` (meta.json already checked to be a JSON object): distinct
+    /// positive integers, returned ascending.
+    static func recallCutoffs(_ url: URL) throws -> [Int]? {
+        struct RecallCutoffs: Decodable { var recall_k: [Int]? }
+        let fail = DatasetError.badRecallK(path: url.path)
+        guard let ks = try? JSONDecoder().decode(RecallCutoffs.self, from: Data(contentsOf: url)) else { throw fail }
+        guard let list = ks.recall_k else { return nil }
+        guard !list.isEmpty, list.allSatisfy({ $0 >= 1 }) else { throw fail }
+        return Array(Set(list)).sorted()
     }
 
     static func readMeta(_ url: URL) throws -> [String: Any] {

@@ -47,9 +47,11 @@ public final class TrainedModel {
             .write(to: url)
     }
 
+    /// Retrieval metrics at `ks`, or when nil at the run's --recall-k, else the dataset's
+    /// meta.json `recall_k`, else the default cut-offs.
     public func evaluate(ks: [Int]?) throws -> RetrievalMetrics {
         try Evaluation.retrieval(dataset: dataset, network: network, parameters: parameters.pointer,
-                                 state: state.pointer, ks: ks ?? config.evaluation.recallK, comm: comm)
+                                 state: state.pointer, ks: ks ?? config.evaluation.recallCutoffs(for: dataset), comm: comm)
     }
 
     /// Embeds the samples of `role` (sharded over ranks) and rank 0 writes them as float32

@@ -235,7 +235,7 @@ public final class Trainer {
         let started = Date()
         let metrics = try Evaluation.retrieval(dataset: dataset, network: components.inferenceNetwork,
                                                parameters: step.parameters.pointer, state: step.state.pointer,
-                                               ks: config.evaluation.recallK, comm: comm)
+                                               ks: config.evaluation.recallCutoffs(for: dataset), comm: comm)
         if let runDirectory {
             var record: [String: Any] = metrics.jsonObject
             record["iter"] = iteration
