@@ -60,4 +60,72 @@ final class LossBenchmarkTests: XCTestCase {
         print("one 64×128×16384 sgemm: \(String(format: "%.2f", product)) ms; memory term fwd+bwd: " + results.joined(separator: ", "))
         XCTAssertGreaterThan(product, 0)
     }
+
+    /// The break-even of the two backward paths (`PairLossTuning.sparseBackwardDensity`): the
+    /// contrastive memory term with each path forced, at a range of active-pair fractions.
+    /// Anchors sit in 4 clusters of 16; a share f of the memory rows lie near a cluster centre
+    /// (cosine ≈ 0.8 > the margin, other labels), so each is an active negative of 16 anchors
+    /// and the fraction of active pairs is ≈ f / 4. Prints milliseconds (median of 7).
+    func testSparseAgainstDenseBackward() throws {
+        try XCTSkipUnless(ProcessInfo.processInfo.environment["XBM_BENCH"] == "1", "set XBM_BENCH=1 to measure")
+        let b = 64, d = 128, M = 16_384, clusters = 4
+        let threads = Int(ProcessInfo.processInfo.environment["XBM_BENCH_THREADS"] ?? "1") ?? 1
+        BLASThreads.set(threads)
+        defer { PairLossTuning.sparseBackwardDensity = 1.0 / 32 }
+        var random = RandomSource(seed: 2)
+        let centres = randomUnitRows(count: clusters, dimension: d, random: &random)
+        func near(_ centre: Int, weight: Float) -> [Float] {
+            let noise = randomUnitRows(count: 1, dimension: d, random: &random)
+            let v = (0..<d).map { weight * centres[centre * d + $0] + (1 - weight * weight).squareRoot() * noise[$0] }
+            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return v.map { $0 / norm }
+        }
+        let anchors = (0..<b).flatMap { near($0 / (b / clusters), weight: 0.95) }
+        let anchorLabels = (0..<b).map { Int32($0 / 4) }
+        let own = [Int32](repeating: -1, count: b)
+        var dA = [Float](repeating: 0, count: b * d)
+        var lines: [String] = []
+        for share in [0.0, 0.04, 0.08, 0.16, 0.32, 0.64] {
+            let memory = (0..<M).flatMap { j in
+                Double(j % 1000) < share * 1000 ? near(j % clusters, weight: 0.85) : randomUnitRows(count: 1, dimension: d, random: &random)
+            }
+            let memoryLabels = (0..<M).map { Int32(1000 + $0 % 5000) }
+            let loss = makePairLoss(.contrastive, options: LossOptions())
+            func run() {
+                anchors.withUnsafeBufferPointer { a in
+                    memory.withUnsafeBufferPointer { r in
+                        memoryLabels.withUnsafeBufferPointer { y in
+                            anchorLabels.withUnsafeBufferPointer { ay in
+                                own.withUnsafeBufferPointer { own in
+                                    let input = PairLossInput(anchors: a.baseAddress!, anchorLabels: ay.baseAddress!, anchorCount: b,
+                                                              dimension: d,
+                                                              references: [ReferenceSegment(embeddings: r.baseAddress!, labels: y.baseAddress!, count: M)],
+                                                              ownIndex: own.baseAddress!)
+                                    _ = loss.evaluate(input, reduction: .sum, scale: 1, anchorGradient: &dA, referenceGradient: nil)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            func median() -> Double {
+                run()
+                var times: [Double] = []
+                for _ in 0..<7 {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    run()
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                }
+                return times.sorted()[3]
+            }
+            PairLossTuning.sparseBackwardDensity = 0
+            let dense = median()
+            let active = Double(loss.statistics.activePositives + loss.statistics.activeNegatives) / Double(b * M)
+            PairLossTuning.sparseBackwardDensity = 1
+            let sparse = median()
+            lines.append(String(format: "active %.4f: dense %.2f ms, sparse %.2f ms", active, dense, sparse))
+        }
+        print("contrastive memory term, b \(b), d \(d), M \(M), \(threads) thread(s):\n  " + lines.joined(separator: "\n  "))
+        XCTAssertEqual(lines.count, 6)
+    }
 }
