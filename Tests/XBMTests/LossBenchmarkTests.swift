@@ -71,7 +71,7 @@ final class LossBenchmarkTests: XCTestCase {
         let b = 64, d = 128, M = 16_384, clusters = 4
         let threads = Int(ProcessInfo.processInfo.environment["XBM_BENCH_THREADS"] ?? "1") ?? 1
         BLASThreads.set(threads)
-        defer { PairLossTuning.sparseBackwardDensity = 1.0 / 32 }
+        defer { PairLossTuning.sparseBackwardDensity = PairLossTuning.defaultSparseBackwardDensity }
         var random = RandomSource(seed: 2)
         let centres = randomUnitRows(count: clusters, dimension: d, random: &random)
         func near(_ centre: Int, weight: Float) -> [Float] {

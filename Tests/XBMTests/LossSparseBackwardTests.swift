@@ -7,7 +7,7 @@ import XCTest
 /// non-zero starting gradient and a scale, on data where only some pairs are active.
 final class LossSparseBackwardTests: XCTestCase {
     override func tearDown() {
-        PairLossTuning.sparseBackwardDensity = 1.0 / 32
+        PairLossTuning.sparseBackwardDensity = PairLossTuning.defaultSparseBackwardDensity
     }
 
     func testSparseAndDenseBackwardAgreeForEveryLoss() {

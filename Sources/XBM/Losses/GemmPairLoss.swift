@@ -295,10 +295,12 @@ func loadLabels(_ pointer: UnsafePointer<Int32>) -> LabelVector {
 /// Tuning of the loss kernels (global; tests change it to exercise both backward paths).
 public enum PairLossTuning {
     /// The largest fraction of non-zero g_ij for which the backward adds the active pairs one
-    /// by one instead of running the two dense products. Measured break-even on AVX-512
-    /// sgemm is near 5% (a d-long axpy per pair against d·R multiply-adds per anchor at
-    /// ~20× the speed), so 3% keeps the sparse path strictly faster.
-    nonisolated(unsafe) public static var sparseBackwardDensity = 1.0 / 32
+    /// by one instead of running the two dense products. Measured (`XBM_BENCH=1 swift test -c
+    /// release --filter LossBenchmarkTests`, contrastive, b 64, d 128, M 16,384, AVX2, one
+    /// thread): the sparse path costs 8.7 ms at no active pair, 10.2 ms at 8.3% and 14.4 ms at
+    /// 16%, the dense one 11.6–12.3 ms throughout; break-even near 9%, so 1/12.
+    nonisolated(unsafe) public static var sparseBackwardDensity = defaultSparseBackwardDensity
+    public static let defaultSparseBackwardDensity = 1.0 / 12
     /// Similarities per thread below which the per-row passes stay on one thread (tests set
     /// it to Int.max to compare with one thread under the same matrix products).
     nonisolated(unsafe) public static var rowsWorkPerThread = 32768
