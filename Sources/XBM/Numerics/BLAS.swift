@@ -100,25 +100,32 @@ public enum BLASKernels {
         return nil
     }
 
-    /// When the user has not chosen (OPENBLAS_CORETYPE unset, XBM_KEEP_BLAS_KERNELS unset) and
-    /// OpenBLAS fell back to generic kernels on a CPU with AVX2 or AVX-512, sets
-    /// OPENBLAS_CORETYPE (and OPENBLAS_THREAD_TIMEOUT, so idle BLAS threads stop spinning
-    /// against the rest of the step) and re-executes this program with the same arguments:
-    /// OpenBLAS reads them only when it is loaded. Returns when nothing needs changing.
-    /// Call it first thing in `main`, before MPI is initialised (the process keeps its pid).
+    /// Corrects what OpenBLAS read from the environment when it was loaded, unless
+    /// XBM_KEEP_BLAS_KERNELS is set: when OPENBLAS_CORETYPE is unset and OpenBLAS fell back
+    /// to generic kernels on a CPU with AVX2 or AVX-512, sets OPENBLAS_CORETYPE; when
+    /// OPENBLAS_THREAD_TIMEOUT is unset, sets it to 4, so that idle BLAS threads sleep at once
+    /// instead of yield-spinning against the rest of the step (batch norm, im2col, the loss
+    /// passes run on threads of our own between the products). Then re-executes this
+    /// program with the same arguments, since OpenBLAS reads both only when it is loaded.
+    /// Returns when nothing needs changing. Call it first thing in `main`, before MPI is
+    /// initialised (the process keeps its pid).
     public static func selectKernels() {
         let environment = ProcessInfo.processInfo.environment
-        guard environment["OPENBLAS_CORETYPE"] == nil, environment["XBM_KEEP_BLAS_KERNELS"] == nil,
-              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-              let choice = better(than: current, flags: Set(line.split(separator: " ").map(String.init)))
-        else { return }
+        guard environment["XBM_KEEP_BLAS_KERNELS"] == nil else { return }
+        var choice: String?
+        if environment["OPENBLAS_CORETYPE"] == nil,
+           let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) {
+            choice = better(than: current, flags: Set(line.split(separator: " ").map(String.init)))
+        }
+        let setTimeout = environment["OPENBLAS_THREAD_TIMEOUT"] == nil
+        guard choice != nil || setTimeout else { return }
         // The program's own path, not /proc/self/exe, so the process keeps its name (`pkill
         // xbm-dist`, `ps`) after the exec.
         var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard readlink("/proc/self/exe", &path, Int(PATH_MAX)) > 0 else { return }
-        setenv("OPENBLAS_CORETYPE", choice, 1)
-        if environment["OPENBLAS_THREAD_TIMEOUT"] == nil { setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) }
+        if let choice { setenv("OPENBLAS_CORETYPE", choice, 1) }
+        if setTimeout { setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) }
         execv(path, CommandLine.unsafeArgv)
         // exec failed: carry on with OpenBLAS' own choice.
     }
