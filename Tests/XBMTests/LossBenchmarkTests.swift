@@ -22,16 +22,6 @@ final class LossBenchmarkTests: XCTestCase {
         var dA = [Float](repeating: 0, count: b * d)
         BLASThreads.set(1)
 
-        func median(_ body: () -> Void) -> Double {
-            body()
-            var times: [Double] = []
-            for _ in 0..<7 {
-                let start = DispatchTime.now().uptimeNanoseconds
-                body()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-            }
-            return times.sorted()[3]
-        }
         let product = median {
             gemm(.none, .transposed, m: b, n: M, k: d, a: anchors, lda: d, b: memory, ldb: d, c: &similarities, ldc: M)
         }
@@ -39,21 +29,8 @@ final class LossBenchmarkTests: XCTestCase {
         for kind in LossKind.allCases {
             let loss = makePairLoss(kind, options: LossOptions())
             let term = median {
-                anchors.withUnsafeBufferPointer { a in
-                    memory.withUnsafeBufferPointer { r in
-                        memoryLabels.withUnsafeBufferPointer { y in
-                            anchorLabels.withUnsafeBufferPointer { ay in
-                                own.withUnsafeBufferPointer { own in
-                                    let input = PairLossInput(anchors: a.baseAddress!, anchorLabels: ay.baseAddress!, anchorCount: b,
-                                                              dimension: d,
-                                                              references: [ReferenceSegment(embeddings: r.baseAddress!, labels: y.baseAddress!, count: M)],
-                                                              ownIndex: own.baseAddress!)
-                                    _ = loss.evaluate(input, reduction: .mean, scale: 1, anchorGradient: &dA, referenceGradient: nil)
-                                }
-                            }
-                        }
-                    }
-                }
+                memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
+                           memoryLabels: memoryLabels, reduction: .mean, anchorGradient: &dA)
             }
             results.append("\(kind.rawValue) \(String(format: "%.2f", term)) ms (\(String(format: "%.2f", term / product))×)")
         }
@@ -92,40 +69,50 @@ final class LossBenchmarkTests: XCTestCase {
             let memoryLabels = (0..<M).map { Int32(1000 + $0 % 5000) }
             let loss = makePairLoss(.contrastive, options: LossOptions())
             func run() {
-                anchors.withUnsafeBufferPointer { a in
-                    memory.withUnsafeBufferPointer { r in
-                        memoryLabels.withUnsafeBufferPointer { y in
-                            anchorLabels.withUnsafeBufferPointer { ay in
-                                own.withUnsafeBufferPointer { own in
-                                    let input = PairLossInput(anchors: a.baseAddress!, anchorLabels: ay.baseAddress!, anchorCount: b,
-                                                              dimension: d,
-                                                              references: [ReferenceSegment(embeddings: r.baseAddress!, labels: y.baseAddress!, count: M)],
-                                                              ownIndex: own.baseAddress!)
-                                    _ = loss.evaluate(input, reduction: .sum, scale: 1, anchorGradient: &dA, referenceGradient: nil)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            func median() -> Double {
-                run()
-                var times: [Double] = []
-                for _ in 0..<7 {
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    run()
-                    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-                }
-                return times.sorted()[3]
+                memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
+                           memoryLabels: memoryLabels, reduction: .sum, anchorGradient: &dA)
             }
             PairLossTuning.sparseBackwardDensity = 0
-            let dense = median()
+            let dense = median(run)
             let active = Double(loss.statistics.activePositives + loss.statistics.activeNegatives) / Double(b * M)
             PairLossTuning.sparseBackwardDensity = 1
-            let sparse = median()
+            let sparse = median(run)
             lines.append(String(format: "active %.4f: dense %.2f ms, sparse %.2f ms", active, dense, sparse))
         }
         print("contrastive memory term, b \(b), d \(d), M \(M), \(threads) thread(s):\n  " + lines.joined(separator: "\n  "))
         XCTAssertEqual(lines.count, 6)
+    }
+
+    /// Milliseconds of `body`, median of 7 after one untimed call.
+    private func median(_ body: () -> Void) -> Double {
+        body()
+        var times: [Double] = []
+        for _ in 0..<7 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        return times.sorted()[3]
+    }
+
+    /// One memory term: anchors (b, d) against one segment of M rows, anchor gradient only.
+    private func memoryTerm(_ loss: PairLoss, anchors: [Float], anchorLabels: [Int32], own: [Int32], memory: [Float],
+                            memoryLabels: [Int32], reduction: PairReduction, anchorGradient: inout [Float]) {
+        let b = anchorLabels.count, M = memoryLabels.count, d = anchors.count / b
+        anchors.withUnsafeBufferPointer { a in
+            memory.withUnsafeBufferPointer { r in
+                memoryLabels.withUnsafeBufferPointer { y in
+                    anchorLabels.withUnsafeBufferPointer { ay in
+                        own.withUnsafeBufferPointer { own in
+                            let input = PairLossInput(anchors: a.baseAddress!, anchorLabels: ay.baseAddress!, anchorCount: b,
+                                                      dimension: d,
+                                                      references: [ReferenceSegment(embeddings: r.baseAddress!, labels: y.baseAddress!, count: M)],
+                                                      ownIndex: own.baseAddress!)
+                            _ = loss.evaluate(input, reduction: reduction, scale: 1, anchorGradient: &anchorGradient, referenceGradient: nil)
+                        }
+                    }
+                }
+            }
+        }
     }
 }
