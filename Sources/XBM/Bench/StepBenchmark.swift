@@ -21,10 +21,19 @@ public enum StepBenchmark {
         public var xbmSize: Int
         /// OpenBLAS' kernel family (see `BLASKernels`).
         public var blasKernels: String
+        /// The communicator's name, with the emulated latency when there is one ("mpi+200us").
+        public var backend: String
+        /// The gradient's bucket size when its allreduce overlaps the backward, else nil.
+        public var bucketBytes: Int?
+        public var pollsBetweenLayers: Bool
+        /// What one step sends through each collective (the last timed step's), per rank.
+        public var collectivesPerStep: [String: CollectiveCount]
 
         enum CodingKeys: String, CodingKey {
             case imagesPerSecond = "images_per_second", medianStepSeconds = "median_step_seconds"
             case steps, batch, ranks, threads, model, loss, xbmSize = "xbm_size", blasKernels = "blas_kernels"
+            case backend, bucketBytes = "bucket_bytes", pollsBetweenLayers = "polls_between_layers"
+            case collectivesPerStep = "collectives_per_step"
         }
 
         public var jsonLine: String {
@@ -34,12 +43,22 @@ public enum StepBenchmark {
         }
     }
 
+    /// Calls of one collective in a step and the bytes each rank contributes to each.
+    public struct CollectiveCount: Codable, Sendable, Equatable {
+        public var calls: Int
+        public var bytes: Int
+        /// Bytes of each call, in call order.
+        public var sizes: [Int]
+    }
+
     public static func run(config: TrainingConfig, sampleShape: [Int], steps: Int, warmup: Int = 5,
-                           comm: Communicator) throws -> Result {
+                           gradientOverlap: GradientOverlap? = nil, comm: Communicator) throws -> Result {
         precondition(steps >= 1, "bench step needs at least one timed step, got \(steps)")
+        let counting = CountingCommunicator(wrapping: comm)
         let components = try TrainingComponents(config: config, sampleShape: sampleShape,
-                                                isImages: sampleShape.count == 3, comm: comm)
+                                                isImages: sampleShape.count == 3, comm: counting)
         let step = components.step
+        step.gradientOverlap = gradientOverlap
         step.memoryStart = 0
         try step.initializeParameters(seed: config.run.seed)
         let b = step.localBatch, B = config.optimization.batch, d = config.model.dim
@@ -69,6 +88,7 @@ public enum StepBenchmark {
         for iteration in 0..<(warmup + steps) {
             for i in 0..<B { labels[i] = Int32(i / config.optimization.instances + 1000 * (iteration % 50)) }
             try comm.barrier()
+            counting.reset()
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try labels.withUnsafeBufferPointer {
                 try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: (config.memoryStartIteration ?? 0) + iteration,
@@ -82,6 +102,12 @@ public enum StepBenchmark {
         try comm.allreduceMax(&median)
         return Result(imagesPerSecond: Double(B) / median[0], medianStepSeconds: median[0], steps: steps, batch: B,
                       ranks: comm.size, threads: BLASThreads.current, model: components.modelKind.rawValue,
-                      loss: config.loss.kind.rawValue, xbmSize: config.memory.size, blasKernels: BLASKernels.current)
+                      loss: config.loss.kind.rawValue, xbmSize: config.memory.size, blasKernels: BLASKernels.current,
+                      backend: comm.backendName, bucketBytes: gradientOverlap?.bucketBytes,
+                      pollsBetweenLayers: gradientOverlap?.pollsBetweenLayers ?? false,
+                      collectivesPerStep: Dictionary(uniqueKeysWithValues: CollectiveOperation.allCases.map { operation in
+                          let entry = counting.tally[operation]
+                          return (operation.rawValue, CollectiveCount(calls: entry.calls, bytes: entry.bytes, sizes: entry.sizes))
+                      }))
     }
 }
