@@ -28,12 +28,15 @@ public enum StepBenchmark {
         public var pollsBetweenLayers: Bool
         /// What one step sends through each collective (the last timed step's), per rank.
         public var collectivesPerStep: [String: CollectiveCount]
+        /// `DistributedStep.replicaChecksum()` after the last step, in hex: equal across runs
+        /// that computed the same parameters (the overlap's bit-for-bit check under mpirun).
+        public var replicaChecksum: String
 
         enum CodingKeys: String, CodingKey {
             case imagesPerSecond = "images_per_second", medianStepSeconds = "median_step_seconds"
             case steps, batch, ranks, threads, model, loss, xbmSize = "xbm_size", blasKernels = "blas_kernels"
             case backend, bucketBytes = "bucket_bytes", pollsBetweenLayers = "polls_between_layers"
-            case collectivesPerStep = "collectives_per_step"
+            case collectivesPerStep = "collectives_per_step", replicaChecksum = "replica_checksum"
         }
 
         public var jsonLine: String {
@@ -108,6 +111,7 @@ public enum StepBenchmark {
                       collectivesPerStep: Dictionary(uniqueKeysWithValues: CollectiveOperation.allCases.map { operation in
                           let entry = counting.tally[operation]
                           return (operation.rawValue, CollectiveCount(calls: entry.calls, bytes: entry.bytes, sizes: entry.sizes))
-                      }))
+                      }),
+                      replicaChecksum: String(step.replicaChecksum(), radix: 16))
     }
 }
