@@ -16,19 +16,29 @@ final class DelayedCommunicatorTests: XCTestCase {
         var delayClock: DelayClock { DelayClock(now: { self.now }, sleep: { self.sleep($0) }) }
     }
 
-    func testRoundsFollowOpenMPIsAlgorithms() {
+    func testRoundsFollowOpenMPI41sFixedDecisions() {
         // 1 rank: nothing travels.
-        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 4, ranks: 1), 0)
-        // Small allreduce: recursive doubling, log₂ p; +2 for the ranks past a power of 2.
-        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 4, ranks: 2), 1)
-        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 4, ranks: 4), 2)
-        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 4, ranks: 3), 3)
-        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 4, ranks: 8), 3)
-        // Large allreduce: ring, 2(p − 1).
-        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 1 << 20, ranks: 2), 2)
-        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 1 << 20, ranks: 4), 6)
-        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: LatencyModel.smallAllreduceBytes, ranks: 4), 6)
-        XCTAssertEqual(LatencyModel.rounds(.allgather, bytes: 100, ranks: 4), 3)
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 4096, ranks: 1), 0)
+        // 2 ranks: the SyncBN sizes of glyphnet (520 B recursive doubling; 4,104 B ring),
+        // ∂L/∂E (65,604 B segmented ring) and the gradient (1.7 MB Rabenseifner).
+        XCTAssertEqual(LatencyModel.allreduceAlgorithm(bytes: 520, ranks: 2), LatencyModel.AllreduceAlgorithm.recursiveDoubling)
+        XCTAssertEqual(LatencyModel.allreduceAlgorithm(bytes: 4104, ranks: 2), LatencyModel.AllreduceAlgorithm.ring)
+        XCTAssertEqual(LatencyModel.allreduceAlgorithm(bytes: 65_604, ranks: 2), LatencyModel.AllreduceAlgorithm.ring)
+        XCTAssertEqual(LatencyModel.allreduceAlgorithm(bytes: 1_684_864, ranks: 2), LatencyModel.AllreduceAlgorithm.rabenseifner)
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 520, ranks: 2), 1)
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 4104, ranks: 2), 2)
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 1_684_864, ranks: 2), 2)
+        // 3 ranks: past the power of 2, recursive doubling and Rabenseifner take 2 more rounds.
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 520, ranks: 3), 3)
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 100_000, ranks: 3), 4)
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 1 << 20, ranks: 3), 4)
+        // 4 ranks: below 8 KiB recursive doubling, above Rabenseifner.
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 4104, ranks: 4), 2)
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 131_140, ranks: 4), 4)
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 8, ranks: 4), 6)     // ring below 16 B
+        XCTAssertEqual(LatencyModel.rounds(.allreduce, bytes: 1 << 20, ranks: 64), 12)
+        XCTAssertEqual(LatencyModel.rounds(.allgather, bytes: 32_768, ranks: 2), 1)
+        XCTAssertEqual(LatencyModel.rounds(.allgather, bytes: 32_768, ranks: 4), 2)
         XCTAssertEqual(LatencyModel.rounds(.broadcast, bytes: 100, ranks: 5), 3)
         XCTAssertEqual(LatencyModel.rounds(.barrier, bytes: 0, ranks: 4), 2)
     }
@@ -71,14 +81,14 @@ final class DelayedCommunicatorTests: XCTestCase {
                                            clock: clocks[base.rank].delayClock)
             var small = [Double](repeating: 1, count: 9)              // 72 B: recursive doubling
             try comm.allreduceSum(&small)
-            var large = [Float](repeating: 1, count: 1 << 16)         // 256 KiB: ring
+            var large = [Float](repeating: 1, count: 1 << 16)         // 256 KiB: Rabenseifner
             try comm.allreduceSum(&large)
             _ = try comm.allgather([Float](repeating: 0, count: 8))
             try comm.barrier()
         }
         for clock in clocks {
             XCTAssertEqual(clock.sleeps.count, 4)
-            for (slept, rounds) in zip(clock.sleeps, [2, 6, 3, 2]) {
+            for (slept, rounds) in zip(clock.sleeps, [2, 4, 2, 2]) {
                 XCTAssertEqual(slept, alpha * Double(rounds), accuracy: 1e-12)
             }
         }
@@ -92,7 +102,7 @@ final class DelayedCommunicatorTests: XCTestCase {
         _ = try SimulatedRanks.run(size: 4) { base in
             let clock = clocks[base.rank]
             let comm = DelayedCommunicator(wrapping: base, model: LatencyModel(perMessage: alpha), clock: clock.delayClock)
-            var polled = [Float](repeating: 1, count: 1 << 16)        // ring: 6 rounds
+            var polled = [Float](repeating: 1, count: 1 << 16)        // Rabenseifner: 4 rounds
             let pending = try polled.withUnsafeMutableBufferPointer { try comm.startAllreduceSum($0) }
             clock.advance(0.5 * alpha)
             _ = try pending.test()                                    // round 1 not over: nothing
@@ -101,11 +111,11 @@ final class DelayedCommunicatorTests: XCTestCase {
             clock.advance(5 * alpha)
             _ = try pending.test()                                    // round 2 done, however late
             clock.advance(0.25 * alpha)
-            try pending.wait()                                        // 0.75 α of round 3, rounds 4–6
+            try pending.wait()                                        // 0.75 α of round 3, round 4
         }
         for clock in clocks {
             XCTAssertEqual(clock.sleeps.count, 1)
-            XCTAssertEqual(clock.sleeps[0], 3.75 * alpha, accuracy: 1e-12)
+            XCTAssertEqual(clock.sleeps[0], 1.75 * alpha, accuracy: 1e-12)
         }
     }
 
@@ -114,7 +124,7 @@ final class DelayedCommunicatorTests: XCTestCase {
         let seconds = try SimulatedRanks.run(size: 2) { base -> Double in
             let comm = DelayedCommunicator(wrapping: base, model: LatencyModel(perMessage: alpha))
             let start = DispatchTime.now().uptimeNanoseconds
-            var x = [Float](repeating: 1, count: 1 << 16)             // ring at 2 ranks: 2 rounds
+            var x = [Float](repeating: 1, count: 1 << 16)             // 2 ranks, 256 KiB: 2 rounds
             try comm.allreduceSum(&x)
             return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
         }
