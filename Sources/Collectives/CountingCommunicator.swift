@@ -69,6 +69,24 @@ public struct CollectiveTally: Sendable, Equatable {
 
     public subscript(operation: CollectiveOperation) -> Entry { entries[operation] ?? Entry() }
 
+    /// Calls the tallied collectives again on `comm` with buffers of the same sizes (Float
+    /// elements; allreduces, then allgathers, then broadcasts and barriers): the communication
+    /// of a step without its computation, which the cost model predicts (Docs/performance.md).
+    public func replay(on comm: Communicator) throws {
+        for n in self[.allreduce].sizes {
+            var buffer = [Float](repeating: 1, count: n / MemoryLayout<Float>.stride)
+            try comm.allreduceSum(&buffer)
+        }
+        for n in self[.allgather].sizes {
+            _ = try comm.allgather([Float](repeating: 1, count: n / MemoryLayout<Float>.stride))
+        }
+        for n in self[.broadcast].sizes {
+            var buffer = [Float](repeating: 1, count: n / MemoryLayout<Float>.stride)
+            try comm.broadcast(&buffer, root: 0)
+        }
+        for _ in self[.barrier].sizes { try comm.barrier() }
+    }
+
     mutating func add(_ operation: CollectiveOperation, bytes: Int) {
         entries[operation, default: Entry()].calls += 1
         entries[operation, default: Entry()].bytes += bytes

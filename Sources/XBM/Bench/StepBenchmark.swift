@@ -28,6 +28,10 @@ public enum StepBenchmark {
         public var pollsBetweenLayers: Bool
         /// What one step sends through each collective (the last timed step's), per rank.
         public var collectivesPerStep: [String: CollectiveCount]
+        /// Median time of the last step's collectives replayed alone, without the step's
+        /// computation (`CollectiveTally.replay`), the slowest rank's: what the cost model of
+        /// Docs/performance.md predicts.
+        public var communicationSeconds: Double
         /// `DistributedStep.replicaChecksum()` after the last step, in hex: equal across runs
         /// that computed the same parameters (the overlap's bit-for-bit check under mpirun).
         public var replicaChecksum: String
@@ -37,6 +41,7 @@ public enum StepBenchmark {
             case steps, batch, ranks, threads, model, loss, xbmSize = "xbm_size", blasKernels = "blas_kernels"
             case backend, bucketBytes = "bucket_bytes", pollsBetweenLayers = "polls_between_layers"
             case collectivesPerStep = "collectives_per_step", replicaChecksum = "replica_checksum"
+            case communicationSeconds = "communication_seconds"
         }
 
         public var jsonLine: String {
@@ -99,9 +104,18 @@ public enum StepBenchmark {
             }
             if iteration >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }
         }
+        let tally = counting.tally
+        var replays: [Double] = []
+        for _ in 0..<5 {
+            try comm.barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try tally.replay(on: comm)
+            replays.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
         // The slowest rank sets the pace: take the maximum over ranks of each rank's median.
         times.sort()
-        var median = [times[times.count / 2]]
+        replays.sort()
+        var median = [times[times.count / 2], replays[replays.count / 2]]
         try comm.allreduceMax(&median)
         return Result(imagesPerSecond: Double(B) / median[0], medianStepSeconds: median[0], steps: steps, batch: B,
                       ranks: comm.size, threads: BLASThreads.current, model: components.modelKind.rawValue,
@@ -109,9 +123,10 @@ public enum StepBenchmark {
                       backend: comm.backendName, bucketBytes: gradientOverlap?.bucketBytes,
                       pollsBetweenLayers: gradientOverlap?.pollsBetweenLayers ?? false,
                       collectivesPerStep: Dictionary(uniqueKeysWithValues: CollectiveOperation.allCases.map { operation in
-                          let entry = counting.tally[operation]
+                          let entry = tally[operation]
                           return (operation.rawValue, CollectiveCount(calls: entry.calls, bytes: entry.bytes, sizes: entry.sizes))
                       }),
+                      communicationSeconds: median[1],
                       replicaChecksum: String(step.replicaChecksum(), radix: 16))
     }
 }
