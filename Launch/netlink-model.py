@@ -4,36 +4,52 @@
     python3 Launch/netlink-model.py SWEEP.jsonl
 
 Each line of SWEEP.jsonl is one `bench step` run on emulated hosts (hosts, gbit, latency_us,
-extra, result). For every configuration the prediction is the measured median step on
-unlimited links without latency (same hosts, same options) plus, for each collective of the
-step (its sizes come from the run's own `collectives_per_step`), α per message round plus
-the bytes each rank sends over its link at the link's rate:
+extra, result). For every configuration the model's communication time of one step is, for
+each collective of the step (sizes from the run's own `collectives_per_step`), α per message
+round plus the bytes each rank sends over its link at the link's rate; it is compared with
+`communication_seconds`, the step's collectives replayed alone on the same links:
 
-    allreduce  n < 10 kB  recursive doubling  ⌊log₂ p⌋ rounds (+2 off powers of 2), log₂ p · n bytes
-               otherwise  ring                2(p − 1) rounds, 2(p − 1)/p · n bytes
-    allgather  ring                           p − 1 rounds, (p − 1) · n bytes (n = one rank's block)
+    allreduce  recursive doubling  k + e rounds,      (k + e) · n bytes     (k = ⌊log₂ p⌋; e = 0 for a
+               ring                2(p − 1) rounds,   2(p − 1)/p · n bytes   power of 2, else 2)
+               Rabenseifner        2k + e rounds,     2(p − 1)/p · n bytes
+    allgather  recursive doubling  ⌈log₂ p⌉ rounds,   (p − 1) · n bytes      (n = one rank's block)
 
-which is `LatencyModel` (Sources/Collectives/LatencyModel.swift) plus the bandwidth term.
+with the algorithm Open MPI 4.1 picks for n and p: `LatencyModel` (Sources/Collectives/
+LatencyModel.swift) plus the bandwidth term.
 """
 import json
 import math
 import statistics
 import sys
 
-SMALL_ALLREDUCE = 10_000
+def allreduce_algorithm(n, p):
+    """Open MPI 4.1's fixed decision for a commutative allreduce (LatencyModel.allreduceAlgorithm)."""
+    if p < 4:
+        for limit, algorithm in ((8, "ring"), (4096, "recursive doubling"), (8192, "ring"),
+                                 (16384, "recursive doubling"), (262144, "ring")):
+            if n < limit:
+                return algorithm
+        return "rabenseifner"
+    if p < 8 and n < 16:
+        return "ring"
+    return "recursive doubling" if n < (8192 if p < 16 else 4096) else "rabenseifner"
 
 
 def rounds_and_bytes(operation, n, p):
+    """Message rounds and the bytes each rank sends for one collective of n bytes per rank."""
     if p < 2:
         return 0, 0
+    k = p.bit_length() - 1
+    extra = 0 if p == 1 << k else 2
     if operation == "allreduce":
-        if n < SMALL_ALLREDUCE:
-            floor_log2 = p.bit_length() - 1
-            extra = 0 if p == 1 << floor_log2 else 2
-            return floor_log2 + extra, math.ceil(math.log2(p)) * n
-        return 2 * (p - 1), 2 * (p - 1) / p * n
+        algorithm = allreduce_algorithm(n, p)
+        if algorithm == "recursive doubling":
+            return k + extra, (k + extra) * n
+        if algorithm == "ring":
+            return 2 * (p - 1), 2 * (p - 1) / p * n
+        return 2 * k + extra, 2 * (p - 1) / p * n
     if operation == "allgather":
-        return p - 1, (p - 1) * n
+        return math.ceil(math.log2(p)), (p - 1) * n
     if operation in ("broadcast", "barrier"):
         return math.ceil(math.log2(p)), n
     raise ValueError(operation)
@@ -51,29 +67,28 @@ def communication(collectives, p, gbit, alpha):
 
 
 def main(path):
-    runs = {}
-    results = {}
+    runs, replays, results = {}, {}, {}
     for line in open(path):
         row = json.loads(line)
         key = (row["hosts"], row["gbit"], row["latency_us"], row["extra"])
         runs.setdefault(key, []).append(row["result"]["median_step_seconds"])
+        replays.setdefault(key, []).append(row["result"].get("communication_seconds", float("nan")))
         results[key] = row["result"]
-    print("| hosts | link Gbit/s | α µs | options | measured step ms (median; runs) | model ms | model/measured | added by the link: measured / model ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| hosts | link Gbit/s | α µs | options | step ms, median (runs) | step − unlimited step ms | collectives alone ms, median | model ms | model / measured |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for key, times in runs.items():
         hosts, gbit, latency, extra = key
-        base_key = (hosts, "none", 0, "")
-        if base_key not in runs:
-            continue
-        base = statistics.median(runs[base_key])
-        measured = statistics.median(times)
-        collectives = results[key]["collectives_per_step"]
-        lat, transfer = communication(collectives, hosts, None if gbit == "none" else float(gbit), latency * 1e-6)
-        model = base + lat + transfer
-        added = measured - base
+        lat, transfer = communication(results[key]["collectives_per_step"], hosts,
+                                      None if gbit == "none" else float(gbit), latency * 1e-6)
+        model = lat + transfer
+        alone = statistics.median(replays[key])
+        ratio = f"{model / alone:.2f}" if model > 0 and alone > 0 else "—"
         runs_text = " / ".join(f"{t * 1e3:.0f}" for t in times)
-        print(f"| {hosts} | {gbit} | {latency} | {extra or '—'} | {measured * 1e3:.1f} ({runs_text}) | {model * 1e3:.1f} | "
-              f"{model / measured:.2f} | {added * 1e3:+.1f} / {(lat + transfer) * 1e3:+.1f} |")
+        step = statistics.median(times)
+        unlimited = runs.get((hosts, "none", 0, ""))
+        added = f"{(step - statistics.median(unlimited)) * 1e3:+.0f}" if unlimited else "—"
+        print(f"| {hosts} | {gbit} | {latency} | {extra or '—'} | {step * 1e3:.0f} ({runs_text}) | {added} | "
+              f"{alone * 1e3:.1f} | {model * 1e3:.1f} | {ratio} |")
 
 
 if __name__ == "__main__":
