@@ -17,6 +17,12 @@ public final class MPICommunicator: Communicator {
         var initialized: Int32 = 0
         try MPICommunicator.check("MPI_Initialized", MPI_Initialized(&initialized))
         if initialized == 0 {
+            // Open MPI's libnbc sums an in-place MPI_Iallreduce by reducing to one rank and
+            // broadcasting back (2·log₂ p transfers of the whole buffer, one way at a time);
+            // its Rabenseifner moves 2(p − 1)/p of it, as the blocking allreduce does, which is
+            // what lets the gradient's buckets hide behind the backward (Docs/performance.md,
+            // Overlap). MCA parameters are read at MPI_Init; a value the user set stays.
+            setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0)
             try MPICommunicator.check("MPI_Init", MPI_Init(nil, nil))
         }
         world = xbm_mpi_comm_world()
