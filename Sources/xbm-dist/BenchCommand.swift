@@ -53,16 +53,17 @@ struct BenchStep: ParsableCommand {
     var overlapGradients = false
     @Option(help: "With --overlap-gradients: a bucket's allreduce starts once this many KiB of gradient are final.")
     var bucketKib: Int = GradientOverlap.defaultBucketBytes / 1024
-    @Flag(help: "With --overlap-gradients: let MPI progress the started buckets after every layer's backward.")
-    var pollBetweenLayers = false
+    @Flag(inversion: .prefixedNo,
+          help: "With --overlap-gradients: let MPI progress the started buckets after every block's backward.")
+    var pollBetweenLayers = true
     /// Launch/netlink's latency: the kernel there has no netem (Docs/performance.md, Communication cost).
     @Option(help: .hidden) var emulatedLatencyUs: Double = 0
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard bucketKib >= 1 else { throw ValidationError("--bucket-kib must be at least 1, got \(bucketKib)") }
-        if !overlapGradients && (pollBetweenLayers || bucketKib != GradientOverlap.defaultBucketBytes / 1024) {
-            throw ValidationError("--bucket-kib and --poll-between-layers apply to --overlap-gradients; add it")
+        if !overlapGradients && bucketKib != GradientOverlap.defaultBucketBytes / 1024 {
+            throw ValidationError("--bucket-kib applies to --overlap-gradients; add it")
         }
         guard emulatedLatencyUs >= 0 && emulatedLatencyUs.isFinite else {
             throw ValidationError("--emulated-latency-us must be 0 or more microseconds, got \(emulatedLatencyUs)")

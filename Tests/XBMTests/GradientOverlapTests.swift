@@ -96,7 +96,7 @@ final class GradientOverlapTests: XCTestCase {
 
     func testOverlapGivesTheSameParametersBitForBitOnTwoAndThreeRanks() throws {
         let cases: [(ModelChoice, GradientOverlap)] = [
-            (.mlp, GradientOverlap(bucketBytes: 256)),
+            (.mlp, GradientOverlap(bucketBytes: 256, pollsBetweenLayers: false)),
             (.mlp, GradientOverlap(bucketBytes: 1, pollsBetweenLayers: true)),
             (.glyphnet, GradientOverlap(bucketBytes: 64 << 10, pollsBetweenLayers: true)),
         ]
