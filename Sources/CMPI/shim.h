@@ -20,5 +20,7 @@ static inline int xbm_mpi_success(void) { return MPI_SUCCESS; }
 static inline int xbm_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline int xbm_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline MPI_Info xbm_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline MPI_Request xbm_mpi_request_null(void) { return MPI_REQUEST_NULL; }
+static inline MPI_Status *xbm_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 
 #endif

@@ -1,6 +1,6 @@
 import Foundation
 
-/// `xbm-dist bench collectives`: checks every collective against closed forms over message
+/// `xbm-dist bench collectives`: checks every collective (and a started allreduce) against closed forms over message
 /// sizes from one float to 16 MiB and times them, like nccl-tests does for a GPU cluster.
 /// Run it on a new cluster before training: a wrong result or a slow link shows up here.
 public enum CollectivesBenchmark {
@@ -34,6 +34,15 @@ public enum CollectivesBenchmark {
             let base = Float(n * (n + 1) / 2)
             for i in 0..<count where x[i] != base + Float(n) * Float(i % 7) { ok = false; break }
             rows.append(Row(operation: "allreduce", bytes: count * 4, seconds: reduceTime, correct: try agreed(comm, ok)))
+
+            // The same sum started and waited for (MPI_Iallreduce).
+            ok = true
+            let startedTime = try timed(comm, reps) {
+                for i in 0..<count { x[i] = Float(comm.rank + 1) + Float(i % 7) }
+                try x.withUnsafeMutableBufferPointer { try comm.startAllreduceSum($0).wait() }
+            }
+            for i in 0..<count where x[i] != base + Float(n) * Float(i % 7) { ok = false; break }
+            rows.append(Row(operation: "iallreduce", bytes: count * 4, seconds: startedTime, correct: try agreed(comm, ok)))
 
             // allgather: block of rank r is r·count + i.
             let send = (0..<count).map { Float(comm.rank * count + $0) }

@@ -7,6 +7,8 @@
 /// - every collective must be called by every rank, in the same order, with the same counts;
 /// - `allreduceSum` sums in place; the result is the same on every rank, bit for bit;
 /// - `allgather` concatenates equal-sized blocks in rank order;
+/// - a started collective (`startAllreduceSum`) counts in that order when it is started, and
+///   its buffer belongs to it until its `wait()` returns;
 /// - a rank that fails makes the collectives of the others throw instead of waiting forever.
 public protocol Communicator: AnyObject {
     /// This process' (or simulated thread's) rank in 0..<size.
@@ -20,6 +22,16 @@ public protocol Communicator: AnyObject {
 
     /// In-place sum over ranks: `buffer[i] = Σ_r buffer_r[i]` on every rank.
     func allreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws
+    /// Starts `allreduceSum(buffer)` and returns without waiting for it (MPI_Iallreduce), so
+    /// that computation can run while it travels. Until `wait()` returns, `buffer` belongs to
+    /// the collective: do not read or write it. Collectives called in between (blocking or
+    /// started) are fine, in the same order on every rank.
+    ///
+    /// The sum is the same as `allreduceSum`'s, and bit for bit with simulated ranks, a single
+    /// process and 2 MPI ranks (addition of two numbers commutes); with 3 or more MPI ranks
+    /// Open MPI's non-blocking algorithm may add the ranks in another order than the blocking
+    /// one, so results agree to rounding. The result is the same on every rank either way.
+    func startAllreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> PendingCollective
     /// In-place maximum over ranks.
     func allreduceMax<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws
     /// `receive[r·n ..< (r+1)·n] = send_r` for every rank r, with n = send.count;
@@ -33,6 +45,25 @@ public protocol Communicator: AnyObject {
     /// in a collective. Under MPI this is `MPI_Abort`; simulated ranks wake the others with
     /// `CollectiveError.peerFailed`.
     func abort(message: String, exitCode: Int32) -> Never
+}
+
+/// A collective started by `Communicator.startAllreduceSum` (an MPI_Request). Wait for every
+/// one exactly once; abandoning one leaves the ranks disagreeing about what comes next.
+public protocol PendingCollective: AnyObject {
+    /// Lets the collective progress without blocking and returns true once it has completed.
+    /// MPI initialised single-threaded moves a started collective only inside MPI calls, so
+    /// calling this between pieces of work is what lets it travel during them. A backend may
+    /// report false until `wait()` (simulated ranks do): never spin on it, call `wait()`.
+    func test() throws -> Bool
+    /// Blocks until the collective has completed; its buffer then holds the result.
+    func wait() throws
+}
+
+/// A collective that completed when it was started (a single process, a size-1 world).
+public final class CompletedCollective: PendingCollective {
+    public init() {}
+    public func test() throws -> Bool { true }
+    public func wait() throws {}
 }
 
 extension Communicator {

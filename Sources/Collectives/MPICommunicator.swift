@@ -17,6 +17,12 @@ public final class MPICommunicator: Communicator {
         var initialized: Int32 = 0
         try MPICommunicator.check("MPI_Initialized", MPI_Initialized(&initialized))
         if initialized == 0 {
+            // Open MPI's libnbc sums an in-place MPI_Iallreduce by reducing to one rank and
+            // broadcasting back (2·log₂ p transfers of the whole buffer, one way at a time);
+            // its Rabenseifner moves 2(p − 1)/p of it, as the blocking allreduce does, which is
+            // what lets the gradient's buckets hide behind the backward (Docs/performance.md,
+            // Overlap). MCA parameters are read at MPI_Init; a value the user set stays.
+            setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0)
             try MPICommunicator.check("MPI_Init", MPI_Init(nil, nil))
         }
         world = xbm_mpi_comm_world()
@@ -69,6 +75,20 @@ public final class MPICommunicator: Communicator {
         } while offset < buffer.count
     }
 
+    public func startAllreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> PendingCollective {
+        let pending = MPIPendingCollective(call: "MPI_Iallreduce(sum)")
+        var offset = 0
+        repeat {
+            let count = min(buffer.count - offset, Int(Int32.max))
+            var request: MPI_Request? = xbm_mpi_request_null()
+            try MPICommunicator.check(pending.call, MPI_Iallreduce(xbm_mpi_in_place(), buffer.baseAddress.map { $0 + offset },
+                                                                   Int32(count), T.mpiType, xbm_mpi_sum(), world, &request))
+            pending.requests.append(request)
+            offset += count
+        } while offset < buffer.count
+        return pending
+    }
+
     public func allgather<T: CollectiveScalar>(_ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>) throws {
         try checkArguments(receive.count == send.count * size,
                            "allgather receive has \(receive.count) elements, expected \(send.count) × \(size)")
@@ -98,13 +118,38 @@ public final class MPICommunicator: Communicator {
         exit(exitCode)  // MPI_Abort does not return; this satisfies the type checker.
     }
 
-    private static func check(_ call: String, _ code: Int32) throws {
+    fileprivate static func check(_ call: String, _ code: Int32) throws {
         guard code != xbm_mpi_success() else { return }
         var text = [CChar](repeating: 0, count: Int(xbm_mpi_max_error_string()) + 1)
         var length: Int32 = 0
         MPI_Error_string(code, &text, &length)
         let bytes = text.prefix(Int(max(length, 0))).map { UInt8(bitPattern: $0) }
         throw CollectiveError.mpi(call: call, code: code, message: String(decoding: bytes, as: UTF8.self))
+    }
+}
+
+/// The requests of one started collective (one per chunk of at most Int32.max elements).
+private final class MPIPendingCollective: PendingCollective {
+    let call: String
+    var requests: [MPI_Request?] = []
+
+    init(call: String) { self.call = call }
+
+    func test() throws -> Bool {
+        var done = true
+        for index in requests.indices {
+            var flag: Int32 = 0
+            try MPICommunicator.check("MPI_Test(\(call))", MPI_Test(&requests[index], &flag, xbm_mpi_status_ignore()))
+            done = done && flag != 0
+        }
+        return done
+    }
+
+    func wait() throws {
+        // MPI_Wait on a completed request (now MPI_REQUEST_NULL) returns at once.
+        for index in requests.indices {
+            try MPICommunicator.check("MPI_Wait(\(call))", MPI_Wait(&requests[index], xbm_mpi_status_ignore()))
+        }
     }
 }
 

@@ -68,6 +68,14 @@ public final class SimulatedCommunicator: Communicator, @unchecked Sendable {
         try reduce(buffer, "allreduceMax") { T.maximum($0, $1) }
     }
 
+    /// Copies `buffer` now and sums the copy over ranks in `wait()`, in the order the ranks
+    /// wait (the same on every rank). What the caller writes into `buffer` after the start is
+    /// lost and what it reads before `wait()` is its own unreduced data, as MPI leaves both
+    /// undefined: a test with simulated ranks sees either mistake.
+    public func startAllreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> PendingCollective {
+        SimulatedPendingSum(comm: self, buffer: buffer)
+    }
+
     private func reduce<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ call: String,
                                              _ combine: (T, T) -> T) throws {
         try world.publish(rank: rank, UnsafeRawPointer(buffer.baseAddress), count: buffer.count, kind: T.collectiveKind, call: call)
@@ -124,6 +132,31 @@ public final class SimulatedCommunicator: Communicator, @unchecked Sendable {
         world.fail(rank: rank, reason: message)
         ErrorReport.write(message, rank: rank)
         exit(exitCode)
+    }
+}
+
+/// A started sum of simulated ranks: a private copy of the buffer as it was at the start.
+private final class SimulatedPendingSum<T: CollectiveScalar>: PendingCollective {
+    private let comm: SimulatedCommunicator
+    private let buffer: UnsafeMutableBufferPointer<T>
+    private var copy: [T]?
+
+    init(comm: SimulatedCommunicator, buffer: UnsafeMutableBufferPointer<T>) {
+        self.comm = comm
+        self.buffer = buffer
+        copy = Array(buffer)
+    }
+
+    /// The simulated world moves only when every rank is in the same collective: in `wait()`.
+    func test() throws -> Bool { copy == nil }
+
+    func wait() throws {
+        guard var sum = copy else { return }
+        copy = nil
+        try comm.allreduceSum(&sum)
+        sum.withUnsafeBufferPointer { reduced in
+            if let target = buffer.baseAddress, let source = reduced.baseAddress { target.update(from: source, count: reduced.count) }
+        }
     }
 }
 

@@ -13,6 +13,10 @@ public final class SingleProcessCommunicator: Communicator {
     public func allreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {}
     public func allreduceMax<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws {}
 
+    public func startAllreduceSum<T: CollectiveScalar>(_ buffer: UnsafeMutableBufferPointer<T>) throws -> PendingCollective {
+        CompletedCollective()
+    }
+
     public func allgather<T: CollectiveScalar>(_ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>) throws {
         try checkArguments(receive.count == send.count, "allgather receive has \(receive.count) elements, expected \(send.count)")
         guard let source = send.baseAddress, let target = receive.baseAddress, source != UnsafePointer(target) else { return }

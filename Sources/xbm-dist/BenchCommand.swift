@@ -56,6 +56,27 @@ struct BenchStep: ParsableCommand {
     @Option(help: "With a memory: training steps before it is filled, so that its pairs are as active as in training.")
     var pretrain: Int = 100
     @Option(help: "Train the mlp on random feature vectors of this size instead of 32×32 images.") var features: Int?
+    @Flag(help: "Start the parameter gradient's allreduce in buckets during the backward (Docs/distributed.md, Overlap).")
+    var overlapGradients = false
+    @Option(help: "With --overlap-gradients: a bucket's allreduce starts once this many KiB of gradient are final.")
+    var bucketKib: Int = GradientOverlap.defaultBucketBytes / 1024
+    @Flag(inversion: .prefixedNo,
+          help: "With --overlap-gradients: let MPI progress the started buckets after every block's backward.")
+    var pollBetweenLayers = true
+    /// Launch/netlink's latency: the kernel there has no netem (Docs/performance.md, Communication cost).
+    @Option(help: .hidden) var emulatedLatencyUs: Double = 0
+
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard pretrain >= 0 else { throw ValidationError("--pretrain must be 0 or more, got \(pretrain)") }
+        guard bucketKib >= 1 else { throw ValidationError("--bucket-kib must be at least 1, got \(bucketKib)") }
+        if !overlapGradients && bucketKib != GradientOverlap.defaultBucketBytes / 1024 {
+            throw ValidationError("--bucket-kib applies to --overlap-gradients; add it")
+        }
+        guard emulatedLatencyUs >= 0 && emulatedLatencyUs.isFinite else {
+            throw ValidationError("--emulated-latency-us must be 0 or more microseconds, got \(emulatedLatencyUs)")
+        }
+    }
 
     func run() throws {
         var config = try options.configuration()
@@ -63,10 +84,12 @@ struct BenchStep: ParsableCommand {
         if features != nil { config.model.model = .mlp }
         let shape = features.map { [$0] } ?? [1, 32, 32]
         let steps = steps, pretrain = pretrain, frozen = config
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
-        guard pretrain >= 0 else { throw ValidationError("--pretrain must be 0 or more, got \(pretrain)") }
+        let overlap = overlapGradients ? GradientOverlap(bucketBytes: bucketKib * 1024, pollsBetweenLayers: pollBetweenLayers) : nil
+        let latency = emulatedLatencyUs > 0 ? LatencyModel(perMessage: emulatedLatencyUs * 1e-6) : nil
         try launch(launchOptions) { comm in
-            let result = try StepBenchmark.run(config: frozen, sampleShape: shape, steps: steps, pretrain: pretrain, comm: comm)
+            let linked = latency.map { DelayedCommunicator(wrapping: comm, model: $0) } ?? comm
+            let result = try StepBenchmark.run(config: frozen, sampleShape: shape, steps: steps, pretrain: pretrain,
+                                               gradientOverlap: overlap, comm: linked)
             if comm.rank == 0 { print(result.jsonLine) }
         }
     }

@@ -150,7 +150,7 @@ final class CollectivesBenchmarkTests: XCTestCase {
                 try CollectivesBenchmark.run(comm, counts: [1, 16, 4096], repetitions: 2).map(\.correct)
             }
             for flags in results {
-                XCTAssertEqual(flags.count, 9)
+                XCTAssertEqual(flags.count, 12)   // allreduce, iallreduce, allgather, broadcast × 3 sizes
                 XCTAssertTrue(flags.allSatisfy { $0 }, "size \(size): \(flags)")
             }
         }

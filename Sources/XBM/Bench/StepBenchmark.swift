@@ -40,6 +40,20 @@ public enum StepBenchmark {
         public var memoryActivePositiveFraction: Double?
         /// OpenBLAS' kernel family (see `BLASKernels`).
         public var blasKernels: String
+        /// The communicator's name, with the emulated latency when there is one ("mpi+200us").
+        public var backend: String
+        /// The gradient's bucket size when its allreduce overlaps the backward, else nil.
+        public var bucketBytes: Int?
+        public var pollsBetweenLayers: Bool
+        /// What one step sends through each collective (the last timed step's), per rank.
+        public var collectivesPerStep: [String: CollectiveCount]
+        /// Median time of the last step's collectives replayed alone, without the step's
+        /// computation (`CollectiveTally.replay`), the slowest rank's: what the cost model of
+        /// Docs/performance.md predicts.
+        public var communicationSeconds: Double
+        /// `DistributedStep.replicaChecksum()` after the last step, in hex: equal across runs
+        /// that computed the same parameters (the overlap's bit-for-bit check under mpirun).
+        public var replicaChecksum: String
 
         enum CodingKeys: String, CodingKey {
             case imagesPerSecondMedianStep = "images_per_second_median_step", imagesPerSecond = "images_per_second"
@@ -47,6 +61,9 @@ public enum StepBenchmark {
             case xbmSize = "xbm_size", pretrainSteps = "pretrain_steps"
             case memoryActiveFraction = "memory_active_fraction", memoryActivePositiveFraction = "memory_active_positive_fraction"
             case blasKernels = "blas_kernels"
+            case backend, bucketBytes = "bucket_bytes", pollsBetweenLayers = "polls_between_layers"
+            case collectivesPerStep = "collectives_per_step", replicaChecksum = "replica_checksum"
+            case communicationSeconds = "communication_seconds"
         }
 
         public var jsonLine: String {
@@ -56,14 +73,25 @@ public enum StepBenchmark {
         }
     }
 
+    /// Calls of one collective in a step and the bytes each rank contributes to each.
+    public struct CollectiveCount: Codable, Sendable, Equatable {
+        public var calls: Int
+        public var bytes: Int
+        /// Bytes of each call, in call order.
+        public var sizes: [Int]
+    }
+
     /// - Parameters:
     ///   - pretrain: training steps before the memory is filled; ignored without a memory.
+    ///   - gradientOverlap: buckets of the gradient's allreduce started during the backward.
     public static func run(config: TrainingConfig, sampleShape: [Int], steps: Int, warmup: Int = 5,
-                           pretrain: Int = 100, comm: Communicator) throws -> Result {
+                           pretrain: Int = 100, gradientOverlap: GradientOverlap? = nil, comm: Communicator) throws -> Result {
         precondition(steps >= 1, "bench step needs at least one timed step, got \(steps)")
+        let counting = CountingCommunicator(wrapping: comm)
         let components = try TrainingComponents(config: config, sampleShape: sampleShape,
-                                                isImages: sampleShape.count == 3, comm: comm)
+                                                isImages: sampleShape.count == 3, comm: counting)
         let step = components.step
+        step.gradientOverlap = gradientOverlap
         try step.initializeParameters(seed: config.run.seed)
         let b = step.localBatch, B = config.optimization.batch
         let batches = BenchBatches(sampleShape: sampleShape, globalBatch: B, instances: config.optimization.instances,
@@ -78,6 +106,7 @@ public enum StepBenchmark {
             for _ in 0..<count {
                 batches.fill(iteration: iteration, input: input.pointer, labels: &labels)
                 try comm.barrier()
+                counting.reset()   // so the tally holds the last step's collectives
                 let start = DispatchTime.now().uptimeNanoseconds
                 let result = try labels.withUnsafeBufferPointer {
                     try step.run(input: input.pointer, labels: $0.baseAddress!, iteration: iteration,
@@ -108,10 +137,20 @@ public enum StepBenchmark {
                 pairs += Double(B * memory.count)
             }
         }
+        // The last timed step's collectives replayed alone: the communication the cost model predicts.
+        let tally = counting.tally
+        var replays: [Double] = []
+        for _ in 0..<5 {
+            try comm.barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try tally.replay(on: comm)
+            replays.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
         // The slowest rank sets the pace: the maximum over ranks of each rank's median and total.
         let total = times.reduce(0, +)
         times.sort()
-        var slowest = [times[times.count / 2], total]
+        replays.sort()
+        var slowest = [times[times.count / 2], total, replays[replays.count / 2]]
         try comm.allreduceMax(&slowest)
         return Result(imagesPerSecondMedianStep: Double(B) / slowest[0], imagesPerSecond: Double(B * steps) / slowest[1],
                       medianStepSeconds: slowest[0], steps: steps, batch: B, ranks: comm.size, threads: BLASThreads.current,
@@ -119,7 +158,15 @@ public enum StepBenchmark {
                       pretrainSteps: pretrainSteps,
                       memoryActiveFraction: pairs > 0 ? active / pairs : nil,
                       memoryActivePositiveFraction: pairs > 0 ? activePositive / pairs : nil,
-                      blasKernels: BLASKernels.current)
+                      blasKernels: BLASKernels.current,
+                      backend: comm.backendName, bucketBytes: gradientOverlap?.bucketBytes,
+                      pollsBetweenLayers: gradientOverlap?.pollsBetweenLayers ?? false,
+                      collectivesPerStep: Dictionary(uniqueKeysWithValues: CollectiveOperation.allCases.map { operation in
+                          let entry = tally[operation]
+                          return (operation.rawValue, CollectiveCount(calls: entry.calls, bytes: entry.bytes, sizes: entry.sizes))
+                      }),
+                      communicationSeconds: slowest[2],
+                      replicaChecksum: String(step.replicaChecksum(), radix: 16))
     }
 
     /// Fills `memory` with the inference-mode embeddings of the batches from iteration `from`

@@ -44,6 +44,21 @@ public protocol EmbeddingNetwork: AnyObject {
 
     /// Backward of the last `.training` forward: given dL/d(embeddings) (count, d), *adds*
     /// dL/dθ into `gradients`.
+    ///
+    /// `gradientsFinal`, when given, is called each time the backward has finished with the
+    /// gradients at flat offsets `offset..<parameterLayout.count`, with decreasing offsets
+    /// (parameters are laid out in forward order and their gradients complete in reverse).
+    /// The distributed step starts their allreduce then, while the backward goes on
+    /// (Docs/distributed.md, Overlap). A network may call it less often, or never: what it
+    /// has not reported is final when `backward` returns.
     func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
-                  gradients: UnsafeMutablePointer<Float>) throws
+                  gradients: UnsafeMutablePointer<Float>, gradientsFinal: ((_ offset: Int) throws -> Void)?) throws
+}
+
+extension EmbeddingNetwork {
+    /// The backward without notifications.
+    public func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
+                         gradients: UnsafeMutablePointer<Float>) throws {
+        try backward(outputGradient: outputGradient, parameters: parameters, gradients: gradients, gradientsFinal: nil)
+    }
 }

@@ -171,7 +171,7 @@ public final class GlyphNet: EmbeddingNetwork {
     }
 
     public func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
-                         gradients: UnsafeMutablePointer<Float>) throws {
+                         gradients: UnsafeMutablePointer<Float>, gradientsFinal: ((_ offset: Int) throws -> Void)?) throws {
         let n = lastCount
         precondition(n > 0, "GlyphNet.backward needs a preceding .training forward")
         // Activation gradients are written by each kernel (a chain has no fan-out), so only
@@ -179,6 +179,7 @@ public final class GlyphNet: EmbeddingNetwork {
         head.backward(featuresGradient: featuresGradient.pointer, weightGradient: gradients + fcWeight,
                       biasGradient: gradients + fcBias, outputGradient: outputGradient,
                       features: features.pointer, weight: parameters + fcWeight, count: n)
+        try gradientsFinal?(fcWeight)
         let last = blocks[blocks.count - 1]
         globalAveragePoolBackward(inputGradient: last.activatedGradient.pointer, outputGradient: featuresGradient.pointer,
                                   count: n, positions: last.height * last.width, channels: featureSize)
@@ -206,12 +207,14 @@ public final class GlyphNet: EmbeddingNetwork {
                 conv3x3SingleChannelBackward(weightGradient: gradients + block.convWeight,
                                              outputGradient: block.convolvedGradient.pointer, padded: block.columns.pointer,
                                              count: n, height: h, width: w, outputChannels: co)
+                try gradientsFinal?(block.convWeight)
                 continue
             }
             conv3x3Backward(inputGradient: previous?.pooledGradient?.pointer, weightGradient: gradients + block.convWeight,
                             columns: block.columns.pointer, outputGradient: block.convolvedGradient.pointer,
                             input: nil, weight: parameters + block.convWeight,
                             count: n, height: h, width: w, inputChannels: block.inputChannels, outputChannels: co)
+            try gradientsFinal?(block.convWeight)
         }
     }
 

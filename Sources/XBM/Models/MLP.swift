@@ -80,13 +80,14 @@ public final class MLP: EmbeddingNetwork {
     }
 
     public func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
-                         gradients: UnsafeMutablePointer<Float>) throws {
+                         gradients: UnsafeMutablePointer<Float>, gradientsFinal: ((_ offset: Int) throws -> Void)?) throws {
         let n = lastCount
         precondition(n > 0, "MLP.backward needs a preceding .training forward")
         let h = hiddenSize
         head.backward(featuresGradient: activatedGradient.pointer, weightGradient: gradients + fc2Weight,
                       biasGradient: gradients + fc2Bias, outputGradient: outputGradient,
                       features: activated.pointer, weight: parameters + fc2Weight, count: n)
+        try gradientsFinal?(fc2Weight)
         reluBackward(inputGradient: activatedGradient.pointer, outputGradient: activatedGradient.pointer,
                      output: activated.pointer, count: n * h)
         try batchNormBackward(
@@ -98,6 +99,7 @@ public final class MLP: EmbeddingNetwork {
         linearBackward(inputGradient: nil, weightGradient: gradients + fc1Weight, biasGradient: nil,
                        outputGradient: hiddenGradient.pointer, input: input.pointer, weight: parameters + fc1Weight,
                        count: n, inputSize: inputSize, outputSize: h)
+        try gradientsFinal?(fc1Weight)
     }
 
     /// The naive Double forward in training mode (batch statistics) that the gradient tests

@@ -8,7 +8,8 @@ import Collectives
 ///     memory.enqueue(E, Y)                             when the memory is active
 ///     L = (1/B) Σ_{i ∈ this rank's anchors} [ ℓ(e_i; E∖{i}) + w · ℓ(e_i; Mem∖{i}) ]
 ///     dE = allreduce(∂L/∂E)                   (B, d)   exact: all anchors' reference terms
-///     ∂L/∂θ = allreduce(backward(dE[rows of this rank]))
+///     ∂L/∂θ = allreduce(backward(dE[rows of this rank]))    in buckets during the backward
+///                                                       with `gradientOverlap`
 ///     θ ← optimizer(θ, ∂L/∂θ)                          identical on every rank
 ///
 /// The memory term treats the memory as constants; the batch term is differentiated in both
@@ -49,6 +50,22 @@ public final class DistributedStep {
 
     /// Told the name of each phase of a step as it begins (the trainer's watchdog).
     public var phaseObserver: ((String) -> Void)?
+
+    /// nil (the default): one allreduce of the whole gradient after the backward. Otherwise
+    /// the gradient's allreduce starts in buckets during the backward (Docs/distributed.md,
+    /// Overlap); the parameters come out the same.
+    public var gradientOverlap: GradientOverlap? {
+        didSet {
+            buckets = gradientOverlap.map { GradientBuckets(comm: comm, gradients: gradients.buffer, overlap: $0) }
+            gradientsFinal = buckets.map { buckets in { try buckets.gradientsFinal(from: $0) } }
+        }
+    }
+    private var buckets: GradientBuckets?
+    /// The backward's notification, made once so that the step allocates no closure.
+    private var gradientsFinal: ((Int) throws -> Void)?
+    /// The gradient buckets of the last step, high offsets first (one covering everything
+    /// without overlap).
+    public var lastGradientBuckets: [Range<Int>] { buckets?.startedBuckets ?? [0..<gradients.count] }
 
     public let globalBatch: Int   // B
     public let localBatch: Int    // b
@@ -148,10 +165,15 @@ public final class DistributedStep {
 
         phaseObserver?("the backward pass")
         gradients.zero()
+        buckets?.begin()
         try network.backward(outputGradient: dE + objective.rows.lowerBound * d, parameters: parameters.pointer,
-                             gradients: gradients.pointer)
+                             gradients: gradients.pointer, gradientsFinal: gradientsFinal)
         phaseObserver?("the allreduce of the parameter gradient")
-        try comm.allreduceSum(gradients.buffer)
+        if let buckets {
+            try buckets.finish()
+        } else {
+            try comm.allreduceSum(gradients.buffer)
+        }
         phaseObserver?("the optimizer step")
         optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, learningRate: learningRate)
         return Result(loss: total, batchTerm: batchTerm, memoryTerm: memoryTerm, stopRequested: dE[B * d + 2] > 0,
