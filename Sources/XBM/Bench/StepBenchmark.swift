@@ -54,6 +54,9 @@ public enum StepBenchmark {
         /// `DistributedStep.replicaChecksum()` after the last step, in hex: equal across runs
         /// that computed the same parameters (the overlap's bit-for-bit check under mpirun).
         public var replicaChecksum: String
+        /// Mean milliseconds per timed step in each phase of the step (the names the step
+        /// reports to its watchdog; "the loss" holds the enqueue and both loss terms).
+        public var phaseMilliseconds: [String: Double]
 
         enum CodingKeys: String, CodingKey {
             case imagesPerSecondMedianStep = "images_per_second_median_step", imagesPerSecond = "images_per_second"
@@ -63,7 +66,7 @@ public enum StepBenchmark {
             case blasKernels = "blas_kernels"
             case backend, bucketBytes = "bucket_bytes", pollsBetweenLayers = "polls_between_layers"
             case collectivesPerStep = "collectives_per_step", replicaChecksum = "replica_checksum"
-            case communicationSeconds = "communication_seconds"
+            case communicationSeconds = "communication_seconds", phaseMilliseconds = "phase_milliseconds"
         }
 
         public var jsonLine: String {
@@ -129,7 +132,10 @@ public enum StepBenchmark {
 
         var times: [Double] = [], active = 0.0, activePositive = 0.0, pairs = 0.0
         try train(warmup, timed: false) { _, _ in }
+        let phases = PhaseClock()
+        step.phaseObserver = { phases.enter($0) }
         try train(steps, timed: true) { seconds, result in
+            phases.enter(nil)
             times.append(seconds)
             if let statistics = result.memoryStatistics, let memory = step.memory {
                 active += Double(statistics.activePositives + statistics.activeNegatives)
@@ -166,7 +172,8 @@ public enum StepBenchmark {
                           return (operation.rawValue, CollectiveCount(calls: entry.calls, bytes: entry.bytes, sizes: entry.sizes))
                       }),
                       communicationSeconds: slowest[2],
-                      replicaChecksum: String(step.replicaChecksum(), radix: 16))
+                      replicaChecksum: String(step.replicaChecksum(), radix: 16),
+                      phaseMilliseconds: phases.seconds.mapValues { $0 * 1e3 / Double(steps) })
     }
 
     /// Fills `memory` with the inference-mode embeddings of the batches from iteration `from`
@@ -186,6 +193,18 @@ public enum StepBenchmark {
             try memory.enqueue(embeddings: embeddings.pointer, labels: labels, count: B)
             iteration += 1
         }
+    }
+}
+
+/// Time spent in each named phase: `enter` ends the current phase and starts the next (nil: none).
+private final class PhaseClock {
+    private(set) var seconds: [String: Double] = [:]
+    private var current: (name: String, start: UInt64)?
+
+    func enter(_ name: String?) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let current { seconds[current.name, default: 0] += Double(now - current.start) * 1e-9 }
+        current = name.map { ($0, now) }
     }
 }
 
