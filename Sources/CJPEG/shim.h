@@ -31,6 +31,16 @@ static void xbm_jpeg_emit_message(j_common_ptr info, int level) {
     if (level < 0 && info->err->msg_code == JWRN_JPEG_EOF) error->truncated = 1;
 }
 
+// Routes libjpeg's errors of `info` to `error`: the caller then setjmp()s on error->jump.
+static struct jpeg_error_mgr *xbm_jpeg_catch_errors(xbm_jpeg_error *error) {
+    struct jpeg_error_mgr *manager = jpeg_std_error(&error->manager);
+    error->manager.error_exit = xbm_jpeg_error_exit;
+    error->manager.emit_message = xbm_jpeg_emit_message;
+    error->truncated = 0;
+    error->message[0] = 0;
+    return manager;
+}
+
 static void xbm_jpeg_copy_message(char *out, size_t capacity, const char *text) {
     if (capacity == 0) return;
     snprintf(out, capacity, "%s", text);
@@ -50,11 +60,7 @@ static inline int xbm_jpeg_decode_rgb(const unsigned char *data, unsigned long s
     unsigned char *volatile out = NULL;
     unsigned char *volatile row = NULL;
     memset(&info, 0, sizeof info);
-    info.err = jpeg_std_error(&error.manager);
-    error.manager.error_exit = xbm_jpeg_error_exit;
-    error.manager.emit_message = xbm_jpeg_emit_message;
-    error.truncated = 0;
-    error.message[0] = 0;
+    info.err = xbm_jpeg_catch_errors(&error);
     if (setjmp(error.jump)) {
         xbm_jpeg_copy_message(message, capacity, error.message);
         jpeg_destroy_decompress(&info);
@@ -113,11 +119,7 @@ static inline int xbm_jpeg_encode(const unsigned char *pixels, int width, int he
     struct jpeg_compress_struct info;
     xbm_jpeg_error error;
     memset(&info, 0, sizeof info);
-    info.err = jpeg_std_error(&error.manager);
-    error.manager.error_exit = xbm_jpeg_error_exit;
-    error.manager.emit_message = xbm_jpeg_emit_message;
-    error.truncated = 0;
-    error.message[0] = 0;
+    info.err = xbm_jpeg_catch_errors(&error);
     *out = NULL;
     *out_size = 0;
     if (setjmp(error.jump)) {

@@ -83,16 +83,22 @@ final class DistributedEquivalenceTests: XCTestCase {
         for run in runs { assertClose(run, reference, tolerance: 1e-4, "adam, sum, 4 ranks") }
     }
 
-    func testGlyphNetWithSynchronisedBatchNormAgreesAcrossRanks() throws {
-        let data = try TrainingFixtures.imageDataset()
-        var c = config(data: data, loss: .multiSimilarity)
-        c.model.model = .glyphnet
+    /// A 6-step multi-similarity run on the image fixture: batch 8 of 4 classes × 2, d 16,
+    /// a memory of 20 rows from iteration 2.
+    private func smallImageRun(channels: Int) throws -> TrainingConfig {
+        var c = config(data: try TrainingFixtures.imageDataset(channels: channels), loss: .multiSimilarity)
         c.model.dim = 16
         c.optimization.batch = 8
         c.optimization.instances = 2
         c.optimization.iters = 6
         c.memory.size = 20
         c.memory.start = .at(.iteration(2))
+        return c
+    }
+
+    func testGlyphNetWithSynchronisedBatchNormAgreesAcrossRanks() throws {
+        var c = try smallImageRun(channels: 1)
+        c.model.model = .glyphnet
         let reference = try train(c, ranks: 1)[0]
         let runs = try train(c, ranks: 2)
         for run in runs { assertClose(run, reference, tolerance: 1e-4, "glyphnet, 2 ranks") }
@@ -100,14 +106,7 @@ final class DistributedEquivalenceTests: XCTestCase {
 
     func testColourGlyphNetWithPhotoAugmentationAgreesAcrossRanks() throws {
         // Three channels (the im2col first layer) and photo crops drawn per global row.
-        let data = try TrainingFixtures.imageDataset(channels: 3)
-        var c = config(data: data, loss: .multiSimilarity)
-        c.model.dim = 16
-        c.optimization.batch = 8
-        c.optimization.instances = 2
-        c.optimization.iters = 6
-        c.memory.size = 20
-        c.memory.start = .at(.iteration(2))
+        var c = try smallImageRun(channels: 3)
         let reference = try train(c, ranks: 1)[0]
         let runs = try train(c, ranks: 2)
         for run in runs { assertClose(run, reference, tolerance: 1e-4, "colour glyphnet, photo, 2 ranks") }
