@@ -125,8 +125,8 @@ public enum StepBenchmark {
             step.memoryStart = Int.max
             pretrainSteps = pretrain
             try train(pretrain, timed: false) { _, _ in }
-            try fill(memory, step: step, network: components.inferenceNetwork, batches: batches,
-                     from: iteration, input: input, comm: comm)
+            iteration = try fill(memory, step: step, network: components.inferenceNetwork, batches: batches,
+                                 from: iteration, input: input, comm: comm)
             step.memoryStart = 0
         }
 
@@ -178,9 +178,10 @@ public enum StepBenchmark {
 
     /// Fills `memory` with the inference-mode embeddings of the batches from iteration `from`
     /// on: each rank embeds its rows of every batch and the batches are allgathered, so the
-    /// replicas are identical.
+    /// replicas are identical. Returns the iteration after the last batch embedded, where the
+    /// timed steps go on (so they meet their classes in the memory, not their own samples).
     private static func fill(_ memory: CrossBatchMemory, step: DistributedStep, network: EmbeddingNetwork,
-                             batches: BenchBatches, from first: Int, input: FlatBuffer<Float>, comm: Communicator) throws {
+                             batches: BenchBatches, from first: Int, input: FlatBuffer<Float>, comm: Communicator) throws -> Int {
         let b = step.localBatch, B = step.globalBatch, d = step.dimension
         let embeddings = FlatBuffer<Float>(count: B * d)
         var labels = [Int32](repeating: 0, count: B)
@@ -193,6 +194,7 @@ public enum StepBenchmark {
             try memory.enqueue(embeddings: embeddings.pointer, labels: labels, count: B)
             iteration += 1
         }
+        return iteration
     }
 }
 
