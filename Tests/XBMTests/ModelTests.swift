@@ -64,6 +64,14 @@ final class ModelTests: XCTestCase {
                                  coordinatesPerTensor: 12)
     }
 
+    func testWinogradGlyphNetGradientMatchesFiniteDifferences() throws {
+        // Eight channels into blocks 3 and 4 (4×4 and 2×2): both take Winograd F(2×2, 3×3),
+        // block 2 (three channels in) keeps im2col, so the check crosses both paths.
+        let network = GlyphNet(embeddingSize: 5, maxBatch: 4, batchNorm: .local, height: 16, width: 16, channels: [3, 8, 8, 9])
+        try checkNetworkGradient(network, count: 4, seed: 23, reference: { network.referenceForward(input: $0, count: 4, parameters: $1) },
+                                 coordinatesPerTensor: 12)
+    }
+
     func testColourGlyphNetGradientMatchesFiniteDifferences() throws {
         // Three input channels: the input is made channel-last and the first block takes the
         // im2col path (K = 27) instead of the one-channel direct convolution.

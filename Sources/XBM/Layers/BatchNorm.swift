@@ -167,22 +167,25 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
 }
 
 /// sumFirst[c] = Σ_rows f[row, c] and sumProduct[c] = Σ_rows f[row, c]·second[row, c] over
-/// (m, C) rows, with f = first, or first where mask > 0 and 0 elsewhere when a mask is given. Groups of 16 channels go to different threads; within a group, Float
-/// vector partial sums over at most 64 rows are flushed into the Double totals, so rounding
-/// stays that of 64-term Float sums.
+/// (m, C) rows, with f = first, or first where mask > 0 and 0 elsewhere when a mask is given.
+/// The rows are cut into blocks of 64; each block's Float vector sums (a contiguous 64·C
+/// floats, so threads read disjoint memory) go to a scratch, and the blocks' sums are then
+/// added into the Double totals in row order. Rounding stays that of 64-term Float sums, and
+/// the result does not depend on the thread count.
 @inline(__always)
 private func channelSums(sumFirst: UnsafeMutablePointer<Double>, sumProduct: UnsafeMutablePointer<Double>,
                          first: UnsafePointer<Float>, second: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil,
                          rows m: Int, channels: Int) {
-    let groups = (channels + vectorWidth - 1) / vectorWidth
-    let enoughWork = m * channels >= 65536
-    parallelChunks(groups, minimumChunk: enoughWork ? 1 : groups + 1) { groupRange in
-        for group in groupRange {
-            let c0 = group * vectorWidth, lanes = min(vectorWidth, channels - c0)
-            for lane in 0..<lanes { sumFirst[c0 + lane] = 0; sumProduct[c0 + lane] = 0 }
-            var start = 0
-            while start < m {
-                let end = min(start + 64, m)
+    let blockRows = 64, blocks = (m + blockRows - 1) / blockRows
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: max(1, blocks * 2 * channels))
+    defer { partials.deallocate() }
+    parallelChunks(blocks, minimumChunk: max(1, 16384 / (blockRows * channels))) { blockRange in
+        for block in blockRange {
+            let start = block * blockRows, end = min(start + blockRows, m)
+            let s1Out = partials + block * 2 * channels, s2Out = s1Out + channels
+            var c0 = 0
+            while c0 < channels {
+                let lanes = min(vectorWidth, channels - c0)
                 var s1 = FloatVector.zero, s2 = FloatVector.zero
                 if lanes == vectorWidth {
                     for row in start..<end {
@@ -202,12 +205,18 @@ private func channelSums(sumFirst: UnsafeMutablePointer<Double>, sumProduct: Uns
                         }
                     }
                 }
-                for lane in 0..<lanes {
-                    sumFirst[c0 + lane] += Double(s1[lane])
-                    sumProduct[c0 + lane] += Double(s2[lane])
-                }
-                start = end
+                storeVector(s1, s1Out + c0, lanes: lanes)
+                storeVector(s2, s2Out + c0, lanes: lanes)
+                c0 += lanes
             }
+        }
+    }
+    for c in 0..<channels { sumFirst[c] = 0; sumProduct[c] = 0 }
+    for block in 0..<blocks {
+        let s1 = partials + block * 2 * channels, s2 = s1 + channels
+        for c in 0..<channels {
+            sumFirst[c] += Double(s1[c])
+            sumProduct[c] += Double(s2[c])
         }
     }
 }

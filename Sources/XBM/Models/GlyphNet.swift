@@ -41,7 +41,9 @@ public final class GlyphNet: EmbeddingNetwork {
         let activated: FlatBuffer<Float>       // (n, H_b, W_b, Co) ReLU(BN(conv)), one fused kernel
         let pooled: FlatBuffer<Float>?         // (n, H_b/2, W_b/2, Co)
         let columns: FlatBuffer<Float>         // (n·H_b·W_b, 9·Ci) im2col kept for backward;
-                                               // for the one-channel first block: (n, H+2, W+2) padded input
+                                               // for the one-channel first block: (n, H+2, W+2) padded input;
+                                               // empty where the Winograd workspace serves instead
+        let winograd: WinogradWorkspace?       // F(2×2, 3×3) buffers of the wide blocks (Winograd.swift)
         let transposedWeight: FlatBuffer<Float> // (9, Co) workspace of the direct first-layer conv
         let convolvedGradient: FlatBuffer<Float>
         let activatedGradient: FlatBuffer<Float>
@@ -65,8 +67,12 @@ public final class GlyphNet: EmbeddingNetwork {
             convolved = FlatBuffer(count: full)
             activated = FlatBuffer(count: full)
             convolvedGradient = FlatBuffer(count: full)
+            winograd = inputChannels > 1 && WinogradWorkspace.applies(inputChannels: inputChannels, height: height, width: width)
+                ? WinogradWorkspace(inputChannels: inputChannels, outputChannels: outputChannels,
+                                    height: height, width: width, maxBatch: maxBatch)
+                : nil
             columns = FlatBuffer(count: inputChannels == 1 ? maxBatch * (height + 2) * (width + 2)
-                                                           : maxBatch * height * width * 9 * inputChannels)
+                                     : winograd != nil ? 0 : maxBatch * height * width * 9 * inputChannels)
             transposedWeight = FlatBuffer(count: inputChannels == 1 ? 9 * outputChannels : 0)
             activatedGradient = FlatBuffer(count: full)
             pooled = pools ? FlatBuffer(count: full / 4) : nil
@@ -145,6 +151,9 @@ public final class GlyphNet: EmbeddingNetwork {
                 conv3x3SingleChannelForward(output: block.convolved.pointer, transposedWeight: block.transposedWeight.pointer,
                                             padded: block.columns.pointer, weight: parameters + block.convWeight,
                                             count: n, height: h, width: w, outputChannels: co)
+            } else if let winograd = block.winograd {
+                winogradForward(output: block.convolved.pointer, input: blockInput, weight: parameters + block.convWeight,
+                                count: n, workspace: winograd)
             } else {
                 conv3x3Forward(output: block.convolved.pointer, columns: block.columns.pointer, input: blockInput,
                                weight: parameters + block.convWeight, count: n, height: h, width: w,
@@ -200,13 +209,19 @@ public final class GlyphNet: EmbeddingNetwork {
                 outputGradient: block.activatedGradient.pointer, input: block.convolved.pointer,
                 scale: parameters + block.bnScale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
                 reluOutput: block.pools ? nil : block.activated.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
-            // Each block kept its im2col (the first block its input) from the forward.
+            // Each block kept its im2col, Winograd-transformed input, or (the first block) padded input.
             let previous = index > 0 ? blocks[index - 1] : nil
             if block.inputChannels == 1 {
                 assert(previous == nil, "only the first block reads one channel")
                 conv3x3SingleChannelBackward(weightGradient: gradients + block.convWeight,
                                              outputGradient: block.convolvedGradient.pointer, padded: block.columns.pointer,
                                              count: n, height: h, width: w, outputChannels: co)
+                try gradientsFinal?(block.convWeight)
+                continue
+            }
+            if let winograd = block.winograd {
+                winogradBackward(inputGradient: previous?.pooledGradient?.pointer, weightGradient: gradients + block.convWeight,
+                                 outputGradient: block.convolvedGradient.pointer, count: n, workspace: winograd)
                 try gradientsFinal?(block.convWeight)
                 continue
             }

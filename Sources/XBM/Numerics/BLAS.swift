@@ -44,6 +44,26 @@ public func gemmReference(_ transA: Transpose, _ transB: Transpose, m: Int, n: I
     }
 }
 
+/// Runs `body(0..<count)` — independent products, each a `gemm` call — spread over the BLAS
+/// threads, with OpenBLAS itself on one thread meanwhile: a batch of small products (the
+/// 16 of a Winograd convolution) then costs no fork and join inside each one. Products go to
+/// threads round-robin; `body` must not depend on which thread runs which product.
+public func gemmBatch(count: Int, _ body: (Int) -> Void) {
+    let configured = BLASThreads.current, threads = min(configured, count)
+    guard threads > 1 else {
+        for index in 0..<count { body(index) }
+        return
+    }
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(Int32(configured)) }
+    withoutActuallyEscaping(body) { escapable in
+        nonisolated(unsafe) let work = escapable
+        DispatchQueue.concurrentPerform(iterations: threads) { part in
+            for index in stride(from: part, to: count, by: threads) { work(index) }
+        }
+    }
+}
+
 /// y += α · x over n contiguous elements.
 @inline(__always)
 public func axpy(count n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {

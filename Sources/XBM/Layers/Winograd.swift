@@ -1,0 +1,368 @@
+// 3×3 convolution, padding 1, stride 1, no bias, by Winograd's minimal filtering F(2×2, 3×3)
+// (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Same maths and
+// layouts as Convolution.swift: input (n, H, W, Ci), weight (Co, 3, 3, Ci), output (n, H, W, Co);
+// here H and W must be even.
+//
+// Each 2×2 block of outputs ("tile" t, T = n·(H/2)·(W/2) of them) reads a 4×4 window d of the
+// zero-padded input starting one row and column before it. In one dimension, with
+//   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
+//   Aᵀ = [1 1 1 0; 0 1 −1 −1],
+// y = Aᵀ[(G g) ⊙ (Bᵀ d)] computes y_j = Σ_k g_k d_{j+k} with 4 products instead of 6; nested
+// over both dimensions, 16 instead of 36. Per tile and channel pair the forward is
+//   V = Bᵀ d B (4×4),  U = G g Gᵀ (4×4),  M = Σ_ci U ⊙ V,  Y = Aᵀ M A (2×2),
+// and the sum over ci at each of the 16 positions ξ of the 4×4 transform is a product:
+//   M_ξ (T, Co) = V_ξ (T, Ci) · U_ξ (Ci, Co)       — 16 sgemms, 2.25× fewer multiply-adds
+//                                                      than the 9·Ci-long im2col product.
+// The backward is the exact adjoint of these four linear steps (so it is the gradient of what
+// the forward computed, rounding included up to Float sums):
+//   dM = A dY Aᵀ  (4×4 from each tile's 2×2 output gradient)
+//   dU_ξ (Ci, Co) = V_ξᵀ · dM_ξ,  dWeight += Gᵀ dU G  (3×3 from 4×4)
+//   dV_ξ (T, Ci)  = dM_ξ · U_ξᵀ,  dInput = Σ_tiles B dV Bᵀ added into each tile's 4×4 window.
+// The transforms work on channel vectors: channels are the contiguous NHWC axis, so a tile's
+// 16 window taps are 16 vector loads and its 16 transformed values 16 vector stores.
+//
+// Rounding: the transforms add at most four terms with coefficients ±1 or ±½, so the result
+// differs from the direct sum by a few Float roundings of the window's magnitude — the same
+// order as a different summation order of the im2col product (tested against the Double
+// reference in WinogradTests).
+
+/// The buffers of one Winograd convolution layer, sized for `maxBatch` samples. V keeps the
+/// forward's transformed input for the weight gradient; the backward then overwrites it with dV.
+final class WinogradWorkspace {
+    let inputChannels: Int, outputChannels: Int, height: Int, width: Int, maxBatch: Int
+    let transformedInput: FlatBuffer<Float>   // V: (16, T, Ci), then dV in the backward
+    let products: FlatBuffer<Float>           // M: (16, T, Co), then dM in the backward
+    let transformedWeight: FlatBuffer<Float>  // U: (16, Ci, Co)
+    let transformedWeightGradient: FlatBuffer<Float>  // dU: (16, Ci, Co)
+
+    /// Whether F(2×2, 3×3) applies: even sizes, and enough input channels for the 16
+    /// products to be worth their transforms (the colour first layer, Ci = 3, keeps im2col).
+    static func applies(inputChannels: Int, height: Int, width: Int) -> Bool {
+        inputChannels >= 8 && height % 2 == 0 && width % 2 == 0
+    }
+
+    init(inputChannels: Int, outputChannels: Int, height: Int, width: Int, maxBatch: Int) {
+        precondition(height % 2 == 0 && width % 2 == 0, "Winograd F(2×2, 3×3) needs even sizes, got \(height)×\(width)")
+        self.inputChannels = inputChannels
+        self.outputChannels = outputChannels
+        self.height = height
+        self.width = width
+        self.maxBatch = maxBatch
+        let tiles = maxBatch * (height / 2) * (width / 2)
+        transformedInput = FlatBuffer(count: 16 * tiles * inputChannels)
+        products = FlatBuffer(count: 16 * tiles * outputChannels)
+        transformedWeight = FlatBuffer(count: 16 * inputChannels * outputChannels)
+        transformedWeightGradient = FlatBuffer(count: 16 * inputChannels * outputChannels)
+    }
+
+    func tiles(_ n: Int) -> Int { n * (height / 2) * (width / 2) }
+}
+
+/// output (n, H, W, Co) = input (n, H, W, Ci) ⋆ weight (Co, 3, 3, Ci), zero padding 1, as
+/// `conv3x3Forward`. On return the workspace holds V and U for `winogradBackward`.
+@inline(never)
+func winogradForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                     count n: Int, workspace: WinogradWorkspace) {
+    precondition(n >= 1 && n <= workspace.maxBatch, "winogradForward: count \(n) outside 1...\(workspace.maxBatch)")
+    let ci = workspace.inputChannels, co = workspace.outputChannels, tiles = workspace.tiles(n)
+    let v = workspace.transformedInput.pointer, m = workspace.products.pointer, u = workspace.transformedWeight.pointer
+    winogradWeightTransform(transformed: u, weight: weight, inputChannels: ci, outputChannels: co)
+    winogradInputTransform(transformed: v, input: input, count: n, height: workspace.height, width: workspace.width,
+                           channels: ci, tiles: tiles)
+    gemmBatch(count: 16) { xi in
+        gemm(.none, .none, m: tiles, n: co, k: ci, a: v + xi * tiles * ci, lda: ci,
+             b: u + xi * ci * co, ldb: co, c: m + xi * tiles * co, ldc: co)
+    }
+    winogradOutputTransform(output: output, products: m, count: n, height: workspace.height, width: workspace.width,
+                            channels: co, tiles: tiles)
+}
+
+/// Gradients of `winogradForward` (its workspace as the forward left it): *adds* the weight
+/// gradient, *writes* the input gradient (nil skips it).
+@inline(never)
+func winogradBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient: UnsafeMutablePointer<Float>,
+                      outputGradient: UnsafePointer<Float>, count n: Int, workspace: WinogradWorkspace) {
+    precondition(n >= 1 && n <= workspace.maxBatch, "winogradBackward: count \(n) outside 1...\(workspace.maxBatch)")
+    let ci = workspace.inputChannels, co = workspace.outputChannels, tiles = workspace.tiles(n)
+    let v = workspace.transformedInput.pointer, dm = workspace.products.pointer
+    let u = workspace.transformedWeight.pointer, du = workspace.transformedWeightGradient.pointer
+    winogradOutputTransformAdjoint(products: dm, outputGradient: outputGradient, count: n,
+                                   height: workspace.height, width: workspace.width, channels: co, tiles: tiles)
+    gemmBatch(count: 16) { xi in
+        gemm(.transposed, .none, m: ci, n: co, k: tiles, a: v + xi * tiles * ci, lda: ci,
+             b: dm + xi * tiles * co, ldb: co, c: du + xi * ci * co, ldc: co)
+    }
+    winogradWeightTransformAdjoint(weightGradient: weightGradient, transformed: du, inputChannels: ci, outputChannels: co)
+    guard let inputGradient else { return }
+    gemmBatch(count: 16) { xi in
+        gemm(.none, .transposed, m: tiles, n: ci, k: co, a: dm + xi * tiles * co, lda: co,
+             b: u + xi * ci * co, ldb: co, c: v + xi * tiles * ci, ldc: ci)
+    }
+    winogradInputTransformAdjoint(inputGradient: inputGradient, transformed: v, count: n,
+                                  height: workspace.height, width: workspace.width, channels: ci, tiles: tiles)
+}
+
+// MARK: - The one-dimensional transforms, on four (or two, or three) values
+
+/// Bᵀ d: (d0 − d2, d1 + d2, d2 − d1, d1 − d3).
+@inline(__always)
+private func inputRows<V: SIMD>(_ d0: V, _ d1: V, _ d2: V, _ d3: V) -> (V, V, V, V) where V.Scalar: FloatingPoint {
+    (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+}
+
+/// B v, the adjoint of Bᵀ: (v0, v1 − v2 + v3, −v0 + v1 + v2, −v3).
+@inline(__always)
+private func inputRowsAdjoint<V: SIMD>(_ v0: V, _ v1: V, _ v2: V, _ v3: V) -> (V, V, V, V) where V.Scalar: FloatingPoint {
+    (v0, v1 - v2 + v3, v1 + v2 - v0, V.zero - v3)
+}
+
+/// Aᵀ m: (m0 + m1 + m2, m1 − m2 − m3).
+@inline(__always)
+private func outputRows<V: SIMD>(_ m0: V, _ m1: V, _ m2: V, _ m3: V) -> (V, V) where V.Scalar: FloatingPoint {
+    (m0 + m1 + m2, m1 - m2 - m3)
+}
+
+/// A y, the adjoint of Aᵀ: (y0, y0 + y1, y0 − y1, −y1).
+@inline(__always)
+private func outputRowsAdjoint<V: SIMD>(_ y0: V, _ y1: V) -> (V, V, V, V) where V.Scalar: FloatingPoint {
+    (y0, y0 + y1, y0 - y1, V.zero - y1)
+}
+
+/// G g: (g0, ½(g0 + g1 + g2), ½(g0 − g1 + g2), g2).
+@inline(__always)
+private func weightRows(_ g0: Float, _ g1: Float, _ g2: Float) -> (Float, Float, Float, Float) {
+    (g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2)
+}
+
+/// Gᵀ u, the adjoint of G: (u0 + ½(u1 + u2), ½(u1 − u2), ½(u1 + u2) + u3).
+@inline(__always)
+private func weightRowsAdjoint(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float) -> (Float, Float, Float) {
+    let half = 0.5 * (u1 + u2)
+    return (u0 + half, 0.5 * (u1 - u2), half + u3)
+}
+
+// MARK: - Weights
+
+/// U[ξ, c, o] = (G g Gᵀ)[ξ] with g = weight[o, ·, ·, c]; ξ = 4a + b. Input channels go to
+/// threads, output channels run innermost so each of the 16 stores streams along a row of U.
+@inline(never)
+func winogradWeightTransform(transformed u: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
+                             inputChannels ci: Int, outputChannels co: Int) {
+    let plane = ci * co
+    parallelChunks(ci, minimumChunk: max(1, 4096 / (16 * co))) { inputs in
+        for c in inputs {
+            for o in 0..<co {
+                let g = weight + o * 9 * ci + c
+                // Along ky for each kx: column kx of G g.
+                let k0 = weightRows(g[0], g[3 * ci], g[6 * ci])
+                let k1 = weightRows(g[ci], g[4 * ci], g[7 * ci])
+                let k2 = weightRows(g[2 * ci], g[5 * ci], g[8 * ci])
+                // Then along kx for each row a of G g: U[4a + b].
+                func store(_ a: Int, _ row: (Float, Float, Float, Float)) {
+                    let base = u + 4 * a * plane + c * co + o
+                    base[0] = row.0
+                    base[plane] = row.1
+                    base[2 * plane] = row.2
+                    base[3 * plane] = row.3
+                }
+                store(0, weightRows(k0.0, k1.0, k2.0))
+                store(1, weightRows(k0.1, k1.1, k2.1))
+                store(2, weightRows(k0.2, k1.2, k2.2))
+                store(3, weightRows(k0.3, k1.3, k2.3))
+            }
+        }
+    }
+}
+
+/// weightGradient[o, ky, kx, c] += (Gᵀ dU[·, c, o] G)[ky, kx], the adjoint of
+/// `winogradWeightTransform`, in the same order.
+@inline(never)
+func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>, transformed du: UnsafePointer<Float>,
+                                    inputChannels ci: Int, outputChannels co: Int) {
+    let plane = ci * co
+    parallelChunks(ci, minimumChunk: max(1, 4096 / (16 * co))) { inputs in
+        for c in inputs {
+            for o in 0..<co {
+                let base = du + c * co + o
+                // Along b for each row a: s_a = dU[a][·] G (3 values).
+                func row(_ a: Int) -> (Float, Float, Float) {
+                    weightRowsAdjoint(base[4 * a * plane], base[(4 * a + 1) * plane],
+                                      base[(4 * a + 2) * plane], base[(4 * a + 3) * plane])
+                }
+                let s0 = row(0), s1 = row(1), s2 = row(2), s3 = row(3)
+                // Then along a for each kx.
+                let g = weightGradient + o * 9 * ci + c
+                let c0 = weightRowsAdjoint(s0.0, s1.0, s2.0, s3.0)
+                let c1 = weightRowsAdjoint(s0.1, s1.1, s2.1, s3.1)
+                let c2 = weightRowsAdjoint(s0.2, s1.2, s2.2, s3.2)
+                g[0] += c0.0; g[ci] += c1.0; g[2 * ci] += c2.0
+                g[3 * ci] += c0.1; g[4 * ci] += c1.1; g[5 * ci] += c2.1
+                g[6 * ci] += c0.2; g[7 * ci] += c1.2; g[8 * ci] += c2.2
+            }
+        }
+    }
+}
+
+// MARK: - Inputs and outputs
+//
+// One work item per row of tiles (or per image for the input gradient, whose windows
+// overlap); each keeps the 16 vectors of one tile and channel slice in a stack scratch.
+
+/// Calls `body` for each row of tiles (i, ty) in `rowsOfTiles` with a 16-vector scratch.
+@inline(__always)
+private func forRowsOfTiles(_ count: Int, minimumChunk: Int,
+                           _ body: (_ rowOfTiles: Int, _ scratch: UnsafeMutablePointer<FloatVector>) -> Void) {
+    parallelChunks(count, minimumChunk: minimumChunk) { rows in
+        withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 16) { scratch in
+            for row in rows { body(row, scratch.baseAddress!) }
+        }
+    }
+}
+
+/// V[ξ, t, c] = (Bᵀ d B)[ξ] with d the 4×4 window of `input` (zero outside) at tile t.
+@inline(never)
+func winogradInputTransform(transformed v: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                            count n: Int, height: Int, width: Int, channels: Int, tiles: Int) {
+    let tileRows = height / 2, tileColumns = width / 2, plane = tiles * channels
+    forRowsOfTiles(n * tileRows, minimumChunk: max(1, 2048 / (tileColumns * 16 * channels))) { rowOfTiles, d in
+        let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
+        let image = input + i * height * width * channels
+        for tx in 0..<tileColumns {
+            let t = rowOfTiles * tileColumns + tx
+            var c = 0
+            while c < channels {
+                let lanes = min(vectorWidth, channels - c)
+                // d[4r + s] = input at (2ty − 1 + r, 2tx − 1 + s), zero outside.
+                for r in 0..<4 {
+                    let y = 2 * ty - 1 + r
+                    for s in 0..<4 {
+                        let x = 2 * tx - 1 + s
+                        d[4 * r + s] = y >= 0 && y < height && x >= 0 && x < width
+                            ? loadVector(image + (y * width + x) * channels + c, lanes: lanes) : .zero
+                    }
+                }
+                // Bᵀ along r for each column s, then along s for each row a.
+                for s in 0..<4 {
+                    (d[s], d[4 + s], d[8 + s], d[12 + s]) = inputRows(d[s], d[4 + s], d[8 + s], d[12 + s])
+                }
+                for a in 0..<4 {
+                    let (v0, v1, v2, v3) = inputRows(d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3])
+                    let base = v + 4 * a * plane + t * channels + c
+                    storeVector(v0, base, lanes: lanes)
+                    storeVector(v1, base + plane, lanes: lanes)
+                    storeVector(v2, base + 2 * plane, lanes: lanes)
+                    storeVector(v3, base + 3 * plane, lanes: lanes)
+                }
+                c += lanes
+            }
+        }
+    }
+}
+
+/// inputGradient = Σ_t (B dV[·, t, ·] Bᵀ) placed at tile t's window (inside the image only),
+/// the adjoint of `winogradInputTransform`. Overwrites `inputGradient`; one image per work
+/// item, so overlapping windows never race.
+@inline(never)
+func winogradInputTransformAdjoint(inputGradient: UnsafeMutablePointer<Float>, transformed dv: UnsafePointer<Float>,
+                                   count n: Int, height: Int, width: Int, channels: Int, tiles: Int) {
+    let tileRows = height / 2, tileColumns = width / 2, plane = tiles * channels
+    forRowsOfTiles(n, minimumChunk: 1) { i, d in
+        let image = inputGradient + i * height * width * channels
+        image.update(repeating: 0, count: height * width * channels)
+        for ty in 0..<tileRows {
+            for tx in 0..<tileColumns {
+                let t = (i * tileRows + ty) * tileColumns + tx
+                var c = 0
+                while c < channels {
+                    let lanes = min(vectorWidth, channels - c)
+                    // B along b for each row a, then along a for each column s.
+                    for a in 0..<4 {
+                        let base = dv + 4 * a * plane + t * channels + c
+                        (d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3]) = inputRowsAdjoint(
+                            loadVector(base, lanes: lanes), loadVector(base + plane, lanes: lanes),
+                            loadVector(base + 2 * plane, lanes: lanes), loadVector(base + 3 * plane, lanes: lanes))
+                    }
+                    for s in 0..<4 {
+                        (d[s], d[4 + s], d[8 + s], d[12 + s]) = inputRowsAdjoint(d[s], d[4 + s], d[8 + s], d[12 + s])
+                    }
+                    for r in 0..<4 {
+                        let y = 2 * ty - 1 + r
+                        guard y >= 0 && y < height else { continue }
+                        for s in 0..<4 {
+                            let x = 2 * tx - 1 + s
+                            guard x >= 0 && x < width else { continue }
+                            let target = image + (y * width + x) * channels + c
+                            storeVector(loadVector(target, lanes: lanes) + d[4 * r + s], target, lanes: lanes)
+                        }
+                    }
+                    c += lanes
+                }
+            }
+        }
+    }
+}
+
+/// output at tile t's 2×2 block = Aᵀ M[·, t, ·] A.
+@inline(never)
+func winogradOutputTransform(output: UnsafeMutablePointer<Float>, products m: UnsafePointer<Float>,
+                             count n: Int, height: Int, width: Int, channels: Int, tiles: Int) {
+    let tileRows = height / 2, tileColumns = width / 2, plane = tiles * channels
+    forRowsOfTiles(n * tileRows, minimumChunk: max(1, 2048 / (tileColumns * 16 * channels))) { rowOfTiles, q in
+        let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
+        let image = output + i * height * width * channels
+        for tx in 0..<tileColumns {
+            let t = rowOfTiles * tileColumns + tx
+            var c = 0
+            while c < channels {
+                let lanes = min(vectorWidth, channels - c)
+                // Aᵀ along b for each row a (q[2a + j]), then along a for each output column j.
+                for a in 0..<4 {
+                    let base = m + 4 * a * plane + t * channels + c
+                    (q[2 * a], q[2 * a + 1]) = outputRows(
+                        loadVector(base, lanes: lanes), loadVector(base + plane, lanes: lanes),
+                        loadVector(base + 2 * plane, lanes: lanes), loadVector(base + 3 * plane, lanes: lanes))
+                }
+                for j in 0..<2 {
+                    let (y0, y1) = outputRows(q[j], q[2 + j], q[4 + j], q[6 + j])
+                    storeVector(y0, image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
+                    storeVector(y1, image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
+                }
+                c += lanes
+            }
+        }
+    }
+}
+
+/// dM[·, t, ·] = A dY Aᵀ with dY tile t's 2×2 block of `outputGradient`, the adjoint of
+/// `winogradOutputTransform`.
+@inline(never)
+func winogradOutputTransformAdjoint(products dm: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
+                                    count n: Int, height: Int, width: Int, channels: Int, tiles: Int) {
+    let tileRows = height / 2, tileColumns = width / 2, plane = tiles * channels
+    forRowsOfTiles(n * tileRows, minimumChunk: max(1, 2048 / (tileColumns * 16 * channels))) { rowOfTiles, p in
+        let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
+        let image = outputGradient + i * height * width * channels
+        for tx in 0..<tileColumns {
+            let t = rowOfTiles * tileColumns + tx
+            var c = 0
+            while c < channels {
+                let lanes = min(vectorWidth, channels - c)
+                // A along the output row i for each column j (p[2a + j]), then along j for each a.
+                for j in 0..<2 {
+                    let top = loadVector(image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
+                    let bottom = loadVector(image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
+                    (p[j], p[2 + j], p[4 + j], p[6 + j]) = outputRowsAdjoint(top, bottom)
+                }
+                for a in 0..<4 {
+                    let (m0, m1, m2, m3) = outputRowsAdjoint(p[2 * a], p[2 * a + 1])
+                    let base = dm + 4 * a * plane + t * channels + c
+                    storeVector(m0, base, lanes: lanes)
+                    storeVector(m1, base + plane, lanes: lanes)
+                    storeVector(m2, base + 2 * plane, lanes: lanes)
+                    storeVector(m3, base + 3 * plane, lanes: lanes)
+                }
+                c += lanes
+            }
+        }
+    }
+}
