@@ -11,13 +11,13 @@
 // over both dimensions, 16 instead of 36. Per tile and channel pair the forward is
 //   V = Bᵀ d B (4×4),  U = G g Gᵀ (4×4),  M = Σ_ci U ⊙ V,  Y = Aᵀ M A (2×2),
 // and the sum over ci at each of the 16 positions ξ of the 4×4 transform is a product:
-//   M_ξ (T, Co) = V_ξ (T, Ci) · U_ξ (Ci, Co)       — 16 sgemms, 2.25× fewer multiply-adds
-//                                                      than the 9·Ci-long im2col product.
+//   M_ξ (T, Co) = V_ξ (T, Ci) · U_ξᵀ, U_ξ stored (Co, Ci)   — 16 sgemms, 2.25× fewer
+//                                                  multiply-adds than the 9·Ci-long im2col product.
 // The backward is the exact adjoint of these four linear steps (so it is the gradient of what
 // the forward computed, rounding included up to Float sums):
 //   dM = A dY Aᵀ  (4×4 from each tile's 2×2 output gradient)
-//   dU_ξ (Ci, Co) = V_ξᵀ · dM_ξ,  dWeight += Gᵀ dU G  (3×3 from 4×4)
-//   dV_ξ (T, Ci)  = dM_ξ · U_ξᵀ,  dInput = Σ_tiles B dV Bᵀ added into each tile's 4×4 window.
+//   dU_ξ (Co, Ci) = dM_ξᵀ · V_ξ,  dWeight += Gᵀ dU G  (3×3 from 4×4)
+//   dV_ξ (T, Ci)  = dM_ξ · U_ξ,   dInput = Σ_tiles B dV Bᵀ added into each tile's 4×4 window.
 // The transforms work on channel vectors: channels are the contiguous NHWC axis, so a tile's
 // 16 window taps are 16 vector loads and its 16 transformed values 16 vector stores.
 //
@@ -27,13 +27,22 @@
 // reference in WinogradTests).
 
 /// The buffers of one Winograd convolution layer, sized for `maxBatch` samples. V keeps the
-/// forward's transformed input for the weight gradient; the backward then overwrites it with dV.
+/// forward's transformed input for the weight gradient, M the backward's dM. The forward's M
+/// and the backward's dV live only per group of images, in a scratch small enough for the
+/// core's cache: the product writes it, the transform reads it back from there.
 final class WinogradWorkspace {
     let inputChannels: Int, outputChannels: Int, height: Int, width: Int, maxBatch: Int
-    let transformedInput: FlatBuffer<Float>   // V: (16, T, Ci), then dV in the backward
-    let products: FlatBuffer<Float>           // M: (16, T, Co), then dM in the backward
-    let transformedWeight: FlatBuffer<Float>  // U: (16, Ci, Co)
-    let transformedWeightGradient: FlatBuffer<Float>  // dU: (16, Ci, Co)
+    let tilesPerImage: Int
+    /// Images per group: the group's 16 planes of products, 16·tiles·max(Ci, Co) floats,
+    /// stay within `groupScratchFloats`.
+    let imagesPerGroup: Int
+    let transformedInput: FlatBuffer<Float>   // V: (16, T, Ci)
+    let products: FlatBuffer<Float>           // dM: (16, T, Co), backward only
+    let transformedWeight: FlatBuffer<Float>  // U: (16, Co, Ci)
+    let transformedWeightGradient: FlatBuffer<Float>  // dU: (16, Co, Ci)
+
+    /// 128 Ki floats (512 KiB): half of this machine's L2 per core, measured best among 64–512 Ki.
+    static let groupScratchFloats = 128 * 1024
 
     /// Whether F(2×2, 3×3) applies: even sizes, and enough input channels for the 16
     /// products to be worth their transforms (the colour first layer, Ci = 3, keeps im2col).
@@ -48,58 +57,89 @@ final class WinogradWorkspace {
         self.height = height
         self.width = width
         self.maxBatch = maxBatch
-        let tiles = maxBatch * (height / 2) * (width / 2)
+        tilesPerImage = (height / 2) * (width / 2)
+        imagesPerGroup = max(1, WinogradWorkspace.groupScratchFloats / (16 * tilesPerImage * max(inputChannels, outputChannels)))
+        let tiles = maxBatch * tilesPerImage
         transformedInput = FlatBuffer(count: 16 * tiles * inputChannels)
         products = FlatBuffer(count: 16 * tiles * outputChannels)
         transformedWeight = FlatBuffer(count: 16 * inputChannels * outputChannels)
         transformedWeightGradient = FlatBuffer(count: 16 * inputChannels * outputChannels)
     }
 
-    func tiles(_ n: Int) -> Int { n * (height / 2) * (width / 2) }
+    /// Calls `body(first image, image count, scratch)` for the groups of n images, the groups
+    /// spread over the threads (`parallelProducts`), each thread with a scratch of
+    /// 16·tiles·max(Ci, Co) floats for its groups.
+    func forEachGroup(_ n: Int, _ body: (_ first: Int, _ count: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
+        let groups = (n + imagesPerGroup - 1) / imagesPerGroup
+        let scratchCount = 16 * imagesPerGroup * tilesPerImage * max(inputChannels, outputChannels)
+        parallelProducts(groups) { groupRange in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            defer { scratch.deallocate() }
+            for group in groupRange {
+                let first = group * imagesPerGroup
+                body(first, min(imagesPerGroup, n - first), scratch)
+            }
+        }
+    }
 }
 
 /// output (n, H, W, Co) = input (n, H, W, Ci) ⋆ weight (Co, 3, 3, Ci), zero padding 1, as
-/// `conv3x3Forward`. On return the workspace holds V and U for `winogradBackward`.
+/// `conv3x3Forward`. On return the workspace holds V and U for `winogradBackward`. Per group
+/// of images: V, the 16 products into the scratch, the output transform from there.
 @inline(never)
 func winogradForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                     count n: Int, workspace: WinogradWorkspace) {
-    precondition(n >= 1 && n <= workspace.maxBatch, "winogradForward: count \(n) outside 1...\(workspace.maxBatch)")
-    let ci = workspace.inputChannels, co = workspace.outputChannels, tiles = workspace.tiles(n)
-    let v = workspace.transformedInput.pointer, m = workspace.products.pointer, u = workspace.transformedWeight.pointer
+                     count n: Int, workspace w: WinogradWorkspace) {
+    precondition(n >= 1 && n <= w.maxBatch, "winogradForward: count \(n) outside 1...\(w.maxBatch)")
+    let ci = w.inputChannels, co = w.outputChannels, tiles = n * w.tilesPerImage, pixels = w.height * w.width
+    let v = w.transformedInput.pointer, u = w.transformedWeight.pointer
     winogradWeightTransform(transformed: u, weight: weight, inputChannels: ci, outputChannels: co)
-    winogradInputTransform(transformed: v, input: input, count: n, height: workspace.height, width: workspace.width,
-                           channels: ci, tiles: tiles)
-    gemmBatch(count: 16) { xi in
-        gemm(.none, .none, m: tiles, n: co, k: ci, a: v + xi * tiles * ci, lda: ci,
-             b: u + xi * ci * co, ldb: co, c: m + xi * tiles * co, ldc: co)
+    w.forEachGroup(n) { first, images, m in
+        let t0 = first * w.tilesPerImage, groupTiles = images * w.tilesPerImage
+        winogradInputTransform(transformed: v + t0 * ci, plane: tiles * ci, input: input + first * pixels * ci,
+                               images: images, height: w.height, width: w.width, channels: ci)
+        for xi in 0..<16 {
+            gemm(.none, .transposed, m: groupTiles, n: co, k: ci, a: v + xi * tiles * ci + t0 * ci, lda: ci,
+                 b: u + xi * co * ci, ldb: ci, c: m + xi * groupTiles * co, ldc: co)
+        }
+        winogradOutputTransform(output: output + first * pixels * co, products: m, plane: groupTiles * co,
+                                images: images, height: w.height, width: w.width, channels: co)
     }
-    winogradOutputTransform(output: output, products: m, count: n, height: workspace.height, width: workspace.width,
-                            channels: co, tiles: tiles)
 }
 
 /// Gradients of `winogradForward` (its workspace as the forward left it): *adds* the weight
-/// gradient, *writes* the input gradient (nil skips it).
+/// gradient, *writes* the input gradient (nil skips it). dM for all tiles, then dU_ξ over all
+/// tiles per ξ (each ξ on one thread, so the sum over tiles does not depend on the thread
+/// count), then per group of images dV into the scratch and the input transform's adjoint.
 @inline(never)
 func winogradBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient: UnsafeMutablePointer<Float>,
-                      outputGradient: UnsafePointer<Float>, count n: Int, workspace: WinogradWorkspace) {
-    precondition(n >= 1 && n <= workspace.maxBatch, "winogradBackward: count \(n) outside 1...\(workspace.maxBatch)")
-    let ci = workspace.inputChannels, co = workspace.outputChannels, tiles = workspace.tiles(n)
-    let v = workspace.transformedInput.pointer, dm = workspace.products.pointer
-    let u = workspace.transformedWeight.pointer, du = workspace.transformedWeightGradient.pointer
-    winogradOutputTransformAdjoint(products: dm, outputGradient: outputGradient, count: n,
-                                   height: workspace.height, width: workspace.width, channels: co, tiles: tiles)
-    gemmBatch(count: 16) { xi in
-        gemm(.transposed, .none, m: ci, n: co, k: tiles, a: v + xi * tiles * ci, lda: ci,
-             b: dm + xi * tiles * co, ldb: co, c: du + xi * ci * co, ldc: co)
+                      outputGradient: UnsafePointer<Float>, count n: Int, workspace w: WinogradWorkspace) {
+    precondition(n >= 1 && n <= w.maxBatch, "winogradBackward: count \(n) outside 1...\(w.maxBatch)")
+    let ci = w.inputChannels, co = w.outputChannels, tiles = n * w.tilesPerImage, pixels = w.height * w.width
+    let v = w.transformedInput.pointer, dm = w.products.pointer
+    let u = w.transformedWeight.pointer, du = w.transformedWeightGradient.pointer
+    parallelChunks(n, minimumChunk: max(1, 4096 / (pixels * co))) { images in
+        let first = images.lowerBound
+        winogradOutputTransformAdjoint(products: dm + first * w.tilesPerImage * co, plane: tiles * co,
+                                       outputGradient: outputGradient + first * pixels * co, images: images.count,
+                                       height: w.height, width: w.width, channels: co)
+    }
+    parallelProducts(16) { planes in
+        for xi in planes {
+            gemm(.transposed, .none, m: co, n: ci, k: tiles, a: dm + xi * tiles * co, lda: co,
+                 b: v + xi * tiles * ci, ldb: ci, c: du + xi * co * ci, ldc: ci)
+        }
     }
     winogradWeightTransformAdjoint(weightGradient: weightGradient, transformed: du, inputChannels: ci, outputChannels: co)
     guard let inputGradient else { return }
-    gemmBatch(count: 16) { xi in
-        gemm(.none, .transposed, m: tiles, n: ci, k: co, a: dm + xi * tiles * co, lda: co,
-             b: u + xi * ci * co, ldb: co, c: v + xi * tiles * ci, ldc: ci)
+    w.forEachGroup(n) { first, images, dv in
+        let t0 = first * w.tilesPerImage, groupTiles = images * w.tilesPerImage
+        for xi in 0..<16 {
+            gemm(.none, .none, m: groupTiles, n: ci, k: co, a: dm + xi * tiles * co + t0 * co, lda: co,
+                 b: u + xi * co * ci, ldb: ci, c: dv + xi * groupTiles * ci, ldc: ci)
+        }
+        winogradInputTransformAdjoint(inputGradient: inputGradient + first * pixels * ci, transformed: dv,
+                                      plane: groupTiles * ci, images: images, height: w.height, width: w.width, channels: ci)
     }
-    winogradInputTransformAdjoint(inputGradient: inputGradient, transformed: v, count: n,
-                                  height: workspace.height, width: workspace.width, channels: ci, tiles: tiles)
 }
 
 // MARK: - The one-dimensional transforms, on four (or two, or three) values
@@ -130,74 +170,91 @@ private func outputRowsAdjoint<V: SIMD>(_ y0: V, _ y1: V) -> (V, V, V, V) where 
 
 /// G g: (g0, ½(g0 + g1 + g2), ½(g0 − g1 + g2), g2).
 @inline(__always)
-private func weightRows(_ g0: Float, _ g1: Float, _ g2: Float) -> (Float, Float, Float, Float) {
-    (g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2)
+private func weightRows(_ g0: FloatVector, _ g1: FloatVector, _ g2: FloatVector)
+    -> (FloatVector, FloatVector, FloatVector, FloatVector) {
+    (g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2)
 }
 
 /// Gᵀ u, the adjoint of G: (u0 + ½(u1 + u2), ½(u1 − u2), ½(u1 + u2) + u3).
 @inline(__always)
-private func weightRowsAdjoint(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float) -> (Float, Float, Float) {
-    let half = 0.5 * (u1 + u2)
-    return (u0 + half, 0.5 * (u1 - u2), half + u3)
+private func weightRowsAdjoint(_ u0: FloatVector, _ u1: FloatVector, _ u2: FloatVector, _ u3: FloatVector)
+    -> (FloatVector, FloatVector, FloatVector) {
+    let half = (u1 + u2) * 0.5
+    return (u0 + half, (u1 - u2) * 0.5, half + u3)
 }
 
 // MARK: - Weights
+//
+// One output channel per work item, 16 input channels per vector: the weight's nine taps of
+// (o, ·, ·, c…c+15) and U's sixteen planes at (o, c…c+15) are contiguous runs.
 
-/// U[ξ, c, o] = (G g Gᵀ)[ξ] with g = weight[o, ·, ·, c]; ξ = 4a + b. Input channels go to
-/// threads, output channels run innermost so each of the 16 stores streams along a row of U.
+/// U[ξ, o, c] = (G g Gᵀ)[ξ] with g = weight[o, ·, ·, c]; ξ = 4a + b.
 @inline(never)
 func winogradWeightTransform(transformed u: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
                              inputChannels ci: Int, outputChannels co: Int) {
-    let plane = ci * co
-    parallelChunks(ci, minimumChunk: max(1, 4096 / (16 * co))) { inputs in
-        for c in inputs {
-            for o in 0..<co {
-                let g = weight + o * 9 * ci + c
+    let plane = co * ci
+    parallelChunks(co, minimumChunk: max(1, 4096 / (16 * ci))) { outputs in
+        for o in outputs {
+            let g = weight + o * 9 * ci
+            var c = 0
+            while c < ci {
+                let lanes = min(vectorWidth, ci - c)
+                func tap(_ k: Int) -> FloatVector { loadVector(g + k * ci + c, lanes: lanes) }
                 // Along ky for each kx: column kx of G g.
-                let k0 = weightRows(g[0], g[3 * ci], g[6 * ci])
-                let k1 = weightRows(g[ci], g[4 * ci], g[7 * ci])
-                let k2 = weightRows(g[2 * ci], g[5 * ci], g[8 * ci])
+                let k0 = weightRows(tap(0), tap(3), tap(6))
+                let k1 = weightRows(tap(1), tap(4), tap(7))
+                let k2 = weightRows(tap(2), tap(5), tap(8))
                 // Then along kx for each row a of G g: U[4a + b].
-                func store(_ a: Int, _ row: (Float, Float, Float, Float)) {
-                    let base = u + 4 * a * plane + c * co + o
-                    base[0] = row.0
-                    base[plane] = row.1
-                    base[2 * plane] = row.2
-                    base[3 * plane] = row.3
+                func store(_ a: Int, _ row: (FloatVector, FloatVector, FloatVector, FloatVector)) {
+                    let base = u + 4 * a * plane + o * ci + c
+                    storeVector(row.0, base, lanes: lanes)
+                    storeVector(row.1, base + plane, lanes: lanes)
+                    storeVector(row.2, base + 2 * plane, lanes: lanes)
+                    storeVector(row.3, base + 3 * plane, lanes: lanes)
                 }
                 store(0, weightRows(k0.0, k1.0, k2.0))
                 store(1, weightRows(k0.1, k1.1, k2.1))
                 store(2, weightRows(k0.2, k1.2, k2.2))
                 store(3, weightRows(k0.3, k1.3, k2.3))
+                c += lanes
             }
         }
     }
 }
 
-/// weightGradient[o, ky, kx, c] += (Gᵀ dU[·, c, o] G)[ky, kx], the adjoint of
-/// `winogradWeightTransform`, in the same order.
+/// weightGradient[o, ky, kx, c] += (Gᵀ dU[·, o, c] G)[ky, kx], the adjoint of
+/// `winogradWeightTransform`.
 @inline(never)
 func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>, transformed du: UnsafePointer<Float>,
                                     inputChannels ci: Int, outputChannels co: Int) {
-    let plane = ci * co
-    parallelChunks(ci, minimumChunk: max(1, 4096 / (16 * co))) { inputs in
-        for c in inputs {
-            for o in 0..<co {
-                let base = du + c * co + o
+    let plane = co * ci
+    parallelChunks(co, minimumChunk: max(1, 4096 / (16 * ci))) { outputs in
+        for o in outputs {
+            let g = weightGradient + o * 9 * ci
+            var c = 0
+            while c < ci {
+                let lanes = min(vectorWidth, ci - c)
+                let base = du + o * ci + c
                 // Along b for each row a: s_a = dU[a][·] G (3 values).
-                func row(_ a: Int) -> (Float, Float, Float) {
-                    weightRowsAdjoint(base[4 * a * plane], base[(4 * a + 1) * plane],
-                                      base[(4 * a + 2) * plane], base[(4 * a + 3) * plane])
+                func row(_ a: Int) -> (FloatVector, FloatVector, FloatVector) {
+                    weightRowsAdjoint(loadVector(base + 4 * a * plane, lanes: lanes),
+                                      loadVector(base + (4 * a + 1) * plane, lanes: lanes),
+                                      loadVector(base + (4 * a + 2) * plane, lanes: lanes),
+                                      loadVector(base + (4 * a + 3) * plane, lanes: lanes))
                 }
                 let s0 = row(0), s1 = row(1), s2 = row(2), s3 = row(3)
-                // Then along a for each kx.
-                let g = weightGradient + o * 9 * ci + c
+                // Then along a for each kx; tap k = 3·ky + kx.
+                func add(_ k: Int, _ value: FloatVector) {
+                    let target = g + k * ci + c
+                    storeVector(loadVector(target, lanes: lanes) + value, target, lanes: lanes)
+                }
                 let c0 = weightRowsAdjoint(s0.0, s1.0, s2.0, s3.0)
                 let c1 = weightRowsAdjoint(s0.1, s1.1, s2.1, s3.1)
                 let c2 = weightRowsAdjoint(s0.2, s1.2, s2.2, s3.2)
-                g[0] += c0.0; g[ci] += c1.0; g[2 * ci] += c2.0
-                g[3 * ci] += c0.1; g[4 * ci] += c1.1; g[5 * ci] += c2.1
-                g[6 * ci] += c0.2; g[7 * ci] += c1.2; g[8 * ci] += c2.2
+                add(0, c0.0); add(1, c1.0); add(2, c2.0)
+                add(3, c0.1); add(4, c1.1); add(5, c2.1)
+                add(6, c0.2); add(7, c1.2); add(8, c2.2)
+                c += lanes
             }
         }
     }
@@ -205,73 +262,67 @@ func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>,
 
 // MARK: - Inputs and outputs
 //
-// One work item per row of tiles (or per image for the input gradient, whose windows
-// overlap); each keeps the 16 vectors of one tile and channel slice in a stack scratch.
-
-/// Calls `body` for each row of tiles (i, ty) in `rowsOfTiles` with a 16-vector scratch.
-@inline(__always)
-private func forRowsOfTiles(_ count: Int, minimumChunk: Int,
-                           _ body: (_ rowOfTiles: Int, _ scratch: UnsafeMutablePointer<FloatVector>) -> Void) {
-    parallelChunks(count, minimumChunk: minimumChunk) { rows in
-        withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 16) { scratch in
-            for row in rows { body(row, scratch.baseAddress!) }
-        }
-    }
-}
+// Each transform runs on one thread over `images` consecutive images, their tiles numbered
+// from 0 (t = (image·H/2 + ty)·W/2 + tx) and the 16 planes of the transformed side `plane`
+// floats apart. It keeps the 16 vectors of one tile and channel slice in a stack scratch.
 
 /// V[ξ, t, c] = (Bᵀ d B)[ξ] with d the 4×4 window of `input` (zero outside) at tile t.
 @inline(never)
-func winogradInputTransform(transformed v: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
-                            count n: Int, height: Int, width: Int, channels: Int, tiles: Int) {
-    let tileRows = height / 2, tileColumns = width / 2, plane = tiles * channels
-    forRowsOfTiles(n * tileRows, minimumChunk: max(1, 2048 / (tileColumns * 16 * channels))) { rowOfTiles, d in
-        let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
-        let image = input + i * height * width * channels
-        for tx in 0..<tileColumns {
-            let t = rowOfTiles * tileColumns + tx
-            var c = 0
-            while c < channels {
-                let lanes = min(vectorWidth, channels - c)
-                // d[4r + s] = input at (2ty − 1 + r, 2tx − 1 + s), zero outside.
-                for r in 0..<4 {
-                    let y = 2 * ty - 1 + r
-                    for s in 0..<4 {
-                        let x = 2 * tx - 1 + s
-                        d[4 * r + s] = y >= 0 && y < height && x >= 0 && x < width
-                            ? loadVector(image + (y * width + x) * channels + c, lanes: lanes) : .zero
+func winogradInputTransform(transformed v: UnsafeMutablePointer<Float>, plane: Int, input: UnsafePointer<Float>,
+                            images: Int, height: Int, width: Int, channels: Int) {
+    let tileRows = height / 2, tileColumns = width / 2
+    withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 16) { scratch in
+        let d = scratch.baseAddress!
+        for rowOfTiles in 0..<images * tileRows {
+            let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
+            let image = input + i * height * width * channels
+            for tx in 0..<tileColumns {
+                let t = rowOfTiles * tileColumns + tx
+                var c = 0
+                while c < channels {
+                    let lanes = min(vectorWidth, channels - c)
+                    // d[4r + s] = input at (2ty − 1 + r, 2tx − 1 + s), zero outside.
+                    for r in 0..<4 {
+                        let y = 2 * ty - 1 + r
+                        for s in 0..<4 {
+                            let x = 2 * tx - 1 + s
+                            d[4 * r + s] = y >= 0 && y < height && x >= 0 && x < width
+                                ? loadVector(image + (y * width + x) * channels + c, lanes: lanes) : .zero
+                        }
                     }
+                    // Bᵀ along r for each column s, then along s for each row a.
+                    for s in 0..<4 {
+                        (d[s], d[4 + s], d[8 + s], d[12 + s]) = inputRows(d[s], d[4 + s], d[8 + s], d[12 + s])
+                    }
+                    for a in 0..<4 {
+                        let (v0, v1, v2, v3) = inputRows(d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3])
+                        let base = v + 4 * a * plane + t * channels + c
+                        storeVector(v0, base, lanes: lanes)
+                        storeVector(v1, base + plane, lanes: lanes)
+                        storeVector(v2, base + 2 * plane, lanes: lanes)
+                        storeVector(v3, base + 3 * plane, lanes: lanes)
+                    }
+                    c += lanes
                 }
-                // Bᵀ along r for each column s, then along s for each row a.
-                for s in 0..<4 {
-                    (d[s], d[4 + s], d[8 + s], d[12 + s]) = inputRows(d[s], d[4 + s], d[8 + s], d[12 + s])
-                }
-                for a in 0..<4 {
-                    let (v0, v1, v2, v3) = inputRows(d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3])
-                    let base = v + 4 * a * plane + t * channels + c
-                    storeVector(v0, base, lanes: lanes)
-                    storeVector(v1, base + plane, lanes: lanes)
-                    storeVector(v2, base + 2 * plane, lanes: lanes)
-                    storeVector(v3, base + 3 * plane, lanes: lanes)
-                }
-                c += lanes
             }
         }
     }
 }
 
 /// inputGradient = Σ_t (B dV[·, t, ·] Bᵀ) placed at tile t's window (inside the image only),
-/// the adjoint of `winogradInputTransform`. Overwrites `inputGradient`; one image per work
-/// item, so overlapping windows never race.
+/// the adjoint of `winogradInputTransform`. Overwrites the images' `inputGradient`.
 @inline(never)
 func winogradInputTransformAdjoint(inputGradient: UnsafeMutablePointer<Float>, transformed dv: UnsafePointer<Float>,
-                                   count n: Int, height: Int, width: Int, channels: Int, tiles: Int) {
-    let tileRows = height / 2, tileColumns = width / 2, plane = tiles * channels
-    forRowsOfTiles(n, minimumChunk: 1) { i, d in
-        let image = inputGradient + i * height * width * channels
-        image.update(repeating: 0, count: height * width * channels)
-        for ty in 0..<tileRows {
+                                   plane: Int, images: Int, height: Int, width: Int, channels: Int) {
+    let tileRows = height / 2, tileColumns = width / 2
+    inputGradient.update(repeating: 0, count: images * height * width * channels)
+    withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 16) { scratch in
+        let d = scratch.baseAddress!
+        for rowOfTiles in 0..<images * tileRows {
+            let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
+            let image = inputGradient + i * height * width * channels
             for tx in 0..<tileColumns {
-                let t = (i * tileRows + ty) * tileColumns + tx
+                let t = rowOfTiles * tileColumns + tx
                 var c = 0
                 while c < channels {
                     let lanes = min(vectorWidth, channels - c)
@@ -304,30 +355,33 @@ func winogradInputTransformAdjoint(inputGradient: UnsafeMutablePointer<Float>, t
 
 /// output at tile t's 2×2 block = Aᵀ M[·, t, ·] A.
 @inline(never)
-func winogradOutputTransform(output: UnsafeMutablePointer<Float>, products m: UnsafePointer<Float>,
-                             count n: Int, height: Int, width: Int, channels: Int, tiles: Int) {
-    let tileRows = height / 2, tileColumns = width / 2, plane = tiles * channels
-    forRowsOfTiles(n * tileRows, minimumChunk: max(1, 2048 / (tileColumns * 16 * channels))) { rowOfTiles, q in
-        let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
-        let image = output + i * height * width * channels
-        for tx in 0..<tileColumns {
-            let t = rowOfTiles * tileColumns + tx
-            var c = 0
-            while c < channels {
-                let lanes = min(vectorWidth, channels - c)
-                // Aᵀ along b for each row a (q[2a + j]), then along a for each output column j.
-                for a in 0..<4 {
-                    let base = m + 4 * a * plane + t * channels + c
-                    (q[2 * a], q[2 * a + 1]) = outputRows(
-                        loadVector(base, lanes: lanes), loadVector(base + plane, lanes: lanes),
-                        loadVector(base + 2 * plane, lanes: lanes), loadVector(base + 3 * plane, lanes: lanes))
+func winogradOutputTransform(output: UnsafeMutablePointer<Float>, products m: UnsafePointer<Float>, plane: Int,
+                             images: Int, height: Int, width: Int, channels: Int) {
+    let tileRows = height / 2, tileColumns = width / 2
+    withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 8) { scratch in
+        let q = scratch.baseAddress!
+        for rowOfTiles in 0..<images * tileRows {
+            let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
+            let image = output + i * height * width * channels
+            for tx in 0..<tileColumns {
+                let t = rowOfTiles * tileColumns + tx
+                var c = 0
+                while c < channels {
+                    let lanes = min(vectorWidth, channels - c)
+                    // Aᵀ along b for each row a (q[2a + j]), then along a for each output column j.
+                    for a in 0..<4 {
+                        let base = m + 4 * a * plane + t * channels + c
+                        (q[2 * a], q[2 * a + 1]) = outputRows(
+                            loadVector(base, lanes: lanes), loadVector(base + plane, lanes: lanes),
+                            loadVector(base + 2 * plane, lanes: lanes), loadVector(base + 3 * plane, lanes: lanes))
+                    }
+                    for j in 0..<2 {
+                        let (y0, y1) = outputRows(q[j], q[2 + j], q[4 + j], q[6 + j])
+                        storeVector(y0, image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
+                        storeVector(y1, image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
+                    }
+                    c += lanes
                 }
-                for j in 0..<2 {
-                    let (y0, y1) = outputRows(q[j], q[2 + j], q[4 + j], q[6 + j])
-                    storeVector(y0, image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
-                    storeVector(y1, image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
-                }
-                c += lanes
             }
         }
     }
@@ -336,32 +390,35 @@ func winogradOutputTransform(output: UnsafeMutablePointer<Float>, products m: Un
 /// dM[·, t, ·] = A dY Aᵀ with dY tile t's 2×2 block of `outputGradient`, the adjoint of
 /// `winogradOutputTransform`.
 @inline(never)
-func winogradOutputTransformAdjoint(products dm: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
-                                    count n: Int, height: Int, width: Int, channels: Int, tiles: Int) {
-    let tileRows = height / 2, tileColumns = width / 2, plane = tiles * channels
-    forRowsOfTiles(n * tileRows, minimumChunk: max(1, 2048 / (tileColumns * 16 * channels))) { rowOfTiles, p in
-        let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
-        let image = outputGradient + i * height * width * channels
-        for tx in 0..<tileColumns {
-            let t = rowOfTiles * tileColumns + tx
-            var c = 0
-            while c < channels {
-                let lanes = min(vectorWidth, channels - c)
-                // A along the output row i for each column j (p[2a + j]), then along j for each a.
-                for j in 0..<2 {
-                    let top = loadVector(image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
-                    let bottom = loadVector(image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
-                    (p[j], p[2 + j], p[4 + j], p[6 + j]) = outputRowsAdjoint(top, bottom)
+func winogradOutputTransformAdjoint(products dm: UnsafeMutablePointer<Float>, plane: Int, outputGradient: UnsafePointer<Float>,
+                                    images: Int, height: Int, width: Int, channels: Int) {
+    let tileRows = height / 2, tileColumns = width / 2
+    withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 8) { scratch in
+        let p = scratch.baseAddress!
+        for rowOfTiles in 0..<images * tileRows {
+            let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
+            let image = outputGradient + i * height * width * channels
+            for tx in 0..<tileColumns {
+                let t = rowOfTiles * tileColumns + tx
+                var c = 0
+                while c < channels {
+                    let lanes = min(vectorWidth, channels - c)
+                    // A along the output row i for each column j (p[2a + j]), then along j for each a.
+                    for j in 0..<2 {
+                        let top = loadVector(image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
+                        let bottom = loadVector(image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
+                        (p[j], p[2 + j], p[4 + j], p[6 + j]) = outputRowsAdjoint(top, bottom)
+                    }
+                    for a in 0..<4 {
+                        let (m0, m1, m2, m3) = outputRowsAdjoint(p[2 * a], p[2 * a + 1])
+                        let base = dm + 4 * a * plane + t * channels + c
+                        storeVector(m0, base, lanes: lanes)
+                        storeVector(m1, base + plane, lanes: lanes)
+                        storeVector(m2, base + 2 * plane, lanes: lanes)
+                        storeVector(m3, base + 3 * plane, lanes: lanes)
+                    }
+                    c += lanes
                 }
-                for a in 0..<4 {
-                    let (m0, m1, m2, m3) = outputRowsAdjoint(p[2 * a], p[2 * a + 1])
-                    let base = dm + 4 * a * plane + t * channels + c
-                    storeVector(m0, base, lanes: lanes)
-                    storeVector(m1, base + plane, lanes: lanes)
-                    storeVector(m2, base + 2 * plane, lanes: lanes)
-                    storeVector(m3, base + 3 * plane, lanes: lanes)
-                }
-                c += lanes
             }
         }
     }

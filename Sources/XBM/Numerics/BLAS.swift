@@ -44,14 +44,14 @@ public func gemmReference(_ transA: Transpose, _ transB: Transpose, m: Int, n: I
     }
 }
 
-/// Runs `body(0..<count)` — independent products, each a `gemm` call — spread over the BLAS
-/// threads, with OpenBLAS itself on one thread meanwhile: a batch of small products (the
-/// 16 of a Winograd convolution) then costs no fork and join inside each one. Products go to
-/// threads round-robin; `body` must not depend on which thread runs which product.
-public func gemmBatch(count: Int, _ body: (Int) -> Void) {
+/// Calls `body` on disjoint contiguous sub-ranges covering 0..<count, one per BLAS thread,
+/// concurrently, with OpenBLAS itself on one thread meanwhile: for work items that each call
+/// `gemm` on small products (a Winograd convolution's 16, or its groups of images), which then
+/// cost no fork and join inside OpenBLAS. Results must not depend on the split.
+public func parallelProducts(_ count: Int, _ body: (Range<Int>) -> Void) {
     let configured = BLASThreads.current, threads = min(configured, count)
     guard threads > 1 else {
-        for index in 0..<count { body(index) }
+        if count > 0 { body(0..<count) }
         return
     }
     openblas_set_num_threads(1)
@@ -59,7 +59,7 @@ public func gemmBatch(count: Int, _ body: (Int) -> Void) {
     withoutActuallyEscaping(body) { escapable in
         nonisolated(unsafe) let work = escapable
         DispatchQueue.concurrentPerform(iterations: threads) { part in
-            for index in stride(from: part, to: count, by: threads) { work(index) }
+            work(part * count / threads..<(part + 1) * count / threads)
         }
     }
 }
