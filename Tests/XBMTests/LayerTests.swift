@@ -180,7 +180,7 @@ final class LayerTests: XCTestCase {
         let variance = randomFloats(channels, &random, low: 0.1, high: 2)
         let saved = BatchNormSaved(channels: channels, name: "bn-test")
         var output = [Float](repeating: .nan, count: x.count)
-        batchNormForwardInference(output: &output, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
+        batchNormForwardInference(output: &output, coefficients: saved.coefficients.pointer,
                                   input: x, scale: scale, shift: shift, runningMean: mean, runningVariance: variance,
                                   rows: rows, channels: channels)
         let expected = (0..<x.count).map { i -> Double in

@@ -31,8 +31,9 @@ public enum LayerError: Error, CustomStringConvertible, Equatable {
 public let batchNormEpsilon: Float = 1e-5
 public let batchNormMomentum: Float = 0.1
 
-/// Training-mode forward. Workspaces: `sums` 2C + 1 Doubles, `coefficients` 3C Floats;
-/// `mean` and `inverseStd` (C each) are saved for the backward. Returns M, the global row count.
+/// Training-mode forward. Workspaces: `sums` 2C + 1 Doubles, `coefficients` 2C Floats (on
+/// return the affine a, b of y = a·x + b); `mean` and `inverseStd` (C each) are saved for the
+/// backward. Returns M, the global row count.
 @inline(never)
 func batchNormForwardTraining(output: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                               inverseStd: UnsafeMutablePointer<Float>,
@@ -41,6 +42,22 @@ func batchNormForwardTraining(output: UnsafeMutablePointer<Float>, mean: UnsafeM
                               input: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
                               rows m: Int, channels: Int, relu: Bool = false, sync: BatchNormSync,
                               name: String) throws -> Int {
+    let total = try batchNormTrainingStatistics(
+        mean: mean, inverseStd: inverseStd, runningMean: runningMean, runningVariance: runningVariance,
+        sums: sums, coefficients: coefficients, input: input, scale: scale, shift: shift,
+        rows: m, channels: channels, sync: sync, name: name)
+    batchNormAffine(output: output, input: input, coefficients: coefficients, rows: m, channels: channels, relu: relu)
+    return total
+}
+
+/// The statistics half of the training forward: batch mean and variance over the ranks of
+/// `sync`, the running statistics' update, and the affine a = γ·r, b = β − μ·a written as
+/// Floats to coefficients[0..<C] and coefficients[C..<2C]. Returns M.
+func batchNormTrainingStatistics(mean: UnsafeMutablePointer<Float>, inverseStd: UnsafeMutablePointer<Float>,
+                                 runningMean: UnsafeMutablePointer<Float>, runningVariance: UnsafeMutablePointer<Float>,
+                                 sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
+                                 input: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                                 rows m: Int, channels: Int, sync: BatchNormSync, name: String) throws -> Int {
     let sumX = sums, sumXX = sums + channels
     channelSums(sumFirst: sumX, sumProduct: sumXX, first: input, second: input, rows: m, channels: channels)
     sums[2 * channels] = Double(m)
@@ -58,46 +75,49 @@ func batchNormForwardTraining(output: UnsafeMutablePointer<Float>, mean: UnsafeM
         runningMean[c] = (1 - batchNormMomentum) * runningMean[c] + batchNormMomentum * Float(mu)
         runningVariance[c] = (1 - batchNormMomentum) * runningVariance[c]
             + batchNormMomentum * Float(variance * count / (count - 1))
-        // Reuse the sums as y = a·x + b per channel: a = γ·r, b = β − μ·a.
         let a = Double(scale[c]) * Double(inverseStd[c])
-        sumX[c] = a
-        sumXX[c] = Double(shift[c]) - mu * a
+        coefficients[c] = Float(a)
+        coefficients[channels + c] = Float(Double(shift[c]) - mu * a)
     }
-    batchNormAffine(output: output, input: input, sums: sums, coefficients: coefficients, rows: m, channels: channels, relu: relu)
     return total
 }
 
 /// Inference-mode forward with the running statistics: y = γ·(x − running μ)/√(running σ² + eps) + β.
+/// `coefficients` (2C) receives the affine a, b.
 @inline(never)
-func batchNormForwardInference(output: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Double>,
-                               coefficients: UnsafeMutablePointer<Float>,
+func batchNormForwardInference(output: UnsafeMutablePointer<Float>, coefficients: UnsafeMutablePointer<Float>,
                                input: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
                                runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>,
                                rows m: Int, channels: Int, relu: Bool = false) {
-    for c in 0..<channels {
-        let a = Double(scale[c]) / (Double(runningVariance[c]) + Double(batchNormEpsilon)).squareRoot()
-        sums[c] = a
-        sums[channels + c] = Double(shift[c]) - Double(runningMean[c]) * a
-    }
-    batchNormAffine(output: output, input: input, sums: sums, coefficients: coefficients, rows: m, channels: channels, relu: relu)
+    batchNormInferenceCoefficients(coefficients: coefficients, scale: scale, shift: shift, runningMean: runningMean,
+                                   runningVariance: runningVariance, channels: channels)
+    batchNormAffine(output: output, input: input, coefficients: coefficients, rows: m, channels: channels, relu: relu)
 }
 
-/// y[row, c] = a[c]·x[row, c] + b[c] with a = sums[0..<C], b = sums[C..<2C].
-private func batchNormAffine(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
-                             sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
-                             rows m: Int, channels: Int, relu: Bool) {
-    let a = coefficients, b = coefficients + channels
+/// The affine of the inference forward: a = γ/√(running σ² + eps), b = β − running μ·a, as
+/// Floats to coefficients[0..<C] and coefficients[C..<2C].
+func batchNormInferenceCoefficients(coefficients: UnsafeMutablePointer<Float>, scale: UnsafePointer<Float>,
+                                    shift: UnsafePointer<Float>, runningMean: UnsafePointer<Float>,
+                                    runningVariance: UnsafePointer<Float>, channels: Int) {
     for c in 0..<channels {
-        a[c] = Float(sums[c])
-        b[c] = Float(sums[channels + c])
+        let a = Double(scale[c]) / (Double(runningVariance[c]) + Double(batchNormEpsilon)).squareRoot()
+        coefficients[c] = Float(a)
+        coefficients[channels + c] = Float(Double(shift[c]) - Double(runningMean[c]) * a)
     }
+}
+
+/// y[row, c] = a[c]·x[row, c] + b[c] (then max(0, ·) with `relu`), a = coefficients[0..<C],
+/// b = coefficients[C..<2C].
+private func batchNormAffine(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                             coefficients: UnsafePointer<Float>, rows m: Int, channels: Int, relu: Bool) {
+    let a = coefficients, b = coefficients + channels
     parallelChunks(m, minimumChunk: max(1, 16384 / channels)) { rows in
         for row in rows {
             let x = input + row * channels, y = output + row * channels
             var c = 0
             if relu {
                 while c + vectorWidth <= channels {
-                    storeVector(lanewiseMax(loadVector(a + c) * loadVector(x + c) + loadVector(b + c), .zero), y + c)
+                    storeVector(batchNormReLU(loadVector(x + c), loadVector(a + c), loadVector(b + c)), y + c)
                     c += vectorWidth
                 }
                 while c < channels { y[c] = max(0, a[c] * x[c] + b[c]); c += 1 }
@@ -112,6 +132,13 @@ private func batchNormAffine(output: UnsafeMutablePointer<Float>, input: UnsafeP
     }
 }
 
+/// max(0, a·x + b) lane-wise: the one expression of the fused BN–ReLU, so every kernel that
+/// recomputes an activation (the fused pool's backward) gets the forward's exact bits.
+@inline(__always)
+func batchNormReLU(_ x: FloatVector, _ a: FloatVector, _ b: FloatVector) -> FloatVector {
+    lanewiseMax(a * x + b, .zero)
+}
+
 /// Gradients of the training-mode forward (adds dγ, dβ; writes dx) (formulas at the top of the file).
 /// `mean`, `inverseStd` and `globalCount` are what that forward saved and returned.
 @inline(never)
@@ -122,29 +149,12 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
                        scale: UnsafePointer<Float>, mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>,
                        reluOutput: UnsafePointer<Float>? = nil,
                        globalCount: Int, rows m: Int, channels: Int, sync: BatchNormSync) throws {
-    // Σg and Σg·x per channel, then Σg·x̂ = r·(Σg·x − μ·Σg).
-    let sumG = sums, sumGX = sums + channels
-    channelSums(sumFirst: sumG, sumProduct: sumGX, first: outputGradient, second: input, mask: reluOutput,
+    channelSums(sumFirst: sums, sumProduct: sums + channels, first: outputGradient, second: input, mask: reluOutput,
                 rows: m, channels: channels)
-    for c in 0..<channels {
-        sumGX[c] = Double(inverseStd[c]) * (sumGX[c] - Double(mean[c]) * sumG[c])
-        shiftGradient[c] += Float(sumG[c])
-        scaleGradient[c] += Float(sumGX[c])
-    }
-    if case let .synchronized(reducer) = sync {
-        try reducer(UnsafeMutableBufferPointer(start: sums, count: 2 * channels))
-    }
-    // dx = k·g + u·x + v per channel, with k = γr, u = −k·r·B, v = −k·A + k·r·B·μ,
-    // A = Σg/M, B = Σg·x̂/M.
-    let count = Double(globalCount)
+    try batchNormBackwardCoefficients(scaleGradient: scaleGradient, shiftGradient: shiftGradient, sums: sums,
+                                      coefficients: coefficients, scale: scale, mean: mean, inverseStd: inverseStd,
+                                      globalCount: globalCount, channels: channels, sync: sync)
     let k = coefficients, u = k + channels, v = u + channels
-    for c in 0..<channels {
-        let r = Double(inverseStd[c]), kc = Double(scale[c]) * r
-        let a = sumG[c] / count, b = sumGX[c] / count
-        k[c] = Float(kc)
-        u[c] = Float(-kc * r * b)
-        v[c] = Float(-kc * a + kc * r * b * Double(mean[c]))
-    }
     parallelChunks(m, minimumChunk: max(1, 16384 / channels)) { rows in
         for row in rows {
             let g = outputGradient + row * channels, x = input + row * channels
@@ -166,6 +176,34 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
     }
 }
 
+/// From the local Σg (sums[0..<C]) and Σg·x (sums[C..<2C]): adds dβ = Σg and dγ = Σg·x̂ with
+/// Σg·x̂ = r·(Σg·x − μ·Σg), sums both over the ranks of `sync`, and writes the coefficients of
+/// dx = k·g + u·x + v to coefficients[0..<3C]: k = γr, u = −k·r·B, v = −k·A + k·r·B·μ with
+/// A = Σg/M, B = Σg·x̂/M.
+func batchNormBackwardCoefficients(scaleGradient: UnsafeMutablePointer<Float>, shiftGradient: UnsafeMutablePointer<Float>,
+                                   sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
+                                   scale: UnsafePointer<Float>, mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>,
+                                   globalCount: Int, channels: Int, sync: BatchNormSync) throws {
+    let sumG = sums, sumGX = sums + channels
+    for c in 0..<channels {
+        sumGX[c] = Double(inverseStd[c]) * (sumGX[c] - Double(mean[c]) * sumG[c])
+        shiftGradient[c] += Float(sumG[c])
+        scaleGradient[c] += Float(sumGX[c])
+    }
+    if case let .synchronized(reducer) = sync {
+        try reducer(UnsafeMutableBufferPointer(start: sums, count: 2 * channels))
+    }
+    let count = Double(globalCount)
+    let k = coefficients, u = k + channels, v = u + channels
+    for c in 0..<channels {
+        let r = Double(inverseStd[c]), kc = Double(scale[c]) * r
+        let a = sumG[c] / count, b = sumGX[c] / count
+        k[c] = Float(kc)
+        u[c] = Float(-kc * r * b)
+        v[c] = Float(-kc * a + kc * r * b * Double(mean[c]))
+    }
+}
+
 /// sumFirst[c] = Σ_rows f[row, c] and sumProduct[c] = Σ_rows f[row, c]·second[row, c] over
 /// (m, C) rows, with f = first, or first where mask > 0 and 0 elsewhere when a mask is given.
 /// The rows are cut into blocks of 64; each block's Float vector sums (a contiguous 64·C
@@ -173,7 +211,7 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
 /// added into the Double totals in row order. Rounding stays that of 64-term Float sums, and
 /// the result does not depend on the thread count.
 @inline(__always)
-private func channelSums(sumFirst: UnsafeMutablePointer<Double>, sumProduct: UnsafeMutablePointer<Double>,
+func channelSums(sumFirst: UnsafeMutablePointer<Double>, sumProduct: UnsafeMutablePointer<Double>,
                          first: UnsafePointer<Float>, second: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil,
                          rows m: Int, channels: Int) {
     let blockRows = 64, blocks = (m + blockRows - 1) / blockRows
@@ -228,7 +266,7 @@ final class BatchNormSaved {
     let name: String
     let mean: FlatBuffer<Float>          // (C)
     let inverseStd: FlatBuffer<Float>    // (C)
-    let coefficients: FlatBuffer<Float>  // (3C) workspace
+    let coefficients: FlatBuffer<Float>  // (5C) the forward's affine a, b, then the backward's k, u, v
     let sums: FlatBuffer<Double>         // (2C + 1) workspace, the buffer handed to the reducer
     var globalCount = 0
 
@@ -237,9 +275,14 @@ final class BatchNormSaved {
         self.name = name
         mean = FlatBuffer(count: channels)
         inverseStd = FlatBuffer(count: channels)
-        coefficients = FlatBuffer(count: 3 * channels)
+        coefficients = FlatBuffer(count: 5 * channels)
         sums = FlatBuffer(count: 2 * channels + 1)
     }
+
+    /// The forward's y = a·x + b: a at [0, C), b at [C, 2C); kept until the next forward.
+    var affine: UnsafeMutablePointer<Float> { coefficients.pointer }
+    /// The backward's k, u, v (3C), after the affine.
+    var backwardCoefficients: UnsafeMutablePointer<Float> { coefficients.pointer + 2 * channels }
 }
 
 extension BatchNormSaved {
@@ -256,12 +299,12 @@ extension BatchNormSaved {
             globalCount = try batchNormForwardTraining(
                 output: output, mean: mean.pointer, inverseStd: inverseStd.pointer,
                 runningMean: runningMean, runningVariance: runningVariance,
-                sums: sums.pointer, coefficients: coefficients.pointer,
+                sums: sums.pointer, coefficients: affine,
                 input: input, scale: scale, shift: shift, rows: rows, channels: channels, relu: relu,
                 sync: sync, name: name)
         case .inference:
             batchNormForwardInference(
-                output: output, sums: sums.pointer, coefficients: coefficients.pointer,
+                output: output, coefficients: affine,
                 input: input, scale: scale, shift: shift, runningMean: runningMean, runningVariance: runningVariance,
                 rows: rows, channels: channels, relu: relu)
         }

@@ -38,7 +38,9 @@ public final class GlyphNet: EmbeddingNetwork {
         let inputChannels: Int, outputChannels: Int, height: Int, width: Int, pools: Bool
         let convWeight: Int, bnScale: Int, bnShift: Int, runningMean: Int, runningVariance: Int
         let convolved: FlatBuffer<Float>       // (n, H_b, W_b, Co) conv output = BN input
-        let activated: FlatBuffer<Float>       // (n, H_b, W_b, Co) ReLU(BN(conv)), one fused kernel
+        // The last block keeps its activation ReLU(BN(conv)) and that gradient; the pooled blocks
+        // go from the conv output straight to the pooled output and back (BatchNormPool.swift).
+        let activated: FlatBuffer<Float>?      // (n, H_b, W_b, Co), the last block only
         let pooled: FlatBuffer<Float>?         // (n, H_b/2, W_b/2, Co)
         let columns: FlatBuffer<Float>         // (n·H_b·W_b, 9·Ci) im2col kept for backward;
                                                // for the one-channel first block: (n, H+2, W+2) padded input;
@@ -46,7 +48,7 @@ public final class GlyphNet: EmbeddingNetwork {
         let winograd: WinogradWorkspace?       // F(2×2, 3×3) buffers of the wide blocks (Winograd.swift)
         let transposedWeight: FlatBuffer<Float> // (9, Co) workspace of the direct first-layer conv
         let convolvedGradient: FlatBuffer<Float>
-        let activatedGradient: FlatBuffer<Float>
+        let activatedGradient: FlatBuffer<Float>?
         let pooledGradient: FlatBuffer<Float>? // = the next block's input gradient
         let saved: BatchNormSaved
 
@@ -65,7 +67,7 @@ public final class GlyphNet: EmbeddingNetwork {
             runningVariance = state.add("bn\(name).runningVariance", shape: [outputChannels], decays: false)
             let full = maxBatch * height * width * outputChannels
             convolved = FlatBuffer(count: full)
-            activated = FlatBuffer(count: full)
+            activated = pools ? nil : FlatBuffer(count: full)
             convolvedGradient = FlatBuffer(count: full)
             winograd = inputChannels > 1 && WinogradWorkspace.applies(inputChannels: inputChannels, height: height, width: width)
                 ? WinogradWorkspace(inputChannels: inputChannels, outputChannels: outputChannels,
@@ -74,13 +76,13 @@ public final class GlyphNet: EmbeddingNetwork {
             columns = FlatBuffer(count: inputChannels == 1 ? maxBatch * (height + 2) * (width + 2)
                                      : winograd != nil ? 0 : maxBatch * height * width * 9 * inputChannels)
             transposedWeight = FlatBuffer(count: inputChannels == 1 ? 9 * outputChannels : 0)
-            activatedGradient = FlatBuffer(count: full)
+            activatedGradient = pools ? nil : FlatBuffer(count: full)
             pooled = pools ? FlatBuffer(count: full / 4) : nil
             pooledGradient = pools ? FlatBuffer(count: full / 4) : nil
             saved = BatchNormSaved(channels: outputChannels, name: "bn\(name)")
         }
 
-        var output: FlatBuffer<Float> { pooled ?? activated }
+        var output: FlatBuffer<Float> { pooled ?? activated! }
     }
 
     /// - Parameters:
@@ -160,18 +162,21 @@ public final class GlyphNet: EmbeddingNetwork {
                                inputChannels: block.inputChannels, outputChannels: co)
             }
             let saved = block.saved
-            try saved.forward(mode: mode, output: block.activated.pointer, input: block.convolved.pointer,
-                              scale: parameters + block.bnScale, shift: parameters + block.bnShift,
-                              runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
-                              rows: rows, relu: true, sync: batchNorm)
             if let pooled = block.pooled {
-                maxPool2x2Forward(output: pooled.pointer, input: block.activated.pointer,
-                                  count: n, height: h, width: w, channels: co)
+                try saved.forwardPooled(mode: mode, pooled: pooled.pointer, input: block.convolved.pointer,
+                                        scale: parameters + block.bnScale, shift: parameters + block.bnShift,
+                                        runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
+                                        count: n, height: h, width: w, sync: batchNorm)
+            } else {
+                try saved.forward(mode: mode, output: block.activated!.pointer, input: block.convolved.pointer,
+                                  scale: parameters + block.bnScale, shift: parameters + block.bnShift,
+                                  runningMean: state + block.runningMean, runningVariance: state + block.runningVariance,
+                                  rows: rows, relu: true, sync: batchNorm)
             }
             blockInput = UnsafePointer(block.output.pointer)
         }
         let last = blocks[blocks.count - 1]
-        globalAveragePoolForward(output: features.pointer, input: last.activated.pointer,
+        globalAveragePoolForward(output: features.pointer, input: last.activated!.pointer,
                                  count: n, positions: last.height * last.width, channels: featureSize)
         let embeddings = head.forward(features: features.pointer, weight: parameters + fcWeight,
                                       bias: parameters + fcBias, count: n)
@@ -190,25 +195,26 @@ public final class GlyphNet: EmbeddingNetwork {
                       features: features.pointer, weight: parameters + fcWeight, count: n)
         try gradientsFinal?(fcWeight)
         let last = blocks[blocks.count - 1]
-        globalAveragePoolBackward(inputGradient: last.activatedGradient.pointer, outputGradient: featuresGradient.pointer,
+        globalAveragePoolBackward(inputGradient: last.activatedGradient!.pointer, outputGradient: featuresGradient.pointer,
                                   count: n, positions: last.height * last.width, channels: featureSize)
         for index in stride(from: blocks.count - 1, through: 0, by: -1) {
             let block = blocks[index]
             let h = block.height, w = block.width, co = block.outputChannels, rows = n * h * w
-            if let pooled = block.pooled, let pooledGradient = block.pooledGradient {
-                maxPool2x2Backward(inputGradient: block.activatedGradient.pointer, outputGradient: pooledGradient.pointer,
-                                   input: block.activated.pointer, output: pooled.pointer,
-                                   count: n, height: h, width: w, channels: co, throughReLU: true)
-            }
-            // Pooled blocks had the ReLU mask applied by the pool's backward; the last block
-            // has BN's backward apply it.
             let saved = block.saved
-            try batchNormBackward(
-                inputGradient: block.convolvedGradient.pointer, scaleGradient: gradients + block.bnScale,
-                shiftGradient: gradients + block.bnShift, sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
-                outputGradient: block.activatedGradient.pointer, input: block.convolved.pointer,
-                scale: parameters + block.bnScale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
-                reluOutput: block.pools ? nil : block.activated.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
+            if let pooledGradient = block.pooledGradient {
+                try batchNormReLUPoolBackward(
+                    inputGradient: block.convolvedGradient.pointer, scaleGradient: gradients + block.bnScale,
+                    shiftGradient: gradients + block.bnShift, pooledGradient: pooledGradient.pointer,
+                    input: block.convolved.pointer, scale: parameters + block.bnScale, saved: saved,
+                    count: n, height: h, width: w, sync: batchNorm)
+            } else {
+                try batchNormBackward(
+                    inputGradient: block.convolvedGradient.pointer, scaleGradient: gradients + block.bnScale,
+                    shiftGradient: gradients + block.bnShift, sums: saved.sums.pointer, coefficients: saved.backwardCoefficients,
+                    outputGradient: block.activatedGradient!.pointer, input: block.convolved.pointer,
+                    scale: parameters + block.bnScale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
+                    reluOutput: block.activated!.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
+            }
             // Each block kept its im2col, Winograd-transformed input, or (the first block) padded input.
             let previous = index > 0 ? blocks[index - 1] : nil
             if block.inputChannels == 1 {

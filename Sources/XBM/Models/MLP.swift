@@ -92,7 +92,7 @@ public final class MLP: EmbeddingNetwork {
                      output: activated.pointer, count: n * h)
         try batchNormBackward(
             inputGradient: hiddenGradient.pointer, scaleGradient: gradients + bnScale, shiftGradient: gradients + bnShift,
-            sums: saved.sums.pointer, coefficients: saved.coefficients.pointer,
+            sums: saved.sums.pointer, coefficients: saved.backwardCoefficients,
             outputGradient: activatedGradient.pointer, input: hidden.pointer, scale: parameters + bnScale,
             mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
             globalCount: saved.globalCount, rows: n, channels: h, sync: batchNorm)
