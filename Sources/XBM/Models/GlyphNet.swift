@@ -52,7 +52,7 @@ public final class GlyphNet: EmbeddingNetwork {
         let pooledGradient: FlatBuffer<Float>? // = the next block's input gradient
         let saved: BatchNormSaved
 
-        init(index: Int, inputChannels: Int, outputChannels: Int, height: Int, width: Int, pools: Bool,
+        init(index: Int, inputChannels: Int, outputChannels: Int, height: Int, width: Int, pools: Bool, winograd: Bool,
              maxBatch: Int, parameters: inout ParameterLayout, state: inout ParameterLayout) {
             self.inputChannels = inputChannels
             self.outputChannels = outputChannels
@@ -69,12 +69,12 @@ public final class GlyphNet: EmbeddingNetwork {
             convolved = FlatBuffer(count: full)
             activated = pools ? nil : FlatBuffer(count: full)
             convolvedGradient = FlatBuffer(count: full)
-            winograd = inputChannels > 1 && WinogradWorkspace.applies(inputChannels: inputChannels, height: height, width: width)
+            self.winograd = winograd && inputChannels > 1 && WinogradWorkspace.applies(inputChannels: inputChannels, height: height, width: width)
                 ? WinogradWorkspace(inputChannels: inputChannels, outputChannels: outputChannels,
                                     height: height, width: width, maxBatch: maxBatch)
                 : nil
             columns = FlatBuffer(count: inputChannels == 1 ? maxBatch * (height + 2) * (width + 2)
-                                     : winograd != nil ? 0 : maxBatch * height * width * 9 * inputChannels)
+                                     : self.winograd != nil ? 0 : maxBatch * height * width * 9 * inputChannels)
             transposedWeight = FlatBuffer(count: inputChannels == 1 ? 9 * outputChannels : 0)
             activatedGradient = pools ? nil : FlatBuffer(count: full)
             pooled = pools ? FlatBuffer(count: full / 4) : nil
@@ -91,8 +91,10 @@ public final class GlyphNet: EmbeddingNetwork {
     ///   - inputChannels: C of the (C, H, W) input: 1 for glyphs, 3 for colour images.
     ///   - height, width: input size, positive multiples of 8 (32×32 for hanzi).
     ///   - channels: the four blocks' widths; other than the default only to make tests small.
+    ///   - winograd: false keeps every wide block on im2col; tests compare the two.
     public init(embeddingSize: Int = 128, maxBatch: Int, batchNorm: BatchNormSync, inputChannels: Int = 1,
-                height: Int = 32, width: Int = 32, channels blockWidths: [Int] = GlyphNet.blockChannels) {
+                height: Int = 32, width: Int = 32, channels blockWidths: [Int] = GlyphNet.blockChannels,
+                winograd: Bool = true) {
         precondition(blockWidths.count == 4 && blockWidths.allSatisfy { $0 >= 1 },
                      "GlyphNet needs four positive block widths, got \(blockWidths)")
         precondition(embeddingSize >= 1, "GlyphNet embedding size must be positive, got \(embeddingSize)")
@@ -113,7 +115,7 @@ public final class GlyphNet: EmbeddingNetwork {
         var channels = inputChannels
         for (index, outputChannels) in blockWidths.enumerated() {
             built.append(Block(index: index, inputChannels: channels, outputChannels: outputChannels,
-                               height: height >> index, width: width >> index, pools: index < 3,
+                               height: height >> index, width: width >> index, pools: index < 3, winograd: winograd,
                                maxBatch: maxBatch, parameters: &parameters, state: &state))
             channels = outputChannels
         }
