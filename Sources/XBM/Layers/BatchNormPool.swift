@@ -34,16 +34,13 @@ func batchNormReLUPoolForward(pooled: UnsafeMutablePointer<Float>, input x: Unsa
         for outputRow in outputRows {
             forEachWindow(outputRow: outputRow, height: height, width: width, channels: channels) { corner, out in
                 let x0 = x + corner, x1 = x0 + channels, x2 = x0 + rowStride, x3 = x2 + channels
-                var c = 0
-                while c < channels {
-                    let lanes = min(vectorWidth, channels - c)
+                forEachVectorSlice(channels) { c, lanes in
                     let ac = loadVector(a + c, lanes: lanes), bc = loadVector(b + c, lanes: lanes)
                     let top = lanewiseMax(batchNormReLU(loadVector(x0 + c, lanes: lanes), ac, bc),
                                           batchNormReLU(loadVector(x1 + c, lanes: lanes), ac, bc))
                     let bottom = lanewiseMax(batchNormReLU(loadVector(x2 + c, lanes: lanes), ac, bc),
                                              batchNormReLU(loadVector(x3 + c, lanes: lanes), ac, bc))
                     storeVector(lanewiseMax(top, bottom), pooled + out + c, lanes: lanes)
-                    c += lanes
                 }
             }
         }
@@ -59,14 +56,15 @@ private func routedGradient(_ x0: FloatVector, _ x1: FloatVector, _ x2: FloatVec
     let z0 = batchNormReLU(x0, a, b), z1 = batchNormReLU(x1, a, b)
     let z2 = batchNormReLU(x2, a, b), z3 = batchNormReLU(x3, a, b)
     let best = lanewiseMax(lanewiseMax(z0, z1), lanewiseMax(z2, z3))
-    var taken = best .<= 0
-    func route(_ z: FloatVector) -> FloatVector {
-        let wins = (z .== best) .& .!taken
-        taken = taken .| wins
-        return FloatVector.zero.replacing(with: g, where: wins)
-    }
-    let d0 = route(z0), d1 = route(z1), d2 = route(z2), d3 = route(z3)
-    return (d0, d1, d2, d3)
+    let clipped = best .<= 0
+    let wins0 = (z0 .== best) .& .!clipped
+    let taken1 = clipped .| wins0
+    let wins1 = (z1 .== best) .& .!taken1
+    let taken2 = taken1 .| wins1
+    let wins2 = (z2 .== best) .& .!taken2
+    let wins3 = (z3 .== best) .& .!(taken2 .| wins2)
+    return (FloatVector.zero.replacing(with: g, where: wins0), FloatVector.zero.replacing(with: g, where: wins1),
+            FloatVector.zero.replacing(with: g, where: wins2), FloatVector.zero.replacing(with: g, where: wins3))
 }
 
 /// Gradients of `batchNormReLUPoolForward` after a training-mode batch-norm forward whose
@@ -87,9 +85,7 @@ func batchNormReLUPoolBackward(inputGradient: UnsafeMutablePointer<Float>, scale
     parallelChunks(outputRows, minimumChunk: minimumChunk) { rows in
         for outputRow in rows {
             let sumG = partials + outputRow * 2 * channels, sumGX = sumG + channels
-            var c = 0
-            while c < channels {
-                let lanes = min(vectorWidth, channels - c)
+            forEachVectorSlice(channels) { c, lanes in
                 let ac = loadVector(a + c, lanes: lanes), bc = loadVector(b + c, lanes: lanes)
                 var s1 = FloatVector.zero, s2 = FloatVector.zero
                 forEachWindow(outputRow: outputRow, height: height, width: width, channels: channels) { corner, out in
@@ -103,7 +99,6 @@ func batchNormReLUPoolBackward(inputGradient: UnsafeMutablePointer<Float>, scale
                 }
                 storeVector(s1, sumG + c, lanes: lanes)
                 storeVector(s2, sumGX + c, lanes: lanes)
-                c += lanes
             }
         }
     }
@@ -122,9 +117,7 @@ func batchNormReLUPoolBackward(inputGradient: UnsafeMutablePointer<Float>, scale
     parallelChunks(outputRows, minimumChunk: minimumChunk) { rows in
         for outputRow in rows {
             forEachWindow(outputRow: outputRow, height: height, width: width, channels: channels) { corner, out in
-                var c = 0
-                while c < channels {
-                    let lanes = min(vectorWidth, channels - c)
+                forEachVectorSlice(channels) { c, lanes in
                     let offsets = (corner + c, corner + c + channels, corner + c + rowStride, corner + c + rowStride + channels)
                     let v0 = loadVector(x + offsets.0, lanes: lanes), v1 = loadVector(x + offsets.1, lanes: lanes)
                     let v2 = loadVector(x + offsets.2, lanes: lanes), v3 = loadVector(x + offsets.3, lanes: lanes)
@@ -137,7 +130,6 @@ func batchNormReLUPoolBackward(inputGradient: UnsafeMutablePointer<Float>, scale
                     storeVector(kc * d1 + uc * v1 + vc, inputGradient + offsets.1, lanes: lanes)
                     storeVector(kc * d2 + uc * v2 + vc, inputGradient + offsets.2, lanes: lanes)
                     storeVector(kc * d3 + uc * v3 + vc, inputGradient + offsets.3, lanes: lanes)
-                    c += lanes
                 }
             }
         }

@@ -38,3 +38,17 @@ func storeVector(_ value: FloatVector, _ pointer: UnsafeMutablePointer<Float>, l
     if lanes == vectorWidth { return storeVector(value, pointer) }
     for lane in 0..<lanes { pointer[lane] = value[lane] }
 }
+
+/// Calls `body(start, lanes)` for consecutive slices of `count` values, 16 lanes each and a
+/// shorter last one. Inlined, the full slices see `lanes` as the constant 16, so the
+/// `lanes:` loads and stores in `body` compile to plain vector moves; only the tail pays for
+/// lane-by-lane access.
+@inline(__always)
+func forEachVectorSlice(_ count: Int, _ body: (_ start: Int, _ lanes: Int) -> Void) {
+    var start = 0
+    while start + vectorWidth <= count {
+        body(start, vectorWidth)
+        start += vectorWidth
+    }
+    if start < count { body(start, count - start) }
+}

@@ -196,9 +196,7 @@ func winogradWeightTransform(transformed u: UnsafeMutablePointer<Float>, weight:
     parallelChunks(co, minimumChunk: max(1, 4096 / (16 * ci))) { outputs in
         for o in outputs {
             let g = weight + o * 9 * ci
-            var c = 0
-            while c < ci {
-                let lanes = min(vectorWidth, ci - c)
+            forEachVectorSlice(ci) { c, lanes in
                 func tap(_ k: Int) -> FloatVector { loadVector(g + k * ci + c, lanes: lanes) }
                 // Along ky for each kx: column kx of G g.
                 let k0 = weightRows(tap(0), tap(3), tap(6))
@@ -216,7 +214,6 @@ func winogradWeightTransform(transformed u: UnsafeMutablePointer<Float>, weight:
                 store(1, weightRows(k0.1, k1.1, k2.1))
                 store(2, weightRows(k0.2, k1.2, k2.2))
                 store(3, weightRows(k0.3, k1.3, k2.3))
-                c += lanes
             }
         }
     }
@@ -231,9 +228,7 @@ func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>,
     parallelChunks(co, minimumChunk: max(1, 4096 / (16 * ci))) { outputs in
         for o in outputs {
             let g = weightGradient + o * 9 * ci
-            var c = 0
-            while c < ci {
-                let lanes = min(vectorWidth, ci - c)
+            forEachVectorSlice(ci) { c, lanes in
                 let base = du + o * ci + c
                 // Along b for each row a: s_a = dU[a][·] G (3 values).
                 func row(_ a: Int) -> (FloatVector, FloatVector, FloatVector) {
@@ -254,7 +249,6 @@ func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>,
                 add(0, c0.0); add(1, c1.0); add(2, c2.0)
                 add(3, c0.1); add(4, c1.1); add(5, c2.1)
                 add(6, c0.2); add(7, c1.2); add(8, c2.2)
-                c += lanes
             }
         }
     }
@@ -278,9 +272,7 @@ func winogradInputTransform(transformed v: UnsafeMutablePointer<Float>, plane: I
             let image = input + i * height * width * channels
             for tx in 0..<tileColumns {
                 let t = rowOfTiles * tileColumns + tx
-                var c = 0
-                while c < channels {
-                    let lanes = min(vectorWidth, channels - c)
+                forEachVectorSlice(channels) { c, lanes in
                     // d[4r + s] = input at (2ty − 1 + r, 2tx − 1 + s), zero outside.
                     for r in 0..<4 {
                         let y = 2 * ty - 1 + r
@@ -302,7 +294,6 @@ func winogradInputTransform(transformed v: UnsafeMutablePointer<Float>, plane: I
                         storeVector(v2, base + 2 * plane, lanes: lanes)
                         storeVector(v3, base + 3 * plane, lanes: lanes)
                     }
-                    c += lanes
                 }
             }
         }
@@ -323,9 +314,7 @@ func winogradInputTransformAdjoint(inputGradient: UnsafeMutablePointer<Float>, t
             let image = inputGradient + i * height * width * channels
             for tx in 0..<tileColumns {
                 let t = rowOfTiles * tileColumns + tx
-                var c = 0
-                while c < channels {
-                    let lanes = min(vectorWidth, channels - c)
+                forEachVectorSlice(channels) { c, lanes in
                     // B along b for each row a, then along a for each column s.
                     for a in 0..<4 {
                         let base = dv + 4 * a * plane + t * channels + c
@@ -346,7 +335,6 @@ func winogradInputTransformAdjoint(inputGradient: UnsafeMutablePointer<Float>, t
                             storeVector(loadVector(target, lanes: lanes) + d[4 * r + s], target, lanes: lanes)
                         }
                     }
-                    c += lanes
                 }
             }
         }
@@ -365,9 +353,7 @@ func winogradOutputTransform(output: UnsafeMutablePointer<Float>, products m: Un
             let image = output + i * height * width * channels
             for tx in 0..<tileColumns {
                 let t = rowOfTiles * tileColumns + tx
-                var c = 0
-                while c < channels {
-                    let lanes = min(vectorWidth, channels - c)
+                forEachVectorSlice(channels) { c, lanes in
                     // Aᵀ along b for each row a (q[2a + j]), then along a for each output column j.
                     for a in 0..<4 {
                         let base = m + 4 * a * plane + t * channels + c
@@ -380,7 +366,6 @@ func winogradOutputTransform(output: UnsafeMutablePointer<Float>, products m: Un
                         storeVector(y0, image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
                         storeVector(y1, image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
                     }
-                    c += lanes
                 }
             }
         }
@@ -400,9 +385,7 @@ func winogradOutputTransformAdjoint(products dm: UnsafeMutablePointer<Float>, pl
             let image = outputGradient + i * height * width * channels
             for tx in 0..<tileColumns {
                 let t = rowOfTiles * tileColumns + tx
-                var c = 0
-                while c < channels {
-                    let lanes = min(vectorWidth, channels - c)
+                forEachVectorSlice(channels) { c, lanes in
                     // A along the output row i for each column j (p[2a + j]), then along j for each a.
                     for j in 0..<2 {
                         let top = loadVector(image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
@@ -417,7 +400,6 @@ func winogradOutputTransformAdjoint(products dm: UnsafeMutablePointer<Float>, pl
                         storeVector(m2, base + 2 * plane, lanes: lanes)
                         storeVector(m3, base + 3 * plane, lanes: lanes)
                     }
-                    c += lanes
                 }
             }
         }
