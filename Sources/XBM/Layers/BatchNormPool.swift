@@ -49,7 +49,7 @@ func batchNormReLUPoolForward(pooled: UnsafeMutablePointer<Float>, input x: Unsa
 
 /// The routed gradient of one window and channel slice: dy at each of the four positions
 /// (g at the winner, 0 elsewhere), from x, a, b and the window's g.
-@inline(__always)
+@_transparent
 private func routedGradient(_ x0: FloatVector, _ x1: FloatVector, _ x2: FloatVector, _ x3: FloatVector,
                             a: FloatVector, b: FloatVector, g: FloatVector)
     -> (FloatVector, FloatVector, FloatVector, FloatVector) {

@@ -34,9 +34,7 @@ func conv3x3SingleChannelForward(output: UnsafeMutablePointer<Float>, transposed
             var x = 0
             while x + 4 <= width {
                 let out = output + (imageRow * width + x) * co
-                var o = 0
-                while o < co {
-                    let lanes = min(vectorWidth, co - o)
+                forEachVectorSlice(co) { o, lanes in
                     var s0 = FloatVector.zero, s1 = s0, s2 = s0, s3 = s0
                     for ky in 0..<3 {
                         let row = top + ky * paddedWidth + x
@@ -52,7 +50,6 @@ func conv3x3SingleChannelForward(output: UnsafeMutablePointer<Float>, transposed
                     storeVector(s1, out + co + o, lanes: lanes)
                     storeVector(s2, out + 2 * co + o, lanes: lanes)
                     storeVector(s3, out + 3 * co + o, lanes: lanes)
-                    o += lanes
                 }
                 x += 4
             }
@@ -78,8 +75,8 @@ func conv3x3SingleChannelForward(output: UnsafeMutablePointer<Float>, transposed
 }
 
 /// Adds dWeight[o, ky, kx] += Σ_{i, y, x} dOutput[i, y, x, o] · padded[i, y+ky, x+kx].
-/// Groups of 16 output channels go to different threads; for one image and one kernel row ky
-/// at a time, three partial sums stay in registers (nine would spill), then go to the total.
+/// Groups of 16 output channels go to different threads; each keeps its nine partial sums
+/// in registers for one image at a time, then adds them to the total.
 @inline(never)
 func conv3x3SingleChannelBackward(weightGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
                                   padded: UnsafePointer<Float>, count n: Int, height: Int, width: Int, outputChannels co: Int) {
@@ -88,19 +85,22 @@ func conv3x3SingleChannelBackward(weightGradient: UnsafeMutablePointer<Float>, o
         for group in groupRange {
             let o0 = group * vectorWidth, lanes = min(vectorWidth, co - o0)
             for i in 0..<n {
-                for ky in 0..<3 {
-                    var s0 = FloatVector.zero, s1 = s0, s2 = s0
-                    for y in 0..<height {
-                        let r = padded + (i * (height + 2) + y + ky) * paddedWidth
-                        for x in 0..<width {
-                            let gradient = loadVector(outputGradient + ((i * height + y) * width + x) * co + o0, lanes: lanes)
-                            s0 += r[x] * gradient; s1 += r[x + 1] * gradient; s2 += r[x + 2] * gradient
-                        }
+                var s0 = FloatVector.zero, s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0, s8 = s0
+                for y in 0..<height {
+                    let r0 = padded + (i * (height + 2) + y) * paddedWidth, r1 = r0 + paddedWidth, r2 = r1 + paddedWidth
+                    for x in 0..<width {
+                        let g = outputGradient + ((i * height + y) * width + x) * co + o0
+                        let gradient = loadVector(g, lanes: lanes)
+                        s0 += r0[x] * gradient; s1 += r0[x + 1] * gradient; s2 += r0[x + 2] * gradient
+                        s3 += r1[x] * gradient; s4 += r1[x + 1] * gradient; s5 += r1[x + 2] * gradient
+                        s6 += r2[x] * gradient; s7 += r2[x + 1] * gradient; s8 += r2[x + 2] * gradient
                     }
-                    for lane in 0..<lanes {
-                        let d = weightGradient + (o0 + lane) * 9 + 3 * ky
-                        d[0] += s0[lane]; d[1] += s1[lane]; d[2] += s2[lane]
-                    }
+                }
+                for lane in 0..<lanes {
+                    let d = weightGradient + (o0 + lane) * 9
+                    d[0] += s0[lane]; d[1] += s1[lane]; d[2] += s2[lane]
+                    d[3] += s3[lane]; d[4] += s4[lane]; d[5] += s5[lane]
+                    d[6] += s6[lane]; d[7] += s7[lane]; d[8] += s8[lane]
                 }
             }
         }
