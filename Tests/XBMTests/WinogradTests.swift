@@ -39,21 +39,27 @@ final class WinogradTests: XCTestCase {
             var random = RandomSource(seed: UInt64(100 * h + ci))
             let x = randomFloats(n * h * w * ci, &random), weight = randomFloats(co * 9 * ci, &random)
             let r = randomFloats(n * h * w * co, &random)
-            let workspace = WinogradWorkspace(inputChannels: ci, outputChannels: co, height: h, width: w, maxBatch: n + 1)
-            var output = [Float](repeating: .nan, count: n * h * w * co)
-            winogradForward(output: &output, input: x, weight: weight, count: n, workspace: workspace)
+            let (dInput, dWeight) = referenceGradients(input: x, weight: weight, r: r, n: n, h: h, w: w, ci: ci, co: co)
             let reference = ReferenceLayers.conv3x3(x.doubles, weight: weight.doubles, count: n, height: h, width: w,
                                                     inputChannels: ci, outputChannels: co)
-            XCTAssertLessThanOrEqual(relativeMaxError(output.doubles, reference), tolerance, "forward \([n, h, w, ci, co])")
+            // The size rule sends these small layers by ξ; one image per group takes the other way.
+            for group in [nil, 1] as [Int?] {
+                let workspace = WinogradWorkspace(inputChannels: ci, outputChannels: co, height: h, width: w, maxBatch: n + 1,
+                                                  imagesPerGroup: group)
+                let what = "\([n, h, w, ci, co]) \(workspace.usesGroups(n) ? "by groups" : "by ξ")"
+                XCTAssertEqual(workspace.usesGroups(n), group != nil && n >= 2, what)
+                var output = [Float](repeating: .nan, count: n * h * w * co)
+                winogradForward(output: &output, input: x, weight: weight, count: n, workspace: workspace)
+                XCTAssertLessThanOrEqual(relativeMaxError(output.doubles, reference), tolerance, "forward \(what)")
 
-            // dInput is written (NaN beforehand proves every element is); dWeight is added onto 0.5.
-            var inputGradient = [Float](repeating: .nan, count: x.count)
-            var weightGradient = [Float](repeating: 0.5, count: weight.count)
-            winogradBackward(inputGradient: &inputGradient, weightGradient: &weightGradient, outputGradient: r,
-                             count: n, workspace: workspace)
-            let (dInput, dWeight) = referenceGradients(input: x, weight: weight, r: r, n: n, h: h, w: w, ci: ci, co: co)
-            assertGradient(inputGradient.doubles, dInput, tolerance: tolerance, "dInput \([n, h, w, ci, co])")
-            assertGradient(weightGradient.map { Double($0) - 0.5 }, dWeight, tolerance: tolerance, "dWeight \([n, h, w, ci, co])")
+                // dInput is written (NaN beforehand proves every element is); dWeight is added onto 0.5.
+                var inputGradient = [Float](repeating: .nan, count: x.count)
+                var weightGradient = [Float](repeating: 0.5, count: weight.count)
+                winogradBackward(inputGradient: &inputGradient, weightGradient: &weightGradient, outputGradient: r,
+                                 count: n, workspace: workspace)
+                assertGradient(inputGradient.doubles, dInput, tolerance: tolerance, "dInput \(what)")
+                assertGradient(weightGradient.map { Double($0) - 0.5 }, dWeight, tolerance: tolerance, "dWeight \(what)")
+            }
         }
     }
 

@@ -27,17 +27,27 @@
 // reference in WinogradTests).
 
 /// The buffers of one Winograd convolution layer, sized for `maxBatch` samples. V keeps the
-/// forward's transformed input for the weight gradient, M the backward's dM. The forward's M
-/// and the backward's dV live only per group of images, in a scratch small enough for the
-/// core's cache: the product writes it, the transform reads it back from there.
+/// forward's transformed input for the weight gradient, M the backward's dM.
+///
+/// Two ways to spread the 16 products over threads, chosen from the sizes alone (never from
+/// the thread count, so the bits do not depend on it):
+/// - by groups of images, when the batch makes at least two: per group the input transform,
+///   the 16 products into a scratch small enough for the core's cache, and the output
+///   transform from there (the backward's dV likewise);
+/// - by transform position ξ otherwise (the last blocks, a few tiles per image): each thread
+///   runs whole products over all tiles into the full M (and V), so U is packed once per ξ
+///   rather than once per group — with few tiles per group, packing U would cost as much as
+///   the product.
+/// dU always sums over all tiles per ξ, one ξ per thread.
 final class WinogradWorkspace {
     let inputChannels: Int, outputChannels: Int, height: Int, width: Int, maxBatch: Int
     let tilesPerImage: Int
     /// Images per group: the group's 16 planes of products, 16·tiles·max(Ci, Co) floats,
-    /// stay within `groupScratchFloats`.
+    /// stay within `groupScratchFloats`, but a group has at least max(Ci, Co) tiles (so its
+    /// own rows outweigh U's Ci·Co in each product's packing).
     let imagesPerGroup: Int
     let transformedInput: FlatBuffer<Float>   // V: (16, T, Ci)
-    let products: FlatBuffer<Float>           // dM: (16, T, Co), backward only
+    let products: FlatBuffer<Float>           // M (by ξ), then dM: (16, T, Co)
     let transformedWeight: FlatBuffer<Float>  // U: (16, Co, Ci)
     let transformedWeightGradient: FlatBuffer<Float>  // dU: (16, Co, Ci)
 
@@ -50,7 +60,8 @@ final class WinogradWorkspace {
         inputChannels >= 8 && height % 2 == 0 && width % 2 == 0
     }
 
-    init(inputChannels: Int, outputChannels: Int, height: Int, width: Int, maxBatch: Int) {
+    /// `imagesPerGroup` overrides the size rule (tests take both ways on small layers).
+    init(inputChannels: Int, outputChannels: Int, height: Int, width: Int, maxBatch: Int, imagesPerGroup: Int? = nil) {
         precondition(height % 2 == 0 && width % 2 == 0, "Winograd F(2×2, 3×3) needs even sizes, got \(height)×\(width)")
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
@@ -58,12 +69,25 @@ final class WinogradWorkspace {
         self.width = width
         self.maxBatch = maxBatch
         tilesPerImage = (height / 2) * (width / 2)
-        imagesPerGroup = max(1, WinogradWorkspace.groupScratchFloats / (16 * tilesPerImage * max(inputChannels, outputChannels)))
+        let widest = max(inputChannels, outputChannels)
+        self.imagesPerGroup = imagesPerGroup ?? max(1, WinogradWorkspace.groupScratchFloats / (16 * tilesPerImage * widest),
+                                                    (widest + tilesPerImage - 1) / tilesPerImage)
         let tiles = maxBatch * tilesPerImage
         transformedInput = FlatBuffer(count: 16 * tiles * inputChannels)
         products = FlatBuffer(count: 16 * tiles * outputChannels)
         transformedWeight = FlatBuffer(count: 16 * inputChannels * outputChannels)
         transformedWeightGradient = FlatBuffer(count: 16 * inputChannels * outputChannels)
+    }
+
+    /// Whether a batch of n images goes by groups (at least two of them) or by ξ.
+    func usesGroups(_ n: Int) -> Bool { n >= 2 * imagesPerGroup }
+
+    /// Calls `body(first image, image count)` for contiguous ranges of n images spread over
+    /// the threads, for the transforms of the by-ξ way.
+    func forEachImageRange(_ n: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
+        parallelChunks(n, minimumChunk: max(1, 2048 / (16 * tilesPerImage * max(inputChannels, outputChannels)))) { images in
+            body(images.lowerBound, images.count)
+        }
     }
 
     /// Calls `body(first image, image count, scratch)` for the groups of n images, the groups
@@ -93,6 +117,25 @@ func winogradForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<F
     let ci = w.inputChannels, co = w.outputChannels, tiles = n * w.tilesPerImage, pixels = w.height * w.width
     let v = w.transformedInput.pointer, u = w.transformedWeight.pointer
     winogradWeightTransform(transformed: u, weight: weight, inputChannels: ci, outputChannels: co)
+    guard w.usesGroups(n) else {
+        let m = w.products.pointer
+        w.forEachImageRange(n) { first, images in
+            winogradInputTransform(transformed: v + first * w.tilesPerImage * ci, plane: tiles * ci,
+                                   input: input + first * pixels * ci, images: images,
+                                   height: w.height, width: w.width, channels: ci)
+        }
+        parallelProducts(16) { planes in
+            for xi in planes {
+                gemm(.none, .transposed, m: tiles, n: co, k: ci, a: v + xi * tiles * ci, lda: ci,
+                     b: u + xi * co * ci, ldb: ci, c: m + xi * tiles * co, ldc: co)
+            }
+        }
+        w.forEachImageRange(n) { first, images in
+            winogradOutputTransform(output: output + first * pixels * co, products: m + first * w.tilesPerImage * co,
+                                    plane: tiles * co, images: images, height: w.height, width: w.width, channels: co)
+        }
+        return
+    }
     w.forEachGroup(n) { first, images, m in
         let t0 = first * w.tilesPerImage, groupTiles = images * w.tilesPerImage
         winogradInputTransform(transformed: v + t0 * ci, plane: tiles * ci, input: input + first * pixels * ci,
@@ -131,6 +174,21 @@ func winogradBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradien
     }
     winogradWeightTransformAdjoint(weightGradient: weightGradient, transformed: du, inputChannels: ci, outputChannels: co)
     guard let inputGradient else { return }
+    guard w.usesGroups(n) else {
+        // dV over all tiles into V, whose forward values dU no longer needs.
+        parallelProducts(16) { planes in
+            for xi in planes {
+                gemm(.none, .none, m: tiles, n: ci, k: co, a: dm + xi * tiles * co, lda: co,
+                     b: u + xi * co * ci, ldb: ci, c: v + xi * tiles * ci, ldc: ci)
+            }
+        }
+        w.forEachImageRange(n) { first, images in
+            winogradInputTransformAdjoint(inputGradient: inputGradient + first * pixels * ci,
+                                          transformed: v + first * w.tilesPerImage * ci, plane: tiles * ci,
+                                          images: images, height: w.height, width: w.width, channels: ci)
+        }
+        return
+    }
     w.forEachGroup(n) { first, images, dv in
         let t0 = first * w.tilesPerImage, groupTiles = images * w.tilesPerImage
         for xi in 0..<16 {
