@@ -51,7 +51,8 @@ final class WinogradWorkspace {
     let transformedWeight: FlatBuffer<Float>  // U: (16, Co, Ci)
     let transformedWeightGradient: FlatBuffer<Float>  // dU: (16, Co, Ci)
 
-    /// 128 Ki floats (512 KiB): half of this machine's L2 per core, measured best among 64–512 Ki.
+    /// 128 Ki floats (512 KiB), half the L2 of a core of the development machine; 128 Ki to
+    /// 1 Mi floats measured alike there, 4 Mi (one group for the last block) was slower.
     static let groupScratchFloats = 128 * 1024
 
     /// Whether F(2×2, 3×3) applies: even sizes, and enough input channels for the 16
@@ -85,7 +86,7 @@ final class WinogradWorkspace {
     /// Calls `body(first image, image count)` for contiguous ranges of n images spread over
     /// the threads, for the transforms of the by-ξ way.
     func forEachImageRange(_ n: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
-        parallelChunks(n, minimumChunk: max(1, 2048 / (16 * tilesPerImage * max(inputChannels, outputChannels)))) { images in
+        parallelChunks(n, minimumChunk: 1) { images in
             body(images.lowerBound, images.count)
         }
     }
@@ -108,8 +109,8 @@ final class WinogradWorkspace {
 }
 
 /// output (n, H, W, Co) = input (n, H, W, Ci) ⋆ weight (Co, 3, 3, Ci), zero padding 1, as
-/// `conv3x3Forward`. On return the workspace holds V and U for `winogradBackward`. Per group
-/// of images: V, the 16 products into the scratch, the output transform from there.
+/// `conv3x3Forward`, by groups of images or by ξ (`WinogradWorkspace`). On return the
+/// workspace holds V and U for `winogradBackward`.
 @inline(never)
 func winogradForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                      count n: Int, workspace w: WinogradWorkspace) {
@@ -152,7 +153,7 @@ func winogradForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<F
 /// Gradients of `winogradForward` (its workspace as the forward left it): *adds* the weight
 /// gradient, *writes* the input gradient (nil skips it). dM for all tiles, then dU_ξ over all
 /// tiles per ξ (each ξ on one thread, so the sum over tiles does not depend on the thread
-/// count), then per group of images dV into the scratch and the input transform's adjoint.
+/// count), then dV and the input transform's adjoint, by groups of images (dV in the scratch) or by ξ.
 @inline(never)
 func winogradBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient: UnsafeMutablePointer<Float>,
                       outputGradient: UnsafePointer<Float>, count n: Int, workspace w: WinogradWorkspace) {
@@ -316,44 +317,54 @@ func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>,
 //
 // Each transform runs on one thread over `images` consecutive images, their tiles numbered
 // from 0 (t = (image·H/2 + ty)·W/2 + tx) and the 16 planes of the transformed side `plane`
-// floats apart. It keeps the 16 vectors of one tile and channel slice in a stack scratch.
+// floats apart. It keeps the vectors of one tile and channel slice in a stack scratch.
+
+/// Calls `body(image, ty, tx, t, c, lanes, scratch)` for every tile of `images` images, in
+/// order, and every 16-channel slice of it, with a stack scratch of `scratchVectors` vectors.
+@inline(__always)
+private func forEachTileSlice(images: Int, height: Int, width: Int, channels: Int, scratchVectors: Int,
+                              _ body: (_ image: Int, _ ty: Int, _ tx: Int, _ t: Int, _ c: Int, _ lanes: Int,
+                                       _ scratch: UnsafeMutablePointer<FloatVector>) -> Void) {
+    let tileRows = height / 2, tileColumns = width / 2
+    withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: scratchVectors) { scratch in
+        for rowOfTiles in 0..<images * tileRows {
+            for tx in 0..<tileColumns {
+                forEachVectorSlice(channels) { c, lanes in
+                    body(rowOfTiles / tileRows, rowOfTiles % tileRows, tx, rowOfTiles * tileColumns + tx, c, lanes,
+                         scratch.baseAddress!)
+                }
+            }
+        }
+    }
+}
 
 /// V[ξ, t, c] = (Bᵀ d B)[ξ] with d the 4×4 window of `input` (zero outside) at tile t.
 @inline(never)
 func winogradInputTransform(transformed v: UnsafeMutablePointer<Float>, plane: Int, input: UnsafePointer<Float>,
                             images: Int, height: Int, width: Int, channels: Int) {
-    let tileRows = height / 2, tileColumns = width / 2
-    withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 16) { scratch in
-        let d = scratch.baseAddress!
-        for rowOfTiles in 0..<images * tileRows {
-            let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
-            let image = input + i * height * width * channels
-            for tx in 0..<tileColumns {
-                let t = rowOfTiles * tileColumns + tx
-                forEachVectorSlice(channels) { c, lanes in
-                    // d[4r + s] = input at (2ty − 1 + r, 2tx − 1 + s), zero outside.
-                    for r in 0..<4 {
-                        let y = 2 * ty - 1 + r
-                        for s in 0..<4 {
-                            let x = 2 * tx - 1 + s
-                            d[4 * r + s] = y >= 0 && y < height && x >= 0 && x < width
-                                ? loadVector(image + (y * width + x) * channels + c, lanes: lanes) : .zero
-                        }
-                    }
-                    // Bᵀ along r for each column s, then along s for each row a.
-                    for s in 0..<4 {
-                        (d[s], d[4 + s], d[8 + s], d[12 + s]) = inputRows(d[s], d[4 + s], d[8 + s], d[12 + s])
-                    }
-                    for a in 0..<4 {
-                        let (v0, v1, v2, v3) = inputRows(d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3])
-                        let base = v + 4 * a * plane + t * channels + c
-                        storeVector(v0, base, lanes: lanes)
-                        storeVector(v1, base + plane, lanes: lanes)
-                        storeVector(v2, base + 2 * plane, lanes: lanes)
-                        storeVector(v3, base + 3 * plane, lanes: lanes)
-                    }
-                }
+    forEachTileSlice(images: images, height: height, width: width, channels: channels,
+                     scratchVectors: 16) { i, ty, tx, t, c, lanes, d in
+        let image = input + i * height * width * channels
+        // d[4r + s] = input at (2ty − 1 + r, 2tx − 1 + s), zero outside.
+        for r in 0..<4 {
+            let y = 2 * ty - 1 + r
+            for s in 0..<4 {
+                let x = 2 * tx - 1 + s
+                d[4 * r + s] = y >= 0 && y < height && x >= 0 && x < width
+                    ? loadVector(image + (y * width + x) * channels + c, lanes: lanes) : .zero
             }
+        }
+        // Bᵀ along r for each column s, then along s for each row a.
+        for s in 0..<4 {
+            (d[s], d[4 + s], d[8 + s], d[12 + s]) = inputRows(d[s], d[4 + s], d[8 + s], d[12 + s])
+        }
+        for a in 0..<4 {
+            let (v0, v1, v2, v3) = inputRows(d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3])
+            let base = v + 4 * a * plane + t * channels + c
+            storeVector(v0, base, lanes: lanes)
+            storeVector(v1, base + plane, lanes: lanes)
+            storeVector(v2, base + 2 * plane, lanes: lanes)
+            storeVector(v3, base + 3 * plane, lanes: lanes)
         }
     }
 }
@@ -363,37 +374,28 @@ func winogradInputTransform(transformed v: UnsafeMutablePointer<Float>, plane: I
 @inline(never)
 func winogradInputTransformAdjoint(inputGradient: UnsafeMutablePointer<Float>, transformed dv: UnsafePointer<Float>,
                                    plane: Int, images: Int, height: Int, width: Int, channels: Int) {
-    let tileRows = height / 2, tileColumns = width / 2
     inputGradient.update(repeating: 0, count: images * height * width * channels)
-    withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 16) { scratch in
-        let d = scratch.baseAddress!
-        for rowOfTiles in 0..<images * tileRows {
-            let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
-            let image = inputGradient + i * height * width * channels
-            for tx in 0..<tileColumns {
-                let t = rowOfTiles * tileColumns + tx
-                forEachVectorSlice(channels) { c, lanes in
-                    // B along b for each row a, then along a for each column s.
-                    for a in 0..<4 {
-                        let base = dv + 4 * a * plane + t * channels + c
-                        (d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3]) = inputRowsAdjoint(
-                            loadVector(base, lanes: lanes), loadVector(base + plane, lanes: lanes),
-                            loadVector(base + 2 * plane, lanes: lanes), loadVector(base + 3 * plane, lanes: lanes))
-                    }
-                    for s in 0..<4 {
-                        (d[s], d[4 + s], d[8 + s], d[12 + s]) = inputRowsAdjoint(d[s], d[4 + s], d[8 + s], d[12 + s])
-                    }
-                    for r in 0..<4 {
-                        let y = 2 * ty - 1 + r
-                        guard y >= 0 && y < height else { continue }
-                        for s in 0..<4 {
-                            let x = 2 * tx - 1 + s
-                            guard x >= 0 && x < width else { continue }
-                            let target = image + (y * width + x) * channels + c
-                            storeVector(loadVector(target, lanes: lanes) + d[4 * r + s], target, lanes: lanes)
-                        }
-                    }
-                }
+    forEachTileSlice(images: images, height: height, width: width, channels: channels,
+                     scratchVectors: 16) { i, ty, tx, t, c, lanes, d in
+        let image = inputGradient + i * height * width * channels
+        // B along b for each row a, then along a for each column s.
+        for a in 0..<4 {
+            let base = dv + 4 * a * plane + t * channels + c
+            (d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3]) = inputRowsAdjoint(
+                loadVector(base, lanes: lanes), loadVector(base + plane, lanes: lanes),
+                loadVector(base + 2 * plane, lanes: lanes), loadVector(base + 3 * plane, lanes: lanes))
+        }
+        for s in 0..<4 {
+            (d[s], d[4 + s], d[8 + s], d[12 + s]) = inputRowsAdjoint(d[s], d[4 + s], d[8 + s], d[12 + s])
+        }
+        for r in 0..<4 {
+            let y = 2 * ty - 1 + r
+            guard y >= 0 && y < height else { continue }
+            for s in 0..<4 {
+                let x = 2 * tx - 1 + s
+                guard x >= 0 && x < width else { continue }
+                let target = image + (y * width + x) * channels + c
+                storeVector(loadVector(target, lanes: lanes) + d[4 * r + s], target, lanes: lanes)
             }
         }
     }
@@ -403,29 +405,20 @@ func winogradInputTransformAdjoint(inputGradient: UnsafeMutablePointer<Float>, t
 @inline(never)
 func winogradOutputTransform(output: UnsafeMutablePointer<Float>, products m: UnsafePointer<Float>, plane: Int,
                              images: Int, height: Int, width: Int, channels: Int) {
-    let tileRows = height / 2, tileColumns = width / 2
-    withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 8) { scratch in
-        let q = scratch.baseAddress!
-        for rowOfTiles in 0..<images * tileRows {
-            let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
-            let image = output + i * height * width * channels
-            for tx in 0..<tileColumns {
-                let t = rowOfTiles * tileColumns + tx
-                forEachVectorSlice(channels) { c, lanes in
-                    // Aᵀ along b for each row a (q[2a + j]), then along a for each output column j.
-                    for a in 0..<4 {
-                        let base = m + 4 * a * plane + t * channels + c
-                        (q[2 * a], q[2 * a + 1]) = outputRows(
-                            loadVector(base, lanes: lanes), loadVector(base + plane, lanes: lanes),
-                            loadVector(base + 2 * plane, lanes: lanes), loadVector(base + 3 * plane, lanes: lanes))
-                    }
-                    for j in 0..<2 {
-                        let (y0, y1) = outputRows(q[j], q[2 + j], q[4 + j], q[6 + j])
-                        storeVector(y0, image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
-                        storeVector(y1, image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
-                    }
-                }
-            }
+    forEachTileSlice(images: images, height: height, width: width, channels: channels,
+                     scratchVectors: 8) { i, ty, tx, t, c, lanes, q in
+        let image = output + i * height * width * channels
+        // Aᵀ along b for each row a (q[2a + j]), then along a for each output column j.
+        for a in 0..<4 {
+            let base = m + 4 * a * plane + t * channels + c
+            (q[2 * a], q[2 * a + 1]) = outputRows(
+                loadVector(base, lanes: lanes), loadVector(base + plane, lanes: lanes),
+                loadVector(base + 2 * plane, lanes: lanes), loadVector(base + 3 * plane, lanes: lanes))
+        }
+        for j in 0..<2 {
+            let (y0, y1) = outputRows(q[j], q[2 + j], q[4 + j], q[6 + j])
+            storeVector(y0, image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
+            storeVector(y1, image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
         }
     }
 }
@@ -435,31 +428,22 @@ func winogradOutputTransform(output: UnsafeMutablePointer<Float>, products m: Un
 @inline(never)
 func winogradOutputTransformAdjoint(products dm: UnsafeMutablePointer<Float>, plane: Int, outputGradient: UnsafePointer<Float>,
                                     images: Int, height: Int, width: Int, channels: Int) {
-    let tileRows = height / 2, tileColumns = width / 2
-    withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: 8) { scratch in
-        let p = scratch.baseAddress!
-        for rowOfTiles in 0..<images * tileRows {
-            let i = rowOfTiles / tileRows, ty = rowOfTiles % tileRows
-            let image = outputGradient + i * height * width * channels
-            for tx in 0..<tileColumns {
-                let t = rowOfTiles * tileColumns + tx
-                forEachVectorSlice(channels) { c, lanes in
-                    // A along the output row i for each column j (p[2a + j]), then along j for each a.
-                    for j in 0..<2 {
-                        let top = loadVector(image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
-                        let bottom = loadVector(image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
-                        (p[j], p[2 + j], p[4 + j], p[6 + j]) = outputRowsAdjoint(top, bottom)
-                    }
-                    for a in 0..<4 {
-                        let (m0, m1, m2, m3) = outputRowsAdjoint(p[2 * a], p[2 * a + 1])
-                        let base = dm + 4 * a * plane + t * channels + c
-                        storeVector(m0, base, lanes: lanes)
-                        storeVector(m1, base + plane, lanes: lanes)
-                        storeVector(m2, base + 2 * plane, lanes: lanes)
-                        storeVector(m3, base + 3 * plane, lanes: lanes)
-                    }
-                }
-            }
+    forEachTileSlice(images: images, height: height, width: width, channels: channels,
+                     scratchVectors: 8) { i, ty, tx, t, c, lanes, p in
+        let image = outputGradient + i * height * width * channels
+        // A along the output row i for each column j (p[2a + j]), then along j for each a.
+        for j in 0..<2 {
+            let top = loadVector(image + ((2 * ty) * width + 2 * tx + j) * channels + c, lanes: lanes)
+            let bottom = loadVector(image + ((2 * ty + 1) * width + 2 * tx + j) * channels + c, lanes: lanes)
+            (p[j], p[2 + j], p[4 + j], p[6 + j]) = outputRowsAdjoint(top, bottom)
+        }
+        for a in 0..<4 {
+            let (m0, m1, m2, m3) = outputRowsAdjoint(p[2 * a], p[2 * a + 1])
+            let base = dm + 4 * a * plane + t * channels + c
+            storeVector(m0, base, lanes: lanes)
+            storeVector(m1, base + plane, lanes: lanes)
+            storeVector(m2, base + 2 * plane, lanes: lanes)
+            storeVector(m3, base + 3 * plane, lanes: lanes)
         }
     }
 }
