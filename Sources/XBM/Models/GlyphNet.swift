@@ -7,7 +7,10 @@
 // The input has C channels (1 for glyphs, 3 for colour): with C = 1 the protocol's
 // (n, 1, H, W) input is already channel-last and the first block convolves it directly
 // (ConvolutionSingleChannel.swift); with C > 1 it is copied to (n, H, W, C) first
-// (ChannelLayout.swift) and the first block takes the im2col path with K = 9·C.
+// (ChannelLayout.swift) and the first block takes the im2col path with K = 9·C. Blocks 2–4
+// convolve by Winograd F(2×2, 3×3) (Winograd.swift) where their sizes are even, im2col
+// otherwise; the three pooled blocks run BN, ReLU and the pool as one fused pair
+// (BatchNormPool.swift), so only the last block stores its activation.
 
 /// The convolutional embedding network for C×H×W images (glyphs, C = 1; colour, C = 3),
 /// values in [0, 1].
