@@ -21,21 +21,38 @@ struct ContrastiveTerm: AnchorTerm {
 
     var name: String { LossKind.contrastive.rawValue }
 
-    /// One branch-free pass writes g_ij ∈ {−1, 0, +1} and the sums (Float within blocks of
-    /// 256, Double across blocks); `.mean` then rescales the row. The own entry is made NaN
-    /// first, which fails both activity tests and so gets g = 0 without a test per pair.
+    /// One branch-free pass writes g_ij ∈ {−1, 0, +1} and the sums (16 lane sums within blocks
+    /// of 256, then Double across blocks); `.mean` then rescales the row. The own entry is made
+    /// NaN first, which fails both activity tests and so gets g = 0 without a test per pair.
     func lossAndGradient(_ row: AnchorRow, reduction: PairReduction) -> Double {
         let s = row.values, labels = row.labels, label = row.label, n = row.count
         let positiveLimit = Float(1 - epsilon), m = Float(margin)
         if row.ownIndex >= 0 { s[row.ownIndex] = .nan }
         var positiveSum = 0.0, negativeSum = 0.0
         var positiveCount = 0, negativeCount = 0
+        let anchorLabel = SIMD16<Int32>(repeating: label)
         var start = 0
         while start < n {
             let end = min(start + 256, n)
-            var blockPositive: Float = 0, blockNegative: Float = 0
-            var blockPositiveCount: Int32 = 0, blockNegativeCount: Int32 = 0
-            for j in start..<end {
+            var lanePositive = FloatVector.zero, laneNegative = FloatVector.zero
+            var lanePositiveCount = SIMD16<Int32>.zero, laneNegativeCount = SIMD16<Int32>.zero
+            var j = start
+            while j + vectorWidth <= end {
+                let sij = loadVector(s + j)
+                let same = UnsafeRawPointer(labels + j).loadUnaligned(as: SIMD16<Int32>.self) .== anchorLabel
+                let activePositive = same .& (sij .< positiveLimit)
+                let activeNegative = .!same .& (sij .> m)
+                lanePositive += FloatVector.zero.replacing(with: 1 - sij, where: activePositive)
+                laneNegative += FloatVector.zero.replacing(with: sij, where: activeNegative)
+                lanePositiveCount &+= SIMD16<Int32>.zero.replacing(with: 1, where: activePositive)
+                laneNegativeCount &+= SIMD16<Int32>.zero.replacing(with: 1, where: activeNegative)
+                storeVector(FloatVector.zero.replacing(with: -1, where: activePositive).replacing(with: 1, where: activeNegative),
+                            s + j)
+                j += vectorWidth
+            }
+            var blockPositive = lanePositive.sum(), blockNegative = laneNegative.sum()
+            var blockPositiveCount = lanePositiveCount.wrappedSum(), blockNegativeCount = laneNegativeCount.wrappedSum()
+            while j < end {
                 let sij = s[j]
                 let same = labels[j] == label
                 let activePositive = same && sij < positiveLimit
@@ -45,6 +62,7 @@ struct ContrastiveTerm: AnchorTerm {
                 blockPositiveCount &+= activePositive ? 1 : 0
                 blockNegativeCount &+= activeNegative ? 1 : 0
                 s[j] = activePositive ? -1 : (activeNegative ? 1 : 0)
+                j += 1
             }
             positiveSum += Double(blockPositive)
             negativeSum += Double(blockNegative)
