@@ -9,6 +9,24 @@ import Foundation
 /// its buffer) before every rank is done reading. Sums run over ranks in rank order into a
 /// private scratch buffer, so every rank gets the same bits.
 public enum SimulatedRanks {
+    nonisolated(unsafe) private static var running = 0
+    private static let runningLock = NSLock()
+
+    /// The simulated ranks running now in this process, over all worlds (0 when none). While
+    /// it is above 1, a process-wide setting (OpenBLAS' thread count) is shared by several
+    /// ranks: one rank changing it would change what the others compute.
+    public static var activeRanks: Int {
+        runningLock.lock()
+        defer { runningLock.unlock() }
+        return running
+    }
+
+    private static func count(_ change: Int) {
+        runningLock.lock()
+        running += change
+        runningLock.unlock()
+    }
+
     /// Runs `body` on `size` threads, one per rank, and returns their results in rank order.
     ///
     /// When a rank throws, the others' pending and future collectives throw
@@ -20,6 +38,8 @@ public enum SimulatedRanks {
         let world = SimulatedWorld(size: size)
         let outcomes = OutcomeBox<Result>(size: size)
         let done = DispatchGroup()
+        count(size)
+        defer { count(-size) }
         for rank in 0..<size {
             done.enter()
             let thread = Thread {

@@ -1,4 +1,5 @@
 import CBLAS
+import Collectives
 import Foundation
 
 // The only file that imports CBLAS (Docs/architecture.md). Everything is row major (C order), as the
@@ -48,9 +49,15 @@ public func gemmReference(_ transA: Transpose, _ transB: Transpose, m: Int, n: I
 /// concurrently, with OpenBLAS itself on one thread meanwhile: for work items that each call
 /// `gemm` on small products (a Winograd convolution's 16, or its groups of images), which then
 /// cost no fork and join inside OpenBLAS. Results must not depend on the split.
+///
+/// OpenBLAS' thread count is one setting for the whole process. With simulated ranks (threads
+/// of one process, `SimulatedRanks.activeRanks` > 1) the items run in order on the calling
+/// thread instead, each product threaded by OpenBLAS as configured: toggling the count would
+/// change it under the other ranks' products (some of OpenBLAS' routines split their sums by
+/// thread), and the simulated-rank tests caught exactly that.
 public func parallelProducts(_ count: Int, _ body: (Range<Int>) -> Void) {
     let configured = BLASThreads.current, threads = min(configured, count)
-    guard threads > 1 else {
+    guard threads > 1, SimulatedRanks.activeRanks <= 1 else {
         if count > 0 { body(0..<count) }
         return
     }
