@@ -249,12 +249,20 @@ func channelSums(sumFirst: UnsafeMutablePointer<Double>, sumProduct: UnsafeMutab
             }
         }
     }
-    for c in 0..<channels { sumFirst[c] = 0; sumProduct[c] = 0 }
+    addInOrder(blocks, partialsOf: 2 * channels, partials, into: sumFirst, sumProduct)
+}
+
+/// The Double totals of per-block Float partial sums, blocks in order: `partials` holds
+/// `blocks` rows of 2C floats (C first sums, then C second sums).
+func addInOrder(_ blocks: Int, partialsOf width: Int, _ partials: UnsafePointer<Float>,
+                into first: UnsafeMutablePointer<Double>, _ second: UnsafeMutablePointer<Double>) {
+    let channels = width / 2
+    for c in 0..<channels { first[c] = 0; second[c] = 0 }
     for block in 0..<blocks {
-        let s1 = partials + block * 2 * channels, s2 = s1 + channels
+        let s1 = partials + block * width, s2 = s1 + channels
         for c in 0..<channels {
-            sumFirst[c] += Double(s1[c])
-            sumProduct[c] += Double(s2[c])
+            first[c] += Double(s1[c])
+            second[c] += Double(s2[c])
         }
     }
 }

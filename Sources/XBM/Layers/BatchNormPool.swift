@@ -103,11 +103,7 @@ func batchNormReLUPoolBackward(inputGradient: UnsafeMutablePointer<Float>, scale
         }
     }
     let sums = saved.sums.pointer
-    for c in 0..<2 * channels { sums[c] = 0 }
-    for row in 0..<outputRows {
-        let partial = partials + row * 2 * channels
-        for c in 0..<2 * channels { sums[c] += Double(partial[c]) }
-    }
+    addInOrder(outputRows, partialsOf: 2 * channels, partials, into: sums, sums + channels)
     let coefficients = saved.backwardCoefficients
     try batchNormBackwardCoefficients(scaleGradient: scaleGradient, shiftGradient: shiftGradient, sums: sums,
                                       coefficients: coefficients, scale: scale, mean: saved.mean.pointer,

@@ -15,7 +15,13 @@ import Dispatch
 /// there is enough work (`minimumChunk` items per thread at least), else inline.
 @inline(__always)
 func parallelChunks(_ count: Int, minimumChunk: Int, _ body: (Range<Int>) -> Void) {
-    let threads = min(BLASThreads.current, count / max(minimumChunk, 1))
+    runChunks(count, threads: min(BLASThreads.current, count / max(minimumChunk, 1)), body)
+}
+
+/// `body` on `threads` contiguous sub-ranges of 0..<count at once (inline when threads ≤ 1):
+/// the split of `parallelChunks` and of `parallelProducts`.
+@inline(__always)
+func runChunks(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
     guard threads > 1 else {
         if count > 0 { body(0..<count) }
         return

@@ -1,5 +1,7 @@
 // Pooling over channel-last activations. Letters: n samples, H×W input size, C channels.
-// Backward kernels write (not add) the input gradient, every element of it.
+// Backward kernels write (not add) the input gradient, every element of it. GlyphNet's
+// pooled blocks run the fused batch norm – ReLU – pool of BatchNormPool.swift; the separate
+// 2×2 max pool here is that pair's tested reference (it must match them bit for bit).
 
 /// 2×2 max pooling, stride 2: output (n, H/2, W/2, C),
 ///   output[i, y, x, c] = max_{dy, dx ∈ {0,1}} input[i, 2y+dy, 2x+dx, c].

@@ -57,18 +57,10 @@ public func gemmReference(_ transA: Transpose, _ transB: Transpose, m: Int, n: I
 /// thread), and the simulated-rank tests caught exactly that.
 public func parallelProducts(_ count: Int, _ body: (Range<Int>) -> Void) {
     let configured = BLASThreads.current, threads = min(configured, count)
-    guard threads > 1, SimulatedRanks.activeRanks <= 1 else {
-        if count > 0 { body(0..<count) }
-        return
-    }
+    guard threads > 1, SimulatedRanks.activeRanks <= 1 else { return runChunks(count, threads: 1, body) }
     openblas_set_num_threads(1)
     defer { openblas_set_num_threads(Int32(configured)) }
-    withoutActuallyEscaping(body) { escapable in
-        nonisolated(unsafe) let work = escapable
-        DispatchQueue.concurrentPerform(iterations: threads) { part in
-            work(part * count / threads..<(part + 1) * count / threads)
-        }
-    }
+    runChunks(count, threads: threads, body)
 }
 
 /// y += α · x over n contiguous elements.
