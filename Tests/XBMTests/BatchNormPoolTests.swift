@@ -7,7 +7,7 @@ import TestSupport
 // maxima) and against finite differences of the Double reference BN → ReLU → pool.
 // Gradient tolerance 1e-4 as in LayerTests (Float rounding plus BN's cancellation of means);
 // against the separate kernels the backward differs only in how Σdy and Σdy·x are grouped,
-// 1e-6 relative (measured ≤ 1.2e-7).
+// 5e-7 relative (measured ≤ 1.2e-7).
 final class BatchNormPoolTests: XCTestCase {
     private struct Case {
         let n: Int, h: Int, w: Int, channels: Int
@@ -103,9 +103,9 @@ final class BatchNormPoolTests: XCTestCase {
                                   outputGradient: activatedGradient, input: x, scale: scale, mean: separateSaved.mean.pointer,
                                   inverseStd: separateSaved.inverseStd.pointer, globalCount: separateSaved.globalCount,
                                   rows: t.rows, channels: t.channels, sync: .local)
-            assertGradient(inputGradient.doubles, separateInput.doubles, tolerance: 1e-6, "dInput against separate kernels \(t)")
-            assertGradient(scaleGradient.doubles, separateScale.doubles, tolerance: 1e-6, "dScale against separate kernels \(t)")
-            assertGradient(shiftGradient.doubles, separateShift.doubles, tolerance: 1e-6, "dShift against separate kernels \(t)")
+            assertGradient(inputGradient.doubles, separateInput.doubles, tolerance: 5e-7, "dInput against separate kernels \(t)")
+            assertGradient(scaleGradient.doubles, separateScale.doubles, tolerance: 5e-7, "dScale against separate kernels \(t)")
+            assertGradient(shiftGradient.doubles, separateShift.doubles, tolerance: 5e-7, "dShift against separate kernels \(t)")
         }
     }
 

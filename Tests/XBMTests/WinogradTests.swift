@@ -119,12 +119,12 @@ final class WinogradNetworkTests: XCTestCase {
         XCTAssertEqual(one.embeddings, two.embeddings, "embeddings at 1 and 2 threads")
         XCTAssertEqual(one.gradients, two.gradients, "gradients at 1 and 2 threads")
         // Measured: embeddings 5.3e-7, every parameter gradient ≤ 2.2e-6 relative to its tensor's
-        // largest entry; an offset error in a group of images would be O(1).
-        XCTAssertLessThanOrEqual(relativeMaxError(one.embeddings.doubles, reference.embeddings.doubles), 5e-6, "embeddings")
+        // largest entry (about 4× room here); an offset error in a group of images would be O(1).
+        XCTAssertLessThanOrEqual(relativeMaxError(one.embeddings.doubles, reference.embeddings.doubles), 2e-6, "embeddings")
         for entry in winograd.parameterLayout.entries {
             let range = entry.offset..<entry.offset + entry.count
             assertGradient(Array(one.gradients[range]).doubles, Array(reference.gradients[range]).doubles,
-                           tolerance: 2e-5, "\(entry.name) against im2col")
+                           tolerance: 1e-5, "\(entry.name) against im2col")
         }
     }
 }
