@@ -6,8 +6,9 @@ import TestSupport
 ///
 ///     XBM_BENCH=1 swift test -c release --filter XBMTests.LossBenchmarkTests
 ///
-/// One contrastive memory term (b 64, d 128, M 16,384; forward and anchor backward) against
-/// one 64 × 128 × 16,384 sgemm, at 1 BLAS thread. Prints milliseconds (median of 7).
+/// One memory term of each loss (b 64, d 128, M 16,384; forward and anchor backward), and the
+/// contrastive one also on the product path, against one 64 × 128 × 16,384 sgemm, at 1 BLAS
+/// thread. Prints milliseconds (median of 7).
 final class LossBenchmarkTests: XCTestCase {
     func testMemoryTermAgainstOneProduct() throws {
         try XCTSkipUnless(ProcessInfo.processInfo.environment["XBM_BENCH"] == "1", "set XBM_BENCH=1 to measure")
@@ -34,6 +35,15 @@ final class LossBenchmarkTests: XCTestCase {
             }
             results.append("\(kind.rawValue) \(String(format: "%.2f", term)) ms (\(String(format: "%.2f", term / product))×)")
         }
+        // Contrastive again on the product-and-passes path that its one-pass kernel replaced.
+        PairLossTuning.streamsContrastiveReferences = false
+        defer { PairLossTuning.streamsContrastiveReferences = true }
+        let loss = makePairLoss(.contrastive, options: LossOptions())
+        let productPath = median {
+            memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
+                       memoryLabels: memoryLabels, reduction: .mean, anchorGradient: &dA)
+        }
+        results.append("contrastive on the product path \(String(format: "%.2f", productPath)) ms (\(String(format: "%.2f", productPath / product))×)")
         print("one 64×128×16384 sgemm: \(String(format: "%.2f", product)) ms; memory term fwd+bwd: " + results.joined(separator: ", "))
         XCTAssertGreaterThan(product, 0)
     }
@@ -48,7 +58,13 @@ final class LossBenchmarkTests: XCTestCase {
         let b = 64, d = 128, M = 16_384, clusters = 4
         let threads = Int(ProcessInfo.processInfo.environment["XBM_BENCH_THREADS"] ?? "1") ?? 1
         BLASThreads.set(threads)
-        defer { PairLossTuning.sparseBackwardDensity = PairLossTuning.defaultSparseBackwardDensity }
+        // The two backward paths are those of the product path, which the contrastive memory
+        // term no longer takes (ContrastiveStream): force it.
+        PairLossTuning.streamsContrastiveReferences = false
+        defer {
+            PairLossTuning.sparseBackwardDensity = PairLossTuning.defaultSparseBackwardDensity
+            PairLossTuning.streamsContrastiveReferences = true
+        }
         var random = RandomSource(seed: 2)
         let centres = randomUnitRows(count: clusters, dimension: d, random: &random)
         func near(_ centre: Int, weight: Float) -> [Float] {

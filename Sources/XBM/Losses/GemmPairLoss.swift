@@ -59,6 +59,8 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     private var rowResults = FlatBuffer<RowResult>(count: 0, initialValue: RowResult())
 
     private(set) var statistics = PairStatistics()
+    /// The workspace of the contrastive memory term, made on its first use.
+    private var contrastiveStream: ContrastiveStream?
 
     init(term: Term) { self.term = term }
 
@@ -71,6 +73,15 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
         precondition(b >= 0 && d >= 1, "pair loss needs b ≥ 0 anchors of dimension d ≥ 1, got b \(b), d \(d)")
         statistics = PairStatistics()
         guard b > 0, R > 0 else { return 0 }
+        // The contrastive memory term never builds S (ContrastiveStream).
+        if referenceGradient == nil, PairLossTuning.streamsContrastiveReferences, let contrastive = term as? ContrastiveTerm {
+            reserveRows(b)
+            let stream = contrastiveStream ?? ContrastiveStream()
+            contrastiveStream = stream
+            stream.evaluate(contrastive, input, reduction: reduction, scale: scale,
+                            anchorGradient: anchorGradient, results: rowResults.pointer)
+            return summarizeRows(b)
+        }
         reserve(similarityCount: b * R, referenceCount: R, anchorCount: b)
         let S = similarities.pointer, labels = referenceLabels.pointer
         let hasStamps = input.references.allSatisfy { $0.stamps != nil }
@@ -109,29 +120,13 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
                                        activeNegativeAgeSum: active.negativeAgeSum)
             }
         }
-        var total = 0.0
-        var statistics = PairStatistics()
-        statistics.anchors = b
-        for i in 0..<b {
-            let result = results[i]
-            if result.hardestNegative > -.infinity {
-                statistics.hardestNegativeSum += Double(result.hardestNegative); statistics.anchorsWithNegatives += 1
-            }
-            if result.hardestPositive < .infinity {
-                statistics.hardestPositiveSum += Double(result.hardestPositive); statistics.anchorsWithPositives += 1
-            }
-            total += result.loss
-            statistics.activePositives += result.activePositives
-            statistics.activeNegatives += result.activeNegatives
-            statistics.activeNegativeAgeSum += result.activeNegativeAgeSum
-        }
-        self.statistics = statistics
+        let total = summarizeRows(b)
 
         // dA += scale · G · R and dR += scale · Gᵀ · A. When few pairs are active (a hinge
         // loss against a large memory, most negatives below the margin) the products are
         // mostly multiplications by zero, so the active pairs are added one by one instead.
         // (Every term leaves g = 0 at the own entry, so the active pairs are all the g ≠ 0.)
-        let active = statistics.activePositives + statistics.activeNegatives
+        let active = self.statistics.activePositives + self.statistics.activeNegatives
         if Double(active) <= PairLossTuning.sparseBackwardDensity * Double(b * R) {
             sparseBackward(input, S: S, R: R, scale: scale, anchorGradient: anchorGradient, referenceGradient: referenceGradient)
             return total
@@ -262,12 +257,39 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
         return (positives, negatives, ageSum)
     }
 
-    /// Grows the workspace geometrically, so a memory that fills up over many steps
-    /// reallocates only a few times.
-    private func reserve(similarityCount: Int, referenceCount: Int, anchorCount: Int) {
+    /// Σ_i ℓ_i of the first b row results, summed in row order (so the totals do not depend on
+    /// the thread count), and their statistics into `statistics`.
+    private func summarizeRows(_ b: Int) -> Double {
+        var total = 0.0
+        var statistics = PairStatistics()
+        statistics.anchors = b
+        for i in 0..<b {
+            let result = rowResults[i]
+            if result.hardestNegative > -.infinity {
+                statistics.hardestNegativeSum += Double(result.hardestNegative); statistics.anchorsWithNegatives += 1
+            }
+            if result.hardestPositive < .infinity {
+                statistics.hardestPositiveSum += Double(result.hardestPositive); statistics.anchorsWithPositives += 1
+            }
+            total += result.loss
+            statistics.activePositives += result.activePositives
+            statistics.activeNegatives += result.activeNegatives
+            statistics.activeNegativeAgeSum += result.activeNegativeAgeSum
+        }
+        self.statistics = statistics
+        return total
+    }
+
+    private func reserveRows(_ anchorCount: Int) {
         if rowResults.count < anchorCount {
             rowResults = FlatBuffer(count: max(anchorCount, 2 * rowResults.count), initialValue: RowResult())
         }
+    }
+
+    /// Grows the workspace geometrically, so a memory that fills up over many steps
+    /// reallocates only a few times.
+    private func reserve(similarityCount: Int, referenceCount: Int, anchorCount: Int) {
+        reserveRows(anchorCount)
         if similarities.count < similarityCount {
             similarities = FlatBuffer<Float>(count: max(similarityCount, 2 * similarities.count))
         }
@@ -301,6 +323,10 @@ public enum PairLossTuning {
     /// 16%, the dense one 11.6–12.3 ms throughout; break-even near 9%, so 1/12.
     nonisolated(unsafe) public static var sparseBackwardDensity = defaultSparseBackwardDensity
     public static let defaultSparseBackwardDensity = 1.0 / 12
+    /// Whether the contrastive term against references without a gradient (the memory) is
+    /// evaluated in one pass without S (`ContrastiveStream`); tests turn it off to compare with
+    /// the product-and-passes path.
+    nonisolated(unsafe) public static var streamsContrastiveReferences = true
     /// Similarities per thread below which the per-row passes stay on one thread (tests set
     /// it to Int.max to compare with one thread under the same matrix products).
     nonisolated(unsafe) public static var rowsWorkPerThread = 32768
