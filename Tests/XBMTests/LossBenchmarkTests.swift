@@ -12,40 +12,39 @@ import TestSupport
 final class LossBenchmarkTests: XCTestCase {
     func testMemoryTermAgainstOneProduct() throws {
         try XCTSkipUnless(ProcessInfo.processInfo.environment["XBM_BENCH"] == "1", "set XBM_BENCH=1 to measure")
-        let b = 64, d = 128, M = 16_384
-        var random = RandomSource(seed: 1)
-        let anchors = randomUnitRows(count: b, dimension: d, random: &random)
-        let memory = randomUnitRows(count: M, dimension: d, random: &random)
-        let anchorLabels = (0..<b).map { Int32($0 / 4) }
-        let memoryLabels = (0..<M).map { _ in Int32(random.nextInt(below: 1878)) }
-        let own = (0..<b).map { Int32($0) }
-        var similarities = [Float](repeating: 0, count: b * M)
-        var dA = [Float](repeating: 0, count: b * d)
         BLASThreads.set(1)
-
-        let product = median {
-            gemm(.none, .transposed, m: b, n: M, k: d, a: anchors, lda: d, b: memory, ldb: d, c: &similarities, ldc: M)
-        }
-        var results: [String] = []
-        for kind in LossKind.allCases {
-            let loss = makePairLoss(kind, options: LossOptions())
-            let term = median {
-                memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
-                           memoryLabels: memoryLabels, reduction: .mean, anchorGradient: &dA)
-            }
-            results.append("\(kind.rawValue) \(String(format: "%.2f", term)) ms (\(String(format: "%.2f", term / product))×)")
-        }
-        // Contrastive again on the product-and-passes path that its one-pass kernel replaced.
-        PairLossTuning.streamsContrastiveReferences = false
         defer { PairLossTuning.streamsContrastiveReferences = true }
-        let loss = makePairLoss(.contrastive, options: LossOptions())
-        let productPath = median {
-            memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
-                       memoryLabels: memoryLabels, reduction: .mean, anchorGradient: &dA)
+        // 64 anchors (one rank's batch in `bench step`) and 16 (a rank's in `Launch/demo`).
+        for b in [64, 16] {
+            let d = 128, M = 16_384
+            var random = RandomSource(seed: 1)
+            let anchors = randomUnitRows(count: b, dimension: d, random: &random)
+            let memory = randomUnitRows(count: M, dimension: d, random: &random)
+            let anchorLabels = (0..<b).map { Int32($0 / 4) }
+            let memoryLabels = (0..<M).map { _ in Int32(random.nextInt(below: 1878)) }
+            let own = (0..<b).map { Int32($0) }
+            var similarities = [Float](repeating: 0, count: b * M)
+            var dA = [Float](repeating: 0, count: b * d)
+
+            let product = median {
+                gemm(.none, .transposed, m: b, n: M, k: d, a: anchors, lda: d, b: memory, ldb: d, c: &similarities, ldc: M)
+            }
+            func term(_ kind: LossKind) -> String {
+                let loss = makePairLoss(kind, options: LossOptions())
+                let time = median {
+                    memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
+                               memoryLabels: memoryLabels, reduction: .mean, anchorGradient: &dA)
+                }
+                return "\(String(format: "%.2f", time)) ms (\(String(format: "%.2f", time / product))×)"
+            }
+            var results = LossKind.allCases.map { "\($0.rawValue) \(term($0))" }
+            // Contrastive again on the product-and-passes path that its one-pass kernel replaced.
+            PairLossTuning.streamsContrastiveReferences = false
+            results.append("contrastive on the product path \(term(.contrastive))")
+            PairLossTuning.streamsContrastiveReferences = true
+            print("one \(b)×128×16384 sgemm: \(String(format: "%.2f", product)) ms; memory term fwd+bwd: " + results.joined(separator: ", "))
+            XCTAssertGreaterThan(product, 0)
         }
-        results.append("contrastive on the product path \(String(format: "%.2f", productPath)) ms (\(String(format: "%.2f", productPath / product))×)")
-        print("one 64×128×16384 sgemm: \(String(format: "%.2f", product)) ms; memory term fwd+bwd: " + results.joined(separator: ", "))
-        XCTAssertGreaterThan(product, 0)
     }
 
     /// The break-even of the two backward paths (`PairLossTuning.sparseBackwardDensity`): the
