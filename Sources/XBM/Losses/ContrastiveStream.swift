@@ -51,24 +51,29 @@ final class ContrastiveStream {
             anchorCount: b, dimension: d, positiveLimit: Float(1 - term.epsilon), margin: Float(term.margin),
             packedAnchors: packedAnchors.pointer, anchorLabels: input.anchorLabels, ownIndex: input.ownIndex,
             positiveSums: positiveSums.pointer, negativeSums: negativeSums.pointer, rows: rows.pointer,
-            now: Int32(clamping: input.now), blockRows: Self.blockRows(dimension: d))
-        let segments = input.references.map { segment in
-            hasStamps ? segment : ReferenceSegment(embeddings: segment.embeddings, labels: segment.labels, count: segment.count)
-        }
-        // Groups are split over the threads; each thread streams all references once, block by block.
+            now: Int32(clamping: input.now), hasStamps: hasStamps, blockRows: Self.blockRows(dimension: d))
+        let segments = input.references
+        // Groups are split over the threads; each thread streams all references once, block by
+        // block. The groups' states live on the thread's stack: the steady-state step allocates
+        // nothing here.
         parallelChunks(groups, minimumChunk: max(1, PairLossTuning.rowsWorkPerThread / max(vectorWidth * R, 1))) { groupRange in
-            var states = groupRange.map { GroupState(context: context, group: $0) }
-            var column = 0
-            for segment in segments {
-                var start = 0
-                while start < segment.count {
-                    let end = min(start + context.blockRows, segment.count)
-                    for g in states.indices { states[g].consume(segment, rows: start..<end, firstColumn: column) }
-                    start = end
+            withUnsafeTemporaryAllocation(of: GroupState.self, capacity: groupRange.count) { states in
+                for (slot, group) in groupRange.enumerated() {
+                    (states.baseAddress! + slot).initialize(to: GroupState(context: context, group: group))
                 }
-                column += segment.count
+                var column = 0
+                for segment in segments {
+                    var start = 0
+                    while start < segment.count {
+                        let end = min(start + context.blockRows, segment.count)
+                        for slot in states.indices { states[slot].consume(segment, rows: start..<end, firstColumn: column) }
+                        start = end
+                    }
+                    column += segment.count
+                }
+                for slot in states.indices { states[slot].finish() }
+                _ = states.deinitialize()
             }
-            for state in states { state.finish() }
         }
 
         for i in 0..<b {
@@ -127,6 +132,8 @@ private struct StreamContext: @unchecked Sendable {
     let positiveSums: UnsafeMutablePointer<Float>, negativeSums: UnsafeMutablePointer<Float>
     let rows: UnsafeMutablePointer<StreamedRow>
     let now: Int32
+    /// Whether every segment has stamps (the ages are summed only then).
+    let hasStamps: Bool
     let blockRows: Int
 }
 
@@ -224,7 +231,7 @@ private struct GroupState {
                 context.rows[i].activePositives += 1
             } else {
                 context.rows[i].activeNegatives += 1
-                if let stamps = segment.stamps { context.rows[i].activeNegativeAgeSum += Int(context.now &- stamps[row]) }
+                if context.hasStamps, let stamps = segment.stamps { context.rows[i].activeNegativeAgeSum += Int(context.now &- stamps[row]) }
             }
         }
     }
