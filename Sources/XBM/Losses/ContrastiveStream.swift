@@ -9,14 +9,18 @@
 ///         s_j = Σ_k a_k · r_jk              (16 lanes, d fused multiply-adds, in registers)
 ///         hardest negative / positive       lane-wise max / min
 ///         Σ (1 − s) over active positives,  Σ s over active negatives      (lane sums)
-///         P_i += r_j  or  N_i += r_j        for the lanes where (i, j) is active (rare)
+///         note j if a lane is active (a branch-free append of its lane bits)
+///     after each block of references, while it is still in cache:
+///         P_i += r_j  or  N_i += r_j        for the noted (i, j) (a few percent of the pairs)
 ///     then, per anchor:  ℓ_i = w⁺ Σ(1 − s) + w⁻ Σ s,   dA_i += scale · (w⁻ N_i − w⁺ P_i)
 ///
 /// with w⁺ = w⁻ = 1 (`.sum`), or w⁺ = 1/|active positives|, w⁻ = 1/|active negatives| (`.mean`).
 /// The b × R matrix is never written, zeroed or read back, the references are not packed
 /// (each r_jk is broadcast straight from its row), and the backward touches only the active
 /// pairs' rows while they are still in cache: at M = 16,384 this is several times cheaper
-/// than the product into S and the passes over it (Docs/performance.md).
+/// than the product into S and the passes over it (Docs/performance.md). The active pairs
+/// are noted rather than added on the spot: a branch taken for a third of the rows (at 2%
+/// active pairs) and a call that spills the accumulators cost more than the additions.
 ///
 /// Every s_ij is one chain of d fused multiply-adds in k order, and every per-anchor sum runs
 /// over j in order, so an anchor's results do not depend on the other anchors in its lanes,
@@ -58,21 +62,25 @@ final class ContrastiveStream {
         // nothing here.
         parallelChunks(groups, minimumChunk: max(1, PairLossTuning.rowsWorkPerThread / max(vectorWidth * R, 1))) { groupRange in
             withUnsafeTemporaryAllocation(of: GroupState.self, capacity: groupRange.count) { states in
-                for (slot, group) in groupRange.enumerated() {
-                    (states.baseAddress! + slot).initialize(to: GroupState(context: context, group: group))
-                }
-                var column = 0
-                for segment in segments {
-                    var start = 0
-                    while start < segment.count {
-                        let end = min(start + context.blockRows, segment.count)
-                        for slot in states.indices { states[slot].consume(segment, rows: start..<end, firstColumn: column) }
-                        start = end
+                withUnsafeTemporaryAllocation(of: ActiveRow.self, capacity: context.blockRows) { noted in
+                    for (slot, group) in groupRange.enumerated() {
+                        (states.baseAddress! + slot).initialize(to: GroupState(context: context, group: group))
                     }
-                    column += segment.count
+                    var column = 0
+                    for segment in segments {
+                        var start = 0
+                        while start < segment.count {
+                            let end = min(start + context.blockRows, segment.count)
+                            for slot in states.indices {
+                                states[slot].consume(segment, rows: start..<end, firstColumn: column, noted: noted.baseAddress!)
+                            }
+                            start = end
+                        }
+                        column += segment.count
+                    }
+                    for slot in states.indices { states[slot].finish() }
+                    _ = states.deinitialize()
                 }
-                for slot in states.indices { states[slot].finish() }
-                _ = states.deinitialize()
             }
         }
 
@@ -121,6 +129,13 @@ struct StreamedRow: BitwiseCopyable {
     var activePositives = 0, activeNegatives = 0, activeNegativeAgeSum = 0
 }
 
+/// A reference row with at least one active lane: bit `lane` of `active` for each active
+/// pair, of `positive` for those that are positives.
+private struct ActiveRow {
+    var row: Int32
+    var active: UInt16, positive: UInt16
+}
+
 /// What every group of one evaluation shares (plain pointers, so the threads can hold it).
 private struct StreamContext: @unchecked Sendable {
     let anchorCount: Int, dimension: Int
@@ -166,9 +181,12 @@ private struct GroupState {
         valid = LabelVector(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< LabelVector(repeating: Int32(lanes))
     }
 
-    /// References `rows` of `segment`, whose first row is column `firstColumn` of the loss.
-    mutating func consume(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int) {
+    /// References `rows` of `segment`, whose first row is column `firstColumn` of the loss;
+    /// `noted` has room for one entry per row.
+    mutating func consume(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int,
+                          noted: UnsafeMutablePointer<ActiveRow>) {
         let d = context.dimension, a = anchors
+        var notes = Notes(base: noted)
         var j = rows.lowerBound
         while j + 4 <= rows.upperBound {
             let r0 = segment.embeddings + j * d, r1 = r0 + d, r2 = r1 + d, r3 = r2 + d
@@ -180,19 +198,20 @@ private struct GroupState {
                 s2 = s2.addingProduct(ak, r2[k])
                 s3 = s3.addingProduct(ak, r3[k])
             }
-            take(s0, segment, row: j, column: firstColumn + j)
-            take(s1, segment, row: j + 1, column: firstColumn + j + 1)
-            take(s2, segment, row: j + 2, column: firstColumn + j + 2)
-            take(s3, segment, row: j + 3, column: firstColumn + j + 3)
+            take(s0, segment, row: j, column: firstColumn + j, &notes)
+            take(s1, segment, row: j + 1, column: firstColumn + j + 1, &notes)
+            take(s2, segment, row: j + 2, column: firstColumn + j + 2, &notes)
+            take(s3, segment, row: j + 3, column: firstColumn + j + 3, &notes)
             j += 4
         }
         while j < rows.upperBound {
             let r = segment.embeddings + j * d
             var s = FloatVector.zero
             for k in 0..<d { s = s.addingProduct(loadVector(a + k * vectorWidth), r[k]) }
-            take(s, segment, row: j, column: firstColumn + j)
+            take(s, segment, row: j, column: firstColumn + j, &notes)
             j += 1
         }
+        for entry in UnsafeBufferPointer(start: noted, count: notes.count) { addActivePairs(entry, segment) }
         positiveTotal += SIMD16<Double>(positiveSum)
         negativeTotal += SIMD16<Double>(negativeSum)
         positiveSum = .zero
@@ -201,7 +220,7 @@ private struct GroupState {
 
     /// The 16 similarities of reference `row` (column `column` of the loss) to the lanes.
     @inline(__always)
-    private mutating func take(_ s: FloatVector, _ segment: ReferenceSegment, row: Int, column: Int) {
+    private mutating func take(_ s: FloatVector, _ segment: ReferenceSegment, row: Int, column: Int, _ notes: inout Notes) {
         let same = labels .== LabelVector(repeating: segment.labels[row])
         let candidate = valid .& (own .!= LabelVector(repeating: Int32(truncatingIfNeeded: column)))
         let positive = candidate .& same, negative = candidate .& .!same
@@ -211,23 +230,24 @@ private struct GroupState {
         let activeNegative = negative .& (s .> context.margin)
         positiveSum += FloatVector.zero.replacing(with: 1 - s, where: activePositive)
         negativeSum += FloatVector.zero.replacing(with: s, where: activeNegative)
-        if any(activePositive .| activeNegative) {
-            addActivePairs(positive: activePositive, negative: activeNegative, segment, row: row)
-        }
+        notes.append(ActiveRow(row: Int32(truncatingIfNeeded: row), active: laneBits(activePositive .| activeNegative),
+                               positive: laneBits(activePositive)))
     }
 
-    /// P_i += r_j or N_i += r_j for each active lane, with the counts and the negatives' ages.
-    @inline(never)
-    private func addActivePairs(positive: SIMDMask<LabelVector>, negative: SIMDMask<LabelVector>,
-                                _ segment: ReferenceSegment, row: Int) {
-        let d = context.dimension, r = segment.embeddings + row * d
-        for lane in 0..<lanes where positive[lane] || negative[lane] {
-            let i = first + lane
-            let sums = (positive[lane] ? context.positiveSums : context.negativeSums) + i * d
+    /// P_i += r_j or N_i += r_j for each active lane of a noted row, with the counts and the
+    /// negatives' ages.
+    private func addActivePairs(_ entry: ActiveRow, _ segment: ReferenceSegment) {
+        let d = context.dimension, row = Int(entry.row), r = segment.embeddings + row * d
+        var remaining = entry.active
+        while remaining != 0 {
+            let lane = remaining.trailingZeroBitCount
+            remaining &= remaining - 1
+            let i = first + lane, isPositive = entry.positive & (1 << lane) != 0
+            let sums = (isPositive ? context.positiveSums : context.negativeSums) + i * d
             forEachVectorSlice(d) { k, width in
                 storeVector(loadVector(sums + k, lanes: width) + loadVector(r + k, lanes: width), sums + k, lanes: width)
             }
-            if positive[lane] {
+            if isPositive {
                 context.rows[i].activePositives += 1
             } else {
                 context.rows[i].activeNegatives += 1
@@ -246,4 +266,26 @@ private struct GroupState {
             context.rows[i].hardestPositive = hardestPositive[lane]
         }
     }
+}
+
+/// The noted rows of one block: every row is written, and the count moves past it only if a
+/// lane is active, so noting costs no branch.
+private struct Notes {
+    let base: UnsafeMutablePointer<ActiveRow>
+    private(set) var count = 0
+
+    init(base: UnsafeMutablePointer<ActiveRow>) { self.base = base }
+
+    @inline(__always)
+    mutating func append(_ entry: ActiveRow) {
+        base[count] = entry
+        count += entry.active != 0 ? 1 : 0
+    }
+}
+
+/// Bit `lane` set for each true lane of `mask`.
+@inline(__always)
+private func laneBits(_ mask: SIMDMask<LabelVector>) -> UInt16 {
+    let bits = LabelVector(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+    return UInt16(truncatingIfNeeded: LabelVector.zero.replacing(with: bits, where: mask).wrappedSum())
 }
