@@ -48,7 +48,9 @@ final class LossBenchmarkTests: XCTestCase {
     }
 
     /// The break-even of the two backward paths (`PairLossTuning.sparseBackwardDensity`): the
-    /// contrastive memory term with each path forced, at a range of active-pair fractions.
+    /// contrastive memory term with each path forced, at a range of active-pair fractions; and
+    /// the one-pass path (`ContrastiveStream`) at the same fractions, i.e. what active pairs
+    /// cost it.
     /// Anchors sit in 4 clusters of 16; a share f of the memory rows lie near a cluster centre
     /// (cosine ≈ 0.8 > the margin, other labels), so each is an active negative of 16 anchors
     /// and the fraction of active pairs is ≈ f / 4. Prints milliseconds (median of 7).
@@ -92,7 +94,12 @@ final class LossBenchmarkTests: XCTestCase {
             let active = Double(loss.statistics.activePositives + loss.statistics.activeNegatives) / Double(b * M)
             PairLossTuning.sparseBackwardDensity = 1
             let sparse = median(run)
-            lines.append(String(format: "active %.4f: dense %.2f ms, sparse %.2f ms", active, dense, sparse))
+            PairLossTuning.streamsContrastiveReferences = true
+            let onePass = median(run)
+            let onePassActive = Double(loss.statistics.activePositives + loss.statistics.activeNegatives) / Double(b * M)
+            PairLossTuning.streamsContrastiveReferences = false
+            XCTAssertEqual(onePassActive, active, "both paths see the same active pairs")
+            lines.append(String(format: "active %.4f: dense %.2f ms, sparse %.2f ms, one pass %.2f ms", active, dense, sparse, onePass))
         }
         print("contrastive memory term, b \(b), d \(d), M \(M), \(threads) thread(s):\n  " + lines.joined(separator: "\n  "))
         XCTAssertEqual(lines.count, 6)
