@@ -30,10 +30,12 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CMatio", path: "Sources/CMatio", pkgConfig: "matio",
                        providers: [.apt(["libmatio-dev"])]),
+        // A prefetch hint (a compiler builtin; no library).
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
 
         .target(name: "Collectives", dependencies: ["CMPI"]),
         .target(name: "XBM", dependencies: [
-            "Collectives", "CBLAS",
+            "Collectives", "CBLAS", "CPrefetch",
             // The TensorBoard event file (Sources/XBM/Run/TensorBoard, Protos/event.proto).
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             // YAML config files (Sources/XBM/Config/ConfigYAML.swift).

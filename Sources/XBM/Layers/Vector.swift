@@ -2,6 +2,8 @@
 // loops with a data-dependent select (ReLU masks, max-pool winners) by itself and emits
 // branches that mispredict half the time on activations, so those kernels spell it out.
 
+import CPrefetch
+
 typealias FloatVector = SIMD16<Float>
 let vectorWidth = FloatVector.scalarCount
 
@@ -13,6 +15,18 @@ func loadVector(_ pointer: UnsafePointer<Float>) -> FloatVector {
 @inline(__always)
 func storeVector(_ value: FloatVector, _ pointer: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: FloatVector.self)
+}
+
+/// Asks for the cache lines of the `bytes` at `pointer` ahead of their use. A hint: it never
+/// faults and changes no result, only when the data arrives.
+@inline(__always)
+func prefetchForReading(_ pointer: UnsafeRawPointer, bytes: Int) {
+    let cacheLine = 64
+    var offset = 0
+    while offset < bytes {
+        xbm_prefetch_for_reading(pointer + offset)
+        offset += cacheLine
+    }
 }
 
 /// Lane-wise maximum as a compare and select (the standard library's `pointwiseMax` goes

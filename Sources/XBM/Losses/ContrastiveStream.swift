@@ -38,6 +38,12 @@ final class ContrastiveStream {
     /// so a block is read from memory once and from cache by the other groups: ~64 KiB of rows.
     static func blockRows(dimension d: Int) -> Int { max(4, (16_384 / max(d, 1)) & ~3) }
 
+    /// How far ahead of the rows being multiplied their successors are prefetched: ~8 KiB.
+    /// The hardware prefetcher does not keep up with four rows read a float at a time each, and
+    /// a memory that does not stay in cache between steps (the network's passes evict it) is
+    /// read from DRAM (Docs/performance.md, "Sixth pass").
+    static func prefetchRows(dimension d: Int) -> Int { max(4, (2_048 / max(d, 1)) & ~3) }
+
     /// Σ_i ℓ_i, and `scale` · ∂/∂a_i added into `anchorGradient`; `results[i]` receives the
     /// anchor's loss and pair statistics.
     func evaluate(_ term: ContrastiveTerm, _ input: PairLossInput, reduction: PairReduction, scale: Float,
@@ -55,7 +61,8 @@ final class ContrastiveStream {
             anchorCount: b, dimension: d, positiveLimit: Float(1 - term.epsilon), margin: Float(term.margin),
             packedAnchors: packedAnchors.pointer, anchorLabels: input.anchorLabels, ownIndex: input.ownIndex,
             positiveSums: positiveSums.pointer, negativeSums: negativeSums.pointer, rows: rows.pointer,
-            now: Int32(clamping: input.now), hasStamps: hasStamps, blockRows: Self.blockRows(dimension: d))
+            now: Int32(clamping: input.now), hasStamps: hasStamps, blockRows: Self.blockRows(dimension: d),
+            prefetchRows: Self.prefetchRows(dimension: d))
         let segments = input.references
         // Groups are split over the threads; each thread streams all references once, block by
         // block. The groups' states live on the thread's stack: the steady-state step allocates
@@ -71,8 +78,10 @@ final class ContrastiveStream {
                         var start = 0
                         while start < segment.count {
                             let end = min(start + context.blockRows, segment.count)
+                            // The first group reads the block from memory, the others from cache.
                             for slot in states.indices {
-                                states[slot].consume(segment, rows: start..<end, firstColumn: column, noted: noted.baseAddress!)
+                                states[slot].consume(segment, rows: start..<end, firstColumn: column,
+                                                     prefetch: slot == 0, noted: noted.baseAddress!)
                             }
                             start = end
                         }
@@ -149,7 +158,7 @@ private struct StreamContext: @unchecked Sendable {
     let now: Int32
     /// Whether every segment has stamps (the ages are summed only then).
     let hasStamps: Bool
-    let blockRows: Int
+    let blockRows: Int, prefetchRows: Int
 }
 
 /// The lanes of one group of 16 anchors: their labels and own columns, and the lane-wise
@@ -182,14 +191,17 @@ private struct GroupState {
     }
 
     /// References `rows` of `segment`, whose first row is column `firstColumn` of the loss;
-    /// `noted` has room for one entry per row.
-    mutating func consume(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int,
+    /// `noted` has room for one entry per row. With `prefetch`, the rows `prefetchRows` ahead
+    /// of each four are requested as they are multiplied.
+    mutating func consume(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int, prefetch: Bool,
                           noted: UnsafeMutablePointer<ActiveRow>) {
         let d = context.dimension, a = anchors
+        let ahead = context.prefetchRows, prefetchLimit = prefetch ? segment.count - ahead - 4 : -1
         var notes = Notes(base: noted)
         var j = rows.lowerBound
         while j + 4 <= rows.upperBound {
             let r0 = segment.embeddings + j * d, r1 = r0 + d, r2 = r1 + d, r3 = r2 + d
+            if j <= prefetchLimit { prefetchForReading(r0 + ahead * d, bytes: 4 * d * MemoryLayout<Float>.stride) }
             var s0 = FloatVector.zero, s1 = FloatVector.zero, s2 = FloatVector.zero, s3 = FloatVector.zero
             for k in 0..<d {
                 let ak = loadVector(a + k * vectorWidth)
