@@ -10,6 +10,7 @@
 ///         hardest negative / positive       lane-wise max / min
 ///         Σ (1 − s) over active positives,  Σ s over active negatives      (lane sums)
 ///         note j if a lane is active (a branch-free append of its lane bits)
+///         prefetch the 4 references 16 ahead (~8 KiB: the memory comes from DRAM)
 ///     after each block of references, while it is still in cache:
 ///         P_i += r_j  or  N_i += r_j        for the noted (i, j) (a few percent of the pairs)
 ///     then, per anchor:  ℓ_i = w⁺ Σ(1 − s) + w⁻ Σ s,   dA_i += scale · (w⁻ N_i − w⁺ P_i)
