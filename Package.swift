@@ -2,12 +2,18 @@
 // xbm-dist: Cross-Batch Memory metric learning over MPI (see Docs/architecture.md).
 import PackageDescription
 
+/// The library's layers, lowest first: each target imports only targets before it in this list
+/// (and Collectives, beside XBMKernels at the bottom). Launch/check-layers enforces it.
+let xbmLayers = ["XBMKernels", "XBMFormats", "XBMData", "XBMModel", "XBMEval", "XBMTraining"]
+/// All of them, for the tests and the tools that use the whole library.
+let allLayers = xbmLayers.map { Target.Dependency.target(name: $0) }
+
 let package = Package(
     name: "xbm-dist",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "xbm-dist", targets: ["xbm-dist"]),
-        .library(name: "XBM", targets: ["XBM"]),
+        .library(name: "XBM", targets: xbmLayers),
         .library(name: "Collectives", targets: ["Collectives"]),
     ],
     dependencies: [
@@ -34,34 +40,49 @@ let package = Package(
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
 
         .target(name: "Collectives", dependencies: ["CMPI"]),
-        .target(name: "XBM", dependencies: [
-            "Collectives", "CBLAS", "CPrefetch",
-            // The TensorBoard event file (Sources/XBM/Run/TensorBoard, Protos/event.proto).
+        // The library, in layers whose imports run one way (Docs/architecture.md; Launch/check-layers
+        // fails on an import of a higher layer). Each depends only on the ones named here.
+        // Flat buffers, BLAS, SIMD vectors and prefetch, thread splitting, checksums, random numbers.
+        .target(name: "XBMKernels", dependencies: ["CBLAS", "CPrefetch"]),
+        // File formats: .npy/.npz, PNG, safetensors, TensorBoard's event file, the checkpoint archive.
+        .target(name: "XBMFormats", dependencies: [
+            "XBMKernels", "Collectives",
+            // TensorBoard's Event message (Sources/XBMFormats/TensorBoard, Protos/event.proto).
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            // YAML config files (Sources/XBM/Config/ConfigYAML.swift).
-            .product(name: "Yams", package: "Yams"),
-            // .npz datasets, NumPy's zip of .npy members (Sources/XBM/Data/Npz.swift).
+            // .npz datasets, NumPy's zip of .npy members (Sources/XBMFormats/Npy/Npz.swift).
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
+        // Datasets: loading and checking, the P×K sampler, augmentation, synthetic data.
+        .target(name: "XBMData", dependencies: ["XBMKernels", "XBMFormats", "Collectives"]),
+        // Layers, networks, pair losses, the cross-batch memory, optimisers and schedules.
+        .target(name: "XBMModel", dependencies: ["XBMKernels", "Collectives"]),
+        // Retrieval metrics and the evaluation of a network on a dataset.
+        .target(name: "XBMEval", dependencies: ["XBMKernels", "XBMFormats", "XBMData", "XBMModel", "Collectives"]),
+        // Configuration, the distributed step, the trainer and its run directory, benchmarks.
+        .target(name: "XBMTraining", dependencies: [
+            "XBMKernels", "XBMFormats", "XBMData", "XBMModel", "XBMEval", "Collectives",
+            // YAML config files (Sources/XBMTraining/Config/ConfigYAML.swift).
+            .product(name: "Yams", package: "Yams"),
+        ]),
         // The built-in benchmark's generator: the only user of FreeType.
-        .target(name: "Hanzi", dependencies: ["XBM", "Collectives", "CFreeType"]),
+        .target(name: "Hanzi", dependencies: ["XBMKernels", "XBMData", "XBMTraining", "Collectives", "CFreeType"]),
         // Importers of published datasets (Docs/datasets.md): the only user of libjpeg, libpng and libmatio.
-        .target(name: "DatasetImport", dependencies: ["XBM", "CJPEG", "CPNG", "CMatio"]),
+        .target(name: "DatasetImport", dependencies: ["XBMFormats", "XBMData", "XBMEval", "CJPEG", "CPNG", "CMatio"]),
         .executableTarget(name: "xbm-dist", dependencies: [
-            "XBM", "Hanzi", "DatasetImport", "Collectives",
+            "XBMKernels", "XBMFormats", "XBMData", "XBMModel", "XBMEval", "XBMTraining", "Hanzi", "DatasetImport", "Collectives",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .target(name: "TestSupport", dependencies: ["XBM", "Collectives"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: allLayers + ["Collectives"], path: "Tests/TestSupport"),
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives", "TestSupport"]),
         // Fixtures/ holds input files the tests read by path (the fuzzers' regressions).
-        .testTarget(name: "XBMTests", dependencies: ["XBM", "Collectives", "TestSupport",
+        .testTarget(name: "XBMTests", dependencies: allLayers + ["Collectives", "TestSupport",
                                                     // NpzTests build archives as NumPy does.
                                                     .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "HanziTests", dependencies: ["Hanzi", "XBM", "TestSupport"]),
+        .testTarget(name: "HanziTests", dependencies: ["Hanzi", "TestSupport"] + allLayers),
         // The tests write their fixtures (JPEG, PNG, .mat) with the same C libraries.
-        .testTarget(name: "ImportTests", dependencies: ["DatasetImport", "XBM", "Collectives", "TestSupport", "CJPEG", "CPNG", "CMatio"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "XBM", "Collectives"]),
+        .testTarget(name: "ImportTests", dependencies: ["DatasetImport", "Collectives", "TestSupport", "CJPEG", "CPNG", "CMatio"] + allLayers),
+        .testTarget(name: "CommandLineTests", dependencies: ["xbm-dist", "DatasetImport", "Collectives", "TestSupport"] + allLayers),
     ]
 )

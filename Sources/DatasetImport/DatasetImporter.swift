@@ -1,5 +1,5 @@
 import Foundation
-import XBM
+import XBMFormats
 
 /// An image the import left out under `--skip-unreadable`, and why.
 public struct SkippedImage: Equatable, Sendable, CustomStringConvertible {

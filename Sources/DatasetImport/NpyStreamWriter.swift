@@ -1,5 +1,5 @@
 import Foundation
-import XBM
+import XBMFormats
 
 /// Writes a uint8 `.npy` array of shape (N, sample...) one sample at a time, so an import
 /// holds one picture in memory instead of all of them. The header goes first with the N the

@@ -1,6 +1,6 @@
 import Collectives
 import Foundation
-import XBM
+import XBMTraining
 
 /// The built-in benchmark as the default training data (README.md): `xbm-dist` alone trains
 /// on `data/hanzi`, which rank 0 builds on first use while the other ranks wait.

@@ -1,5 +1,5 @@
 import Foundation
-import XBM
+import XBMKernels
 
 // Distortion of one rendered glyph into a 32×32 image (Docs/data.md). Pure Swift, no FreeType.
 //

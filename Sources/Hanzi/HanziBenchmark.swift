@@ -1,5 +1,6 @@
 import Foundation
-import XBM
+import XBMKernels
+import XBMData
 
 /// What `HanziBenchmark.build` made.
 public struct HanziSummary: Sendable {

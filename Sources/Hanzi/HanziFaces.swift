@@ -1,5 +1,4 @@
 import Foundation
-import XBM
 
 /// One of the 27 font faces of the hanzi benchmark (Docs/data.md), located by file and by the
 /// family and style names FreeType reports (which select the face inside a .ttc collection).

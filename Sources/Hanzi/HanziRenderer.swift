@@ -1,6 +1,5 @@
 import CFreeType
 import Foundation
-import XBM
 
 // The only file that sees FreeType (Docs/architecture.md). A renderer owns one FT_Library and the faces it
 // opened; FreeType objects are not thread safe, so each thread makes its own renderer.

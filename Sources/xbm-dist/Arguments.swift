@@ -1,6 +1,7 @@
 import ArgumentParser
 import Hanzi
-import XBM
+import XBMModel
+import XBMTraining
 
 // Every choice of the command line is a typed value of the library, parsed here once; help
 // lists the allowed values.

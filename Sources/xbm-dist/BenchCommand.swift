@@ -1,6 +1,8 @@
 import ArgumentParser
 import Collectives
-import XBM
+import XBMTraining
+import XBMEval
+import XBMKernels
 
 /// `xbm-dist bench ...`: measurements users run on their own machines (README.md, Docs/performance.md).
 struct BenchCommand: ParsableCommand {

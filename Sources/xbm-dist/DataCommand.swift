@@ -2,7 +2,10 @@ import ArgumentParser
 import Collectives
 import Foundation
 import Hanzi
-import XBM
+import XBMFormats
+import XBMData
+import XBMTraining
+import XBMKernels
 
 /// `xbm-dist data ...`: build, import, inspect and preview datasets (Docs/data.md, Docs/datasets.md, README.md).
 struct DataCommand: ParsableCommand {

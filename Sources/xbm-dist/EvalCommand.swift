@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import XBM
+import XBMData
+import XBMTraining
 
 /// `xbm-dist eval --run-dir R [--data D]`: retrieval metrics of a run's checkpoint.
 struct EvalCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import DatasetImport
 import Foundation
-import XBM
+import XBMTraining
 
 extension ImportFormat: ExpressibleByArgument {}
 

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Collectives
-import XBM
 
 /// How the ranks of a command are started; shared by every command that computes.
 struct LaunchOptions: ParsableArguments {

@@ -1,6 +1,6 @@
 import Collectives
 import Foundation
-import XBM
+import XBMKernels
 
 /// Starts the ranks of a job and turns their failures into one line and an exit code
 /// (Docs/distributed.md): under mpirun one process per rank, with `--simulate-ranks N` N threads,

@@ -1,5 +1,5 @@
 import ArgumentParser
-import XBM
+import XBMKernels
 
 /// `xbm-dist` with no subcommand trains on the built-in hanzi benchmark with the defaults.
 struct XBMDist: ParsableCommand {

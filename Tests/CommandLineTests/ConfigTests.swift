@@ -2,7 +2,7 @@ import ArgumentParser
 import Collectives
 import Foundation
 import TestSupport
-@testable import XBM
+@testable import XBMTraining
 import XCTest
 @testable import xbm_dist
 

@@ -1,7 +1,8 @@
 import Collectives
 import Foundation
 import TestSupport
-@testable import XBM
+@testable import XBMModel
+@testable import XBMTraining
 import XCTest
 @testable import xbm_dist
 

@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
 import Hanzi
-import XBM
+import XBMKernels
+import XBMData
 import XCTest
 
 /// The hanzi pipeline on one small font (WenQuanYi Micro Hei, package fonts-wqy-microhei).

@@ -1,6 +1,7 @@
 import CPNG
 import XCTest
-import XBM
+import XBMFormats
+import XBMData
 @testable import DatasetImport
 
 /// Tiny trees in each published layout, imported end to end and read back as datasets.

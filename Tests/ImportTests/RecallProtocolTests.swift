@@ -1,7 +1,8 @@
 import Collectives
 import TestSupport
 import XCTest
-import XBM
+import XBMData
+import XBMTraining
 @testable import DatasetImport
 
 /// An imported dataset's meta.json `recall_k` is the evaluation's default; --recall-k wins.

@@ -1,5 +1,4 @@
 import Foundation
-import XBM
 
 // Helpers for the data tests: scratch directories and hand-assembled .npy bytes.
 

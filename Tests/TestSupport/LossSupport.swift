@@ -1,4 +1,5 @@
-import XBM
+import XBMKernels
+import XBMModel
 import Foundation
 
 // Helpers for the loss and memory tests: problems of anchors against references, a call of a

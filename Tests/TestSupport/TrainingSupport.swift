@@ -1,5 +1,7 @@
 import Foundation
-import XBM
+import XBMKernels
+import XBMData
+import XBMTraining
 
 /// Small datasets written to a temporary directory, for tests of the trainer.
 public enum TrainingFixtures {

@@ -1,6 +1,6 @@
 import Foundation
 import TestSupport
-import XBM
+import XBMData
 import XCTest
 
 /// The training shift (Docs/data.md): out[c, y, x] = in[c, y − dy, x − dx], zero outside.

@@ -1,4 +1,5 @@
-import XBM
+import XBMKernels
+import XBMTraining
 import XCTest
 
 final class BLASKernelsTests: XCTestCase {

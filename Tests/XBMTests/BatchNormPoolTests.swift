@@ -1,5 +1,6 @@
 import XCTest
-@testable import XBM
+@testable import XBMKernels
+@testable import XBMModel
 import TestSupport
 
 // The fused batch norm – ReLU – 2×2 max pool against the separate kernels it replaces (the

@@ -1,5 +1,6 @@
 import XCTest
-@testable import XBM
+@testable import XBMKernels
+@testable import XBMFormats
 
 final class CheckpointTests: XCTestCase {
     struct Config: Codable, Equatable { var model: String; var iteration: Int; var lr: Double }

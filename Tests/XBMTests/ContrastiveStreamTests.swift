@@ -1,5 +1,6 @@
 import TestSupport
-@testable import XBM
+@testable import XBMKernels
+@testable import XBMModel
 import XCTest
 
 /// The contrastive memory term in one pass (`ContrastiveStream`) against the product-and-passes

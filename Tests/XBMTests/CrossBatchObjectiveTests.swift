@@ -1,6 +1,8 @@
 import Collectives
 import TestSupport
-import XBM
+import XBMKernels
+import XBMModel
+import XBMTraining
 import XCTest
 
 /// The gradient the ranks assemble (each rank's anchors adding into every row of ∂L/∂E, then

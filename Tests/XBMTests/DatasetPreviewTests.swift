@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
-import XBM
+import XBMFormats
+import XBMData
 import XCTest
 
 /// The PNG writer, checked by an independent decoder of what it promises (stored deflate

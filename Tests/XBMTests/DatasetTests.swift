@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
-import XBM
+import XBMFormats
+import XBMData
 import XCTest
 
 final class DatasetTests: XCTestCase {

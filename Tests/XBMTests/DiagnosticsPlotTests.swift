@@ -3,7 +3,7 @@ import XCTest
 import FoundationXML
 #endif
 import TestSupport
-import XBM
+import XBMTraining
 
 /// curves.svg from a metrics.jsonl with pair diagnostics: two more panels (hardest negative
 /// similarity, active negatives per anchor; batch against memory) and a dashed line where the

@@ -1,7 +1,9 @@
 import Collectives
 import Foundation
 import TestSupport
-import XBM
+import XBMKernels
+import XBMModel
+import XBMTraining
 import XCTest
 
 /// The per-iteration pair diagnostics of metrics.jsonl (Docs/losses.md, Diagnostics): the

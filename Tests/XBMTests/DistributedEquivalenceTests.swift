@@ -1,7 +1,8 @@
 import Collectives
 import Foundation
 import TestSupport
-import XBM
+import XBMModel
+import XBMTraining
 import XCTest
 
 /// Docs/distributed.md's equivalence: N ranks with local batch b and one rank with batch N·b, same seed

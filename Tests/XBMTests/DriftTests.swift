@@ -1,7 +1,10 @@
 import Collectives
 import Foundation
 import TestSupport
-import XBM
+import XBMKernels
+import XBMData
+import XBMModel
+import XBMTraining
 import XCTest
 
 final class DriftTests: XCTestCase {

@@ -1,6 +1,8 @@
 import Collectives
 import Foundation
-import XBM
+import XBMKernels
+import XBMModel
+import XBMTraining
 import XCTest
 
 /// Docs/distributed.md, Overlap: starting the gradient's allreduce in buckets during the

@@ -1,5 +1,6 @@
 import XCTest
-@testable import XBM
+@testable import XBMKernels
+@testable import XBMModel
 import TestSupport
 
 // Every fast kernel against its naive Double reference (forward) and against central finite

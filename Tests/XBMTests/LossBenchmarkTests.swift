@@ -1,5 +1,6 @@
 import XCTest
-import XBM
+import XBMKernels
+import XBMModel
 import TestSupport
 
 /// Not a test of speed (timed unit tests are banned): a measurement, run only on demand,

@@ -1,5 +1,6 @@
 import XCTest
-import XBM
+import XBMKernels
+import XBMModel
 import TestSupport
 
 /// Every loss × both reductions: the value against a brute-force Double implementation of the

@@ -1,5 +1,5 @@
 import XCTest
-import XBM
+import XBMModel
 import TestSupport
 import Foundation
 

@@ -1,5 +1,6 @@
 import XCTest
-import XBM
+import XBMKernels
+import XBMModel
 import TestSupport
 import Foundation
 

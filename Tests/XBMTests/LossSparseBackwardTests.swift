@@ -1,5 +1,6 @@
 import TestSupport
-import XBM
+import XBMKernels
+import XBMModel
 import XCTest
 
 /// The backward over active pairs only (taken when few g_ij are non-zero) gives the gradients

@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
 import TestSupport
-import XBM
+import XBMTraining
 import XCTest
 
 /// `--xbm-init fill` (Docs/losses.md): at the start iteration the memory is filled with embeddings of

@@ -1,5 +1,6 @@
 import XCTest
-import XBM
+import XBMKernels
+import XBMModel
 import TestSupport
 
 /// The cross-batch memory against a model of what it must hold: after enqueueing rows

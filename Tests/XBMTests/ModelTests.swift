@@ -1,5 +1,6 @@
 import XCTest
-@testable import XBM
+@testable import XBMKernels
+@testable import XBMModel
 import Collectives
 import TestSupport
 

@@ -1,7 +1,8 @@
 import Collectives
 import Foundation
 import TestSupport
-import XBM
+import XBMKernels
+import XBMTraining
 import XCTest
 
 /// Docs/distributed.md: a diverged run (non-finite embeddings, which the pair losses' mining would

@@ -1,6 +1,6 @@
 import Foundation
 import TestSupport
-import XBM
+import XBMFormats
 import XCTest
 
 final class NpyTests: XCTestCase {

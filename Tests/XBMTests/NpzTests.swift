@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
-import XBM
+import XBMFormats
+import XBMData
 import XCTest
 import ZIPFoundation
 
@@ -65,7 +66,7 @@ final class NpzTests: XCTestCase {
         members["split.npy"] = nil
         try writeArchive(file, members: members, compression: .none)
         XCTAssertThrowsError(try Dataset.load(directory: file)) { error in
-            XCTAssertEqual(error as? DatasetError, .missingMember(path: file.path, member: "split.npy", members: ["x.npy", "y.npy"]))
+            XCTAssertEqual(error as? NpzError, .missingMember(path: file.path, member: "split.npy", members: ["x.npy", "y.npy"]))
             XCTAssertTrue("\(error)".contains("np.savez(path, x=x, y=y, split=split)"), "\(error)")
         }
     }
@@ -94,7 +95,7 @@ final class NpzTests: XCTestCase {
         let file = makeScratchDirectory().appendingPathComponent("plain.npz")
         try npy(features, shape: [6, 2]).write(to: file)  // a .npy renamed, not an archive
         XCTAssertThrowsError(try Dataset.load(directory: file)) {
-            guard case .badArchive(let path, _)? = $0 as? DatasetError else { return XCTFail("\($0)") }
+            guard case .badArchive(let path, _)? = $0 as? NpzError else { return XCTFail("\($0)") }
             XCTAssertEqual(path, file.path)
         }
     }

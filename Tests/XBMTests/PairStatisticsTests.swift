@@ -1,5 +1,6 @@
 import XCTest
-import XBM
+import XBMKernels
+import XBMModel
 import TestSupport
 
 /// The pair statistics a loss reports (Docs/losses.md, Diagnostics): active positives and

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
-@testable import XBM
+@testable import XBMKernels
+@testable import XBMData
 import XCTest
 
 /// The photo augmentation (Docs/data.md): a crop resized back bilinearly, a flip, and crops

@@ -3,7 +3,7 @@ import XCTest
 import FoundationXML
 #endif
 import TestSupport
-@testable import XBM
+@testable import XBMTraining
 
 final class PlotTests: XCTestCase {
     func parse(_ svg: String, file: StaticString = #filePath, line: UInt = #line) -> SVGDocument {

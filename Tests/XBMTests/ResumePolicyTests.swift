@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
 import TestSupport
-import XBM
+import XBMTraining
 import XCTest
 
 /// Docs/reliability.md: `--resume` refuses to change what the checkpointed run computes unless

@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
 import TestSupport
-import XBM
+import XBMTraining
 import XCTest
 
 /// Docs/distributed.md: a run stopped at a checkpoint and resumed continues exactly as if it had not

@@ -1,5 +1,5 @@
 import Foundation
-import XBM
+import XBMData
 import XCTest
 
 final class SamplerTests: XCTestCase {

@@ -1,7 +1,8 @@
 import Collectives
 import Foundation
 import TestSupport
-@testable import XBM
+@testable import XBMKernels
+@testable import XBMTraining
 import XCTest
 
 /// `bench step` must time what training computes: the same samples on any rank count, and a

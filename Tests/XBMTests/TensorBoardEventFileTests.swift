@@ -1,7 +1,8 @@
 import Collectives
 import Foundation
 import TestSupport
-@testable import XBM
+@testable import XBMFormats
+@testable import XBMTraining
 import XCTest
 
 /// The event file of a run directory (Docs/evaluation.md): TensorFlow's bytes, every number of

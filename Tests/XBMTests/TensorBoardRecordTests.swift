@@ -1,5 +1,5 @@
 import Foundation
-@testable import XBM
+@testable import XBMFormats
 import XCTest
 
 /// The TFRecord framing of TensorBoard event files (Docs/evaluation.md) and the CRC-32C it

@@ -1,5 +1,7 @@
 import Foundation
-import XBM
+import XBMKernels
+import XBMModel
+import XBMTraining
 import XCTest
 
 /// Docs/export.md: the exported file is safetensors (8-byte length, JSON header, aligned data)

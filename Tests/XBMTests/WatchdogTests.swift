@@ -1,5 +1,5 @@
 import Foundation
-import XBM
+import XBMTraining
 import XCTest
 
 /// Docs/reliability.md: a phase that lasts longer than the timeout ends the job with the

@@ -1,5 +1,6 @@
 import XCTest
-@testable import XBM
+@testable import XBMKernels
+@testable import XBMModel
 import TestSupport
 
 // Winograd F(2×2, 3×3) against the direct convolution in Double. The layer is linear, so its

@@ -1,5 +1,5 @@
 import FuzzSupport
-import XBM
+import XBMTraining
 
 /// One input is one checkpoint file image, decoded twice: as it is, and sealed — its declared
 /// length and CRC-32C rewritten to match its bytes. A mutated file almost never carries a

@@ -1,6 +1,6 @@
 import FuzzSupport
 import Foundation
-import XBM
+import XBMTraining
 
 /// One input is one config file (`--config`, or a run's `config.json` read on `--resume`): it is
 /// decoded over the defaults and validated for one rank, as `xbm-dist train` does. An accepted

@@ -1,6 +1,6 @@
 import FuzzSupport
 import Foundation
-import XBM
+import XBMFormats
 
 /// One input is one `.npy` file image. `NpyArray.decode` runs the same parser as
 /// `NpyArray.read(contentsOf:)`, which only adds the memory mapping. An accepted array must be

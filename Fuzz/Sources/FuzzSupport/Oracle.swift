@@ -1,5 +1,5 @@
 import Collectives
-import XBM
+import XBMTraining
 
 /// What every harness asks of a parser fed an untrusted input: it returns, or it throws a
 /// `SameOnEveryRankError` whose description is one non-empty line. That is the contract of a

@@ -1,6 +1,6 @@
 import FuzzSupport
 import Foundation
-import XBM
+import XBMTraining
 
 /// One input is one YAML config file (`--config run.yaml`): read by Yams, turned into the JSON
 /// form and decoded over the defaults, then validated for one rank, as `xbm-dist train` does.

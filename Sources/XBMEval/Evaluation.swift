@@ -1,0 +1,81 @@
+import Collectives
+import Foundation
+import XBMKernels
+import XBMData
+import XBMModel
+
+/// Embedding of dataset rows sharded over ranks, and retrieval evaluation (Docs/evaluation.md).
+public enum Evaluation {
+    /// Embeds `indices` of `dataset` with `network` in inference mode. Rank r embeds the r-th
+    /// contiguous share (shares padded to equal size), the shares are allgathered, and every
+    /// rank returns all n embeddings, (n, d), in the order of `indices`.
+    public static func embed(indices: [Int], dataset: Dataset, network: EmbeddingNetwork,
+                             parameters: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
+                             comm: Communicator) throws -> FlatBuffer<Float> {
+        let n = indices.count, d = network.embeddingSize, chunk = network.maxBatch
+        let share = (n + comm.size - 1) / comm.size
+        let mine = FlatBuffer<Float>(count: max(share, 1) * d)
+        let input = FlatBuffer<Float>(count: chunk * dataset.sampleSize)
+        var rows = [Int32](repeating: 0, count: chunk)
+        let begin = min(comm.rank * share, n), end = min(begin + share, n)
+        var start = begin
+        while start < end {
+            let count = min(chunk, end - start)
+            for i in 0..<count { rows[i] = Int32(indices[start + i]) }
+            rows.withUnsafeBufferPointer { all in
+                dataset.fill(indices: UnsafeBufferPointer(rebasing: all[0..<count]), shifts: nil, into: input.pointer)
+            }
+            let output = try network.forward(input: input.pointer, count: count, parameters: parameters,
+                                             state: state, mode: .inference)
+            (mine.pointer + (start - begin) * d).update(from: output, count: count * d)
+            start += count
+        }
+        let gathered = FlatBuffer<Float>(count: max(share, 1) * d * comm.size)
+        try comm.allgather(UnsafeBufferPointer(start: mine.pointer, count: max(share, 1) * d), into: gathered.buffer)
+        // Rank shares are contiguous in `indices` order, so the first n rows are the answer.
+        let result = FlatBuffer<Float>(count: n * d)
+        result.pointer.update(from: gathered.pointer, count: n * d)
+        return result
+    }
+
+    /// Recall@K, MAP@R and R-precision of the dataset's evaluation split. With query (2) and
+    /// gallery (3) splits present they are used; otherwise the test split (1) is both, each
+    /// query excluded from its own neighbours. Queries are divided among the ranks and the
+    /// metric sums allreduced, so every rank returns the same metrics.
+    public static func retrieval(dataset: Dataset, network: EmbeddingNetwork,
+                                 parameters: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
+                                 ks: [Int], comm: Communicator) throws -> RetrievalMetrics {
+        let separate = dataset.split.contains(2) && dataset.split.contains(3)
+        let queryIndices = separate ? dataset.split.indices.filter { dataset.split[$0] == 2 } : dataset.indices(.test)
+        let galleryIndices = separate ? dataset.split.indices.filter { dataset.split[$0] == 3 } : queryIndices
+        guard !queryIndices.isEmpty, !galleryIndices.isEmpty else {
+            throw EvaluationError.noEvaluationSplit(dataset.directory.path)
+        }
+        let queries = try embed(indices: queryIndices, dataset: dataset, network: network,
+                                parameters: parameters, state: state, comm: comm)
+        let gallery = separate
+            ? try embed(indices: galleryIndices, dataset: dataset, network: network,
+                        parameters: parameters, state: state, comm: comm)
+            : queries
+        let share = (queryIndices.count + comm.size - 1) / comm.size
+        let lower = min(comm.rank * share, queryIndices.count)
+        let range = lower..<min(lower + share, queryIndices.count)
+        var accumulator = Retrieval.evaluate(
+            queries: queries.pointer, queryLabels: queryIndices.map { dataset.labels[$0] },
+            gallery: gallery.pointer, galleryLabels: galleryIndices.map { dataset.labels[$0] },
+            dimension: network.embeddingSize, sameSet: !separate, ks: ks.sorted(), queryRange: range)
+        try accumulator.allreduce(over: comm)
+        return accumulator.metrics
+    }
+}
+
+public enum EvaluationError: SameOnEveryRankError, Equatable {
+    case noEvaluationSplit(String)
+
+    public var description: String {
+        switch self {
+        case .noEvaluationSplit(let path):
+            return "dataset \(path) has no evaluation samples: split.npy needs 1 (test) or both 2 (query) and 3 (gallery)"
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import XBMKernels
+/// How batch normalisation gets its batch statistics in training mode.
+public enum BatchNormSync {
+    /// Per-rank statistics (`--bn local`).
+    case local
+    /// Statistics over the global batch (Docs/distributed.md, like PyTorch's SyncBatchNorm): the reducer
+    /// sums a buffer of per-channel partial sums over all ranks, in place. It is called in
+    /// forward (Σx, Σx², count) and in backward (Σdy, Σdy·x̂), the same number of times on
+    /// every rank.
+    case synchronized(reducer: (UnsafeMutableBufferPointer<Double>) throws -> Void)
+}
+
+public enum ForwardMode: Sendable {
+    /// Batch statistics; running statistics updated; activations kept for `backward`.
+    case training
+    /// Running statistics; nothing kept.
+    case inference
+}
+
+/// A network that maps samples to L2-normalised embeddings, with a hand-written backward.
+///
+/// Buffers are owned by the caller and passed to every call: `parameters` and `gradients`
+/// follow `parameterLayout`; `state` (batch-norm running statistics, not trained) follows
+/// `stateLayout`. Activations live inside the network, allocated once for `maxBatch` samples,
+/// so the steady-state step allocates nothing.
+public protocol EmbeddingNetwork: AnyObject {
+    var parameterLayout: ParameterLayout { get }
+    var stateLayout: ParameterLayout { get }
+    /// Shape of one input sample: [C, H, W] for images, [D] for feature vectors.
+    var inputShape: [Int] { get }
+    /// d, the embedding size.
+    var embeddingSize: Int { get }
+    /// The largest `count` that `forward` accepts.
+    var maxBatch: Int { get }
+
+    /// Seeded initialisation as PyTorch's defaults: weights and biases U(−1/√fanIn, 1/√fanIn),
+    /// batch norm scale 1 and shift 0, running mean 0 and variance 1.
+    func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>,
+                    random: inout RandomSource)
+
+    /// Embeds `count` samples, (count, inputShape...) → (count, d) rows of unit length.
+    /// The result points into the network's own storage and stays valid until the next call.
+    func forward(input: UnsafePointer<Float>, count: Int, parameters: UnsafePointer<Float>,
+                 state: UnsafeMutablePointer<Float>, mode: ForwardMode) throws -> UnsafePointer<Float>
+
+    /// Backward of the last `.training` forward: given dL/d(embeddings) (count, d), *adds*
+    /// dL/dθ into `gradients`.
+    ///
+    /// `gradientsFinal`, when given, is called each time the backward has finished with the
+    /// gradients at flat offsets `offset..<parameterLayout.count`, with decreasing offsets
+    /// (parameters are laid out in forward order and their gradients complete in reverse).
+    /// The distributed step starts their allreduce then, while the backward goes on
+    /// (Docs/distributed.md, Overlap). A network may call it less often, or never: what it
+    /// has not reported is final when `backward` returns.
+    func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
+                  gradients: UnsafeMutablePointer<Float>, gradientsFinal: ((_ offset: Int) throws -> Void)?) throws
+}
+
+extension EmbeddingNetwork {
+    /// The backward without notifications.
+    public func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
+                         gradients: UnsafeMutablePointer<Float>) throws {
+        try backward(outputGradient: outputGradient, parameters: parameters, gradients: gradients, gradientsFinal: nil)
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import XBMFormats
+import XBMEval
+
+/// The outputs of a run (README.md), written by rank 0 only: `config.json`, `metrics.jsonl`
+/// (one object per logged iteration or evaluation) and the same numbers as TensorBoard scalars
+/// in an event file, `metrics.json` (final retrieval metrics), `checkpoint.xbm` and
+/// `curves.svg` (loss and Recall@1).
+public final class RunDirectory {
+    public let url: URL
+    public var configURL: URL { url.appendingPathComponent("config.json") }
+    public var metricsLogURL: URL { url.appendingPathComponent("metrics.jsonl") }
+    public var finalMetricsURL: URL { url.appendingPathComponent("metrics.json") }
+    public var checkpointURL: URL { url.appendingPathComponent("checkpoint.xbm") }
+    public var plotURL: URL { url.appendingPathComponent("curves.svg") }
+    /// The event file `prepare` began, `events.out.tfevents.<unix seconds>.<host>`.
+    public private(set) var eventFileURL: URL?
+
+    public init(path: String) {
+        url = URL(fileURLWithPath: path, isDirectory: true)
+    }
+
+    /// Creates the directory and begins a new event file (TensorBoard reads every one). A new
+    /// run starts `metrics.jsonl` afresh and removes the event files of an earlier run. On
+    /// resume from `iteration`, keeps the log lines and the events up to it (what a killed run
+    /// logged after its last checkpoint is replayed by the resumed run).
+    public func prepare(resumingAt iteration: Int?) throws {
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } catch {
+            throw RunDirectoryError.cannotCreate(url.path, "\(error.localizedDescription)")
+        }
+        if let iteration {
+            try keepLogLines(through: iteration)
+            try keepEvents(through: iteration)
+        } else {
+            try? FileManager.default.removeItem(at: metricsLogURL)
+            _ = FileManager.default.createFile(atPath: metricsLogURL.path, contents: nil)
+            try removeEventFiles()
+        }
+        eventFileURL = try beginEventFile()
+    }
+
+    public func writeConfig(_ config: TrainingConfig) throws {
+        try write(config.json(), to: configURL)
+    }
+
+    /// Appends one record, an object with an integer "iter", as a line of `metrics.jsonl` and
+    /// its numbers as TensorBoard scalars at step "iter" to the event file.
+    public func append(_ object: [String: Any]) throws {
+        guard let eventFileURL else { preconditionFailure("RunDirectory.append before prepare(resumingAt:)") }
+        guard let iteration = object["iter"] as? Int else { preconditionFailure("a metrics record without an integer \"iter\"") }
+        let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) + Data("\n".utf8)
+        try appendBytes(Array(line), to: metricsLogURL)
+        try appendBytes(TensorBoardEventFile.scalars(Self.scalars(of: object), step: iteration), to: eventFileURL)
+    }
+
+    /// The numbers of a metrics record except "iter", as float32 scalars tagged with their keys.
+    private static func scalars(of record: [String: Any]) -> [String: Float] {
+        record.filter { $0.key != "iter" }.compactMapValues { value in
+            switch value {
+            case let number as any BinaryFloatingPoint: Float(number)
+            case let number as any BinaryInteger: Float(number)
+            default: nil
+            }
+        }
+    }
+
+    public func writeFinalMetrics(_ metrics: RetrievalMetrics, iteration: Int) throws {
+        var object: [String: Any] = metrics.jsonObject
+        object["iter"] = iteration
+        object["queries"] = metrics.queries
+        object["skipped_queries"] = metrics.skipped
+        try write(JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: finalMetricsURL)
+    }
+
+    /// `curves.svg`, drawn from what `metrics.jsonl` holds (so a resumed run plots its whole
+    /// history, pair diagnostics included).
+    public func writePlot(title: String) throws {
+        let log = (try? String(contentsOf: metricsLogURL, encoding: .utf8)) ?? ""
+        try write(Data(TrainingPlot(title: title, metricsLog: log).svg().utf8), to: plotURL)
+    }
+
+    private func write(_ data: Data, to file: URL) throws {
+        do { try data.write(to: file, options: .atomic) } catch {
+            throw RunDirectoryError.cannotWrite(file.path, error.localizedDescription)
+        }
+    }
+
+    private func keepLogLines(through iteration: Int) throws {
+        let text = (try? String(contentsOf: metricsLogURL, encoding: .utf8)) ?? ""
+        var kept: [String] = []
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let iter = object["iter"] as? Int, iter <= iteration else { continue }
+            kept.append(String(line))
+        }
+        try write(Data((kept.map { $0 + "\n" }.joined()).utf8), to: metricsLogURL)
+    }
+
+    private func keepEvents(through iteration: Int) throws {
+        for file in eventFiles() {
+            let bytes = (try? [UInt8](Data(contentsOf: file))) ?? []
+            let kept = TensorBoardEventFile.trimmed(bytes, through: iteration)
+            if kept != bytes { try write(Data(kept), to: file) }
+        }
+    }
+
+    private func removeEventFiles() throws {
+        for file in eventFiles() {
+            do { try FileManager.default.removeItem(at: file) } catch {
+                throw RunDirectoryError.cannotWrite(file.path, "an earlier run's event file cannot be removed: \(error.localizedDescription)")
+            }
+        }
+    }
+
+    private func eventFiles() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        return names.filter { $0.hasPrefix(TensorBoardEventFile.namePrefix) }.map { url.appendingPathComponent($0) }
+    }
+
+    /// A new event file holding its header. A name already taken (a resume within the same
+    /// second) gets the suffix ".1", ".2", …, which sorts after it as TensorBoard reads files.
+    private func beginEventFile() throws -> URL {
+        let name = TensorBoardEventFile.name(createdAt: Date(), host: ProcessInfo.processInfo.hostName)
+        var file = url.appendingPathComponent(name)
+        var suffix = 0
+        while FileManager.default.fileExists(atPath: file.path) {
+            suffix += 1
+            file = url.appendingPathComponent("\(name).\(suffix)")
+        }
+        try appendBytes(TensorBoardEventFile.header(), to: file, creating: true)
+        return file
+    }
+}
+
+/// Appends `bytes` to `file` with write(2): nothing waits in a buffer of this process, so a
+/// run killed after the call has lost none of it. With `creating`, the file must not exist.
+private func appendBytes(_ bytes: [UInt8], to file: URL, creating: Bool = false) throws {
+    func failure(_ code: Int32) -> RunDirectoryError { .cannotWrite(file.path, String(cString: strerror(code))) }
+    let descriptor = open(file.path, O_WRONLY | O_APPEND | O_CLOEXEC | (creating ? O_CREAT | O_EXCL : 0), 0o644)
+    guard descriptor >= 0 else { throw failure(errno) }
+    defer { close(descriptor) }
+    var written = 0
+    while written < bytes.count {
+        let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
+        if count >= 0 { written += count } else if errno != EINTR { throw failure(errno) }
+    }
+}
+
+/// Only rank 0 writes, so these end the whole job through the launcher's abort path.
+public enum RunDirectoryError: Error, CustomStringConvertible, Equatable {
+    case cannotCreate(String, String)
+    case cannotWrite(String, String)
+
+    public var description: String {
+        switch self {
+        case let .cannotCreate(path, why): return "--run-dir \(path): cannot create the directory (\(why))"
+        case let .cannotWrite(path, why): return "cannot write \(path) (\(why)); check --run-dir and free disk space"
+        }
+    }
+}

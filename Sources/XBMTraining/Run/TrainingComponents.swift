@@ -1,0 +1,43 @@
+import Collectives
+import Foundation
+import XBMModel
+
+/// The pieces a run is built from, made from a configuration and a dataset the same way by
+/// `train` and `bench step`, so a checkpoint always meets the model it saved.
+public struct TrainingComponents {
+    public let config: TrainingConfig
+    public let modelKind: ModelKind
+    /// The training network, sized for the local batch b; its batch norm is synchronised over
+    /// the communicator unless `--bn local`.
+    public let network: EmbeddingNetwork
+    /// A second network over the same parameters for inference in larger chunks (evaluation,
+    /// embedding, memory fill); it never trains, so its batch norm needs no synchronisation.
+    public let inferenceNetwork: EmbeddingNetwork
+    public let step: DistributedStep
+    public let schedule: LearningRateSchedule
+
+    public init(config: TrainingConfig, sampleShape: [Int], isImages: Bool, comm: Communicator) throws {
+        try config.validate(ranks: comm.size)
+        self.config = config
+        modelKind = config.model.model.resolved(isImages: isImages)
+        let localBatch = config.optimization.batch / comm.size
+        let batchNorm: BatchNormSync = switch config.model.bn {
+        case .local: .local
+        case .sync: .synchronized(reducer: { [unowned comm] buffer in try comm.allreduceSum(buffer) })
+        }
+        network = try config.model.makeNetwork(sampleShape: sampleShape, isImages: isImages,
+                                               maxBatch: localBatch, batchNorm: batchNorm)
+        inferenceNetwork = try config.model.makeNetwork(sampleShape: sampleShape, isImages: isImages,
+                                                        maxBatch: max(config.evaluation.batch, localBatch),
+                                                        batchNorm: .local)
+        let memory = config.memory.isEnabled
+            ? CrossBatchMemory(capacity: config.memory.size, dimension: config.model.dim) : nil
+        step = DistributedStep(comm: comm, network: network, loss: makePairLoss(config.loss.kind, options: config.loss.options),
+                               memory: memory, memoryWeight: Float(config.memory.weight),
+                               memoryReduction: config.memory.reduction,
+                               memoryStart: config.memoryStartIteration ?? Int.max,
+                               optimizer: config.optimization.makeOptimizer(layout: network.parameterLayout),
+                               globalBatch: config.optimization.batch)
+        schedule = config.optimization.makeSchedule()
+    }
+}
