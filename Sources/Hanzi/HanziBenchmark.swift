@@ -1,6 +1,6 @@
 import Foundation
-import XBMKernels
 import XBMData
+import XBMKernels
 
 /// What `HanziBenchmark.build` made.
 public struct HanziSummary: Sendable {

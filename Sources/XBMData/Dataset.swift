@@ -1,6 +1,6 @@
 import Foundation
-import XBMKernels
 import XBMFormats
+import XBMKernels
 
 /// A dataset directory (Docs/data.md), loaded and validated (Docs/distributed.md):
 ///

@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
-import XBMKernels
 import XBMData
+import XBMKernels
 import XBMModel
 
 /// Embedding of dataset rows sharded over ranks, and retrieval evaluation (Docs/evaluation.md).

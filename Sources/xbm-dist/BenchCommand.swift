@@ -1,8 +1,8 @@
 import ArgumentParser
 import Collectives
-import XBMTraining
 import XBMEval
 import XBMKernels
+import XBMTraining
 
 /// `xbm-dist bench ...`: measurements users run on their own machines (README.md, Docs/performance.md).
 struct BenchCommand: ParsableCommand {

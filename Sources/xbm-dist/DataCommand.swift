@@ -2,10 +2,10 @@ import ArgumentParser
 import Collectives
 import Foundation
 import Hanzi
-import XBMFormats
 import XBMData
-import XBMTraining
+import XBMFormats
 import XBMKernels
+import XBMTraining
 
 /// `xbm-dist data ...`: build, import, inspect and preview datasets (Docs/data.md, Docs/datasets.md, README.md).
 struct DataCommand: ParsableCommand {

@@ -1,8 +1,8 @@
 import Foundation
-import TestSupport
 import Hanzi
-import XBMKernels
+import TestSupport
 import XBMData
+import XBMKernels
 import XCTest
 
 /// The hanzi pipeline on one small font (WenQuanYi Micro Hei, package fonts-wqy-microhei).

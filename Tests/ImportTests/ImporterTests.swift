@@ -1,8 +1,8 @@
 import CPNG
-import XCTest
-import XBMFormats
-import XBMData
 @testable import DatasetImport
+import XBMData
+import XBMFormats
+import XCTest
 
 /// Tiny trees in each published layout, imported end to end and read back as datasets.
 final class ImporterTests: XCTestCase {

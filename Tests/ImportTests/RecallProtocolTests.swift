@@ -1,9 +1,9 @@
 import Collectives
+@testable import DatasetImport
 import TestSupport
-import XCTest
 import XBMData
 import XBMTraining
-@testable import DatasetImport
+import XCTest
 
 /// An imported dataset's meta.json `recall_k` is the evaluation's default; --recall-k wins.
 final class RecallProtocolTests: XCTestCase {

@@ -1,5 +1,5 @@
-import XCTest
 import XBMKernels
+import XCTest
 
 // Finite-difference gradient checks. The function differentiated is a Double-precision
 // reference forward, so the numeric side is accurate to about 1e-9 (central differences with

@@ -1,6 +1,6 @@
+import Foundation
 import XBMKernels
 import XBMModel
-import Foundation
 
 // Helpers for the loss and memory tests: problems of anchors against references, a call of a
 // `PairLoss` on plain arrays, and brute-force Double implementations of the five formulas of Docs/losses.md

@@ -1,6 +1,6 @@
 import Foundation
-import XBMKernels
 import XBMData
+import XBMKernels
 import XBMTraining
 
 /// Small datasets written to a temporary directory, for tests of the trainer.

@@ -1,6 +1,6 @@
-import XCTest
-@testable import XBMKernels
 @testable import XBMFormats
+@testable import XBMKernels
+import XCTest
 
 final class CheckpointTests: XCTestCase {
     struct Config: Codable, Equatable { var model: String; var iteration: Int; var lr: Double }

@@ -1,7 +1,7 @@
 import Foundation
 import TestSupport
-import XBMFormats
 import XBMData
+import XBMFormats
 import XCTest
 
 /// The PNG writer, checked by an independent decoder of what it promises (stored deflate

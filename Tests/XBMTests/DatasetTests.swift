@@ -1,7 +1,7 @@
 import Foundation
 import TestSupport
-import XBMFormats
 import XBMData
+import XBMFormats
 import XCTest
 
 final class DatasetTests: XCTestCase {

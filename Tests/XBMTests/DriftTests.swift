@@ -1,8 +1,8 @@
 import Collectives
 import Foundation
 import TestSupport
-import XBMKernels
 import XBMData
+import XBMKernels
 import XBMModel
 import XBMTraining
 import XCTest

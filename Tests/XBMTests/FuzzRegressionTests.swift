@@ -1,10 +1,10 @@
 import Collectives
 import Foundation
 import TestSupport
-import XCTest
 @testable import XBMFormats
 @testable import XBMModel
 @testable import XBMTraining
+import XCTest
 
 /// The parsers of untrusted files (.npy arrays, config files, checkpoints) fed what the fuzzers
 /// of Launch/fuzz found and hand-made malformations of each kind. Every input must end in an

@@ -1,7 +1,7 @@
-import XCTest
+import TestSupport
 @testable import XBMKernels
 @testable import XBMModel
-import TestSupport
+import XCTest
 
 // Every fast kernel against its naive Double reference (forward) and against central finite
 // differences of that reference (backward), for the loss L = Σ r·y with a random r.

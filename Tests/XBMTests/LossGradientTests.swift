@@ -1,7 +1,7 @@
-import XCTest
+import TestSupport
 import XBMKernels
 import XBMModel
-import TestSupport
+import XCTest
 
 /// Every loss × both reductions: the value against a brute-force Double implementation of the
 /// formula of Docs/losses.md, and both analytic gradients against Double central differences of that formula.

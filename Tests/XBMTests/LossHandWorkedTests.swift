@@ -1,7 +1,7 @@
-import XCTest
-import XBMModel
-import TestSupport
 import Foundation
+import TestSupport
+import XBMModel
+import XCTest
 
 
 /// Each loss on three 2-D anchors whose similarities are worked out by hand (Pythagorean

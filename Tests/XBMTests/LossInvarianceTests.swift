@@ -1,8 +1,8 @@
-import XCTest
+import Foundation
+import TestSupport
 import XBMKernels
 import XBMModel
-import TestSupport
-import Foundation
+import XCTest
 
 
 /// Properties every loss must have whatever its formula: the order and the segmentation of

@@ -1,7 +1,7 @@
-import XCTest
 import TestSupport
 @testable import XBMModel
 @testable import XBMTraining
+import XCTest
 
 /// The memory's ages: every row is stamped with the clock when written, age = clock − stamp;
 /// values worked out by hand for a ring of 5 rows fed batches of 2.

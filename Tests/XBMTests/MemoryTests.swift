@@ -1,7 +1,7 @@
-import XCTest
+import TestSupport
 import XBMKernels
 import XBMModel
-import TestSupport
+import XCTest
 
 /// The cross-batch memory against a model of what it must hold: after enqueueing rows
 /// 0, 1, …, t−1 (row k has label k and embedding (k, −k, k/2)), it holds the last min(t, M)

@@ -1,8 +1,8 @@
-import XCTest
-@testable import XBMKernels
-@testable import XBMModel
 import Collectives
 import TestSupport
+@testable import XBMKernels
+@testable import XBMModel
+import XCTest
 
 // Whole-network checks: the fast Float network against its Double reference forward, and
 // the backward against central differences of that reference (loss L = Σ r·E, r random).

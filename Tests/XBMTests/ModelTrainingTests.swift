@@ -1,9 +1,9 @@
-import XCTest
+import Collectives
+import Foundation
+import TestSupport
 @testable import XBMKernels
 @testable import XBMModel
-import Collectives
-import TestSupport
-import Foundation
+import XCTest
 
 // Synchronised batch norm across simulated ranks, and a small overfitting run that only a
 // correct gradient gets to near-zero loss.

@@ -1,6 +1,6 @@
-import XCTest
 @testable import XBMKernels
 @testable import XBMModel
+import XCTest
 
 // Two steps of each optimizer on θ0 = 1 with gradients 0.5 then −0.25, lr 0.1, worked out by
 // hand from the torch.optim formulas (Optimizer.swift header). Two tensors: "w" decays,

@@ -1,7 +1,7 @@
-import XCTest
+import TestSupport
 import XBMKernels
 import XBMModel
-import TestSupport
+import XCTest
 
 /// The pair statistics a loss reports (Docs/losses.md, Diagnostics): active positives and
 /// negatives (g_ij ≠ 0), the hardest negative and positive similarities, and the ages of the

@@ -1,7 +1,7 @@
 import Foundation
 import TestSupport
-@testable import XBMKernels
 @testable import XBMData
+@testable import XBMKernels
 import XCTest
 
 /// The photo augmentation (Docs/data.md): a crop resized back bilinearly, a flip, and crops

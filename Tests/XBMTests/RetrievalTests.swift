@@ -1,7 +1,7 @@
-import XCTest
 import Collectives
-@testable import XBMKernels
 @testable import XBMEval
+@testable import XBMKernels
+import XCTest
 
 /// Retrieval metrics against a brute-force reference written here: every query's whole
 /// gallery sorted by (similarity descending, gallery index ascending), then the definitions of

@@ -59,11 +59,11 @@ final class TensorBoardEventFileTests: XCTestCase {
         XCTAssertTrue(file.lastPathComponent.hasPrefix("events.out.tfevents."), file.lastPathComponent)
         XCTAssertEqual(file.deletingLastPathComponent().standardizedFileURL, run.url.standardizedFileURL)
 
-        let records: [[String: Any]] = [
-            ["iter": 1, "loss": 0.75, "lr": 0.001, "memory_count": 0, "batch_active_pos": 3.5],
-            ["iter": 10, "drift": 0.0125],
-            ["iter": 10, "R@1": 62.5, "MAP@R": 31.25, "eval_seconds": 0.5, "note": "not a number"],
-        ]
+        let records = try [
+            #"{"iter": 1, "loss": 0.75, "lr": 0.001, "memory_count": 0, "batch_active_pos": 3.5}"#,
+            #"{"iter": 10, "drift": 0.0125}"#,
+            #"{"iter": 10, "R@1": 62.5, "MAP@R": 31.25, "eval_seconds": 0.5}"#,
+        ].map { try JSONDecoder().decode(MetricsRecord.self, from: Data($0.utf8)) }
         let expected: [[String: Float]] = [
             ["loss": 0.75, "lr": 0.001, "memory_count": 0, "batch_active_pos": 3.5],
             ["drift": 0.0125],
@@ -88,7 +88,7 @@ final class TensorBoardEventFileTests: XCTestCase {
         let directory = TrainingFixtures.temporaryDirectory("tensorboard-resume")
         let killed = RunDirectory(path: directory.path)
         try killed.prepare(resumingAt: nil)
-        for iteration in 1...3 { try killed.append(["iter": iteration, "loss": Double(iteration)]) }
+        for iteration in 1...3 { try killed.append(record(iteration, loss: Double(iteration))) }
         let killedFile = try XCTUnwrap(killed.eventFileURL)
         let torn = try FileHandle(forWritingTo: killedFile)   // killed while writing a fourth record
         try torn.seekToEnd()
@@ -98,7 +98,7 @@ final class TensorBoardEventFileTests: XCTestCase {
         // Resumed from the checkpoint at 2, probably within the same second: a name of its own.
         let resumed = RunDirectory(path: directory.path)
         try resumed.prepare(resumingAt: 2)
-        try resumed.append(["iter": 3, "loss": 30.0])
+        try resumed.append(record(3, loss: 30))
         let resumedFile = try XCTUnwrap(resumed.eventFileURL)
         XCTAssertEqual(try eventFiles(in: directory), [killedFile.lastPathComponent, resumedFile.lastPathComponent],
                        "TensorBoard reads the files in name order: the resumed run's last")
@@ -147,5 +147,11 @@ final class TensorBoardEventFileTests: XCTestCase {
                 XCTAssertEqual(written[tag] ?? .nan, value, accuracy: value.ulp, "\(tag) at \(event.step)")
             }
         }
+    }
+
+    func record(_ iteration: Int, loss: Double) -> MetricsRecord {
+        var record = MetricsRecord(iteration: iteration)
+        record.loss = loss
+        return record
     }
 }

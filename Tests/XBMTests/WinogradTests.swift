@@ -1,7 +1,7 @@
-import XCTest
+import TestSupport
 @testable import XBMKernels
 @testable import XBMModel
-import TestSupport
+import XCTest
 
 // Winograd F(2×2, 3×3) against the direct convolution in Double. The layer is linear, so its
 // gradients have exact Double references too: dInput is the transposed convolution of the

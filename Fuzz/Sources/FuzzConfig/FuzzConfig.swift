@@ -1,5 +1,5 @@
-import FuzzSupport
 import Foundation
+import FuzzSupport
 import XBMTraining
 
 /// One input is one config file (`--config`, or a run's `config.json` read on `--resume`): it is

@@ -1,5 +1,5 @@
-import FuzzSupport
 import Foundation
+import FuzzSupport
 import XBMFormats
 
 /// One input is one `.npy` file image. `NpyArray.decode` runs the same parser as

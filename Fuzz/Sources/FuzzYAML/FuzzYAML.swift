@@ -1,5 +1,5 @@
-import FuzzSupport
 import Foundation
+import FuzzSupport
 import XBMTraining
 
 /// One input is one YAML config file (`--config run.yaml`): read by Yams, turned into the JSON

@@ -1,6 +1,6 @@
+import Collectives
 import Foundation
 import ZIPFoundation
-import Collectives
 
 // NumPy's `.npz`: a zip archive whose members are `.npy` files named after the arrays
 // (`np.savez(path, x=…, y=…)` writes members "x.npy" and "y.npy"; `np.savez_compressed` the

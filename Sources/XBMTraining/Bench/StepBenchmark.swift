@@ -1,7 +1,7 @@
 import Collectives
 import Foundation
-import XBMKernels
 import XBMData
+import XBMKernels
 import XBMModel
 
 /// `xbm-dist bench step` (README.md, Docs/performance.md): the real distributed step — forward, allgather,

@@ -1,6 +1,6 @@
 import Foundation
-import Yams
 import XBMFormats
+import Yams
 
 extension TrainingConfig {
     /// Decodes a YAML config file's text over the defaults; `source` names it in errors.

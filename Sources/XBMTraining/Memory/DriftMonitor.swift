@@ -1,8 +1,8 @@
 import Collectives
-import XBMKernels
 import XBMData
-import XBMModel
 import XBMEval
+import XBMKernels
+import XBMModel
 
 /// Feature drift (Docs/losses.md; Wang et al. §3.1): how far the embeddings of fixed samples move
 /// between two measurements Δ iterations apart,

@@ -1,6 +1,6 @@
 import Foundation
-import XBMFormats
 import XBMEval
+import XBMFormats
 
 /// The outputs of a run (README.md), written by rank 0 only: `config.json`, `metrics.jsonl`
 /// (one object per logged iteration or evaluation) and the same numbers as TensorBoard scalars
@@ -45,25 +45,12 @@ public final class RunDirectory {
         try write(config.json(), to: configURL)
     }
 
-    /// Appends one record, an object with an integer "iter", as a line of `metrics.jsonl` and
-    /// its numbers as TensorBoard scalars at step "iter" to the event file.
-    public func append(_ object: [String: Any]) throws {
+    /// Appends `record` as a line of `metrics.jsonl` and as TensorBoard scalars at its
+    /// iteration to the event file.
+    public func append(_ record: MetricsRecord) throws {
         guard let eventFileURL else { preconditionFailure("RunDirectory.append before prepare(resumingAt:)") }
-        guard let iteration = object["iter"] as? Int else { preconditionFailure("a metrics record without an integer \"iter\"") }
-        let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) + Data("\n".utf8)
-        try appendBytes(Array(line), to: metricsLogURL)
-        try appendBytes(TensorBoardEventFile.scalars(Self.scalars(of: object), step: iteration), to: eventFileURL)
-    }
-
-    /// The numbers of a metrics record except "iter", as float32 scalars tagged with their keys.
-    private static func scalars(of record: [String: Any]) -> [String: Float] {
-        record.filter { $0.key != "iter" }.compactMapValues { value in
-            switch value {
-            case let number as any BinaryFloatingPoint: Float(number)
-            case let number as any BinaryInteger: Float(number)
-            default: nil
-            }
-        }
+        try appendBytes(Array(record.jsonLine()), to: metricsLogURL)
+        try appendBytes(TensorBoardEventFile.scalars(record.scalars, step: record.iteration), to: eventFileURL)
     }
 
     public func writeFinalMetrics(_ metrics: RetrievalMetrics, iteration: Int) throws {
@@ -90,9 +77,10 @@ public final class RunDirectory {
     private func keepLogLines(through iteration: Int) throws {
         let text = (try? String(contentsOf: metricsLogURL, encoding: .utf8)) ?? ""
         var kept: [String] = []
+        let decoder = JSONDecoder()
         for line in text.split(separator: "\n") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let iter = object["iter"] as? Int, iter <= iteration else { continue }
+            guard let record = try? decoder.decode(MetricsRecord.self, from: Data(line.utf8)),
+                  record.iteration <= iteration else { continue }
             kept.append(String(line))
         }
         try write(Data((kept.map { $0 + "\n" }.joined()).utf8), to: metricsLogURL)

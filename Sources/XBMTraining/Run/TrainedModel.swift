@@ -1,10 +1,10 @@
 import Collectives
 import Foundation
-import XBMKernels
-import XBMFormats
 import XBMData
-import XBMModel
 import XBMEval
+import XBMFormats
+import XBMKernels
+import XBMModel
 
 /// A run's checkpoint loaded for inference: `xbm-dist eval` and `xbm-dist embed`.
 public final class TrainedModel {

@@ -1,9 +1,9 @@
 import Collectives
 import Foundation
-import XBMKernels
 import XBMData
-import XBMModel
 import XBMEval
+import XBMKernels
+import XBMModel
 
 /// A training run on one rank (every rank runs the same code): the distributed step of Docs/distributed.md in a loop,
 /// with logging, periodic evaluation, checkpoints, exact resume and stop on signal.
@@ -156,12 +156,14 @@ public final class Trainer {
                                                   secondsLeft: averageStep * Double(config.optimization.iters - iteration),
                                                   memoryFill: fill), final: !progress.isTerminal || last)
                 }
-                var record: [String: Any] = [
-                    "iter": iteration, "loss": result.loss, "batch_loss": result.batchTerm,
-                    "memory_loss": result.memoryTerm, "lr": Double(learningRate),
-                    "images_per_second": imagesPerSecond, "memory_count": step.memory?.count ?? 0,
-                ]
-                record.merge(Self.diagnostics(result)) { old, _ in old }
+                var record = MetricsRecord(iteration: iteration)
+                record.loss = result.loss
+                record.batchLoss = result.batchTerm
+                record.memoryLoss = result.memoryTerm
+                record.learningRate = Double(learningRate)
+                record.imagesPerSecond = imagesPerSecond
+                record.memoryCount = step.memory?.count ?? 0
+                Self.addDiagnostics(of: result, to: &record)
                 try runDirectory?.append(record)
                 windowSeconds = 0
                 windowSteps = 0
@@ -210,23 +212,23 @@ public final class Trainer {
     }
 
     /// The per-iteration pair diagnostics of metrics.jsonl (Docs/losses.md, Diagnostics): the
-    /// memory's keys only when the memory term ran, a hardest similarity only when some anchor
-    /// had such a pair, the active negatives' age only when there was one.
-    static func diagnostics(_ result: DistributedStep.Result) -> [String: Double] {
-        var keys: [String: Double] = [:]
-        func add(_ prefix: String, _ statistics: PairStatistics) {
-            keys[prefix + "_active_pos"] = statistics.meanActivePositives
-            keys[prefix + "_active_neg"] = statistics.meanActiveNegatives
-            keys[prefix + "_hardest_neg"] = statistics.meanHardestNegative
-            keys[prefix + "_hardest_pos"] = statistics.meanHardestPositive
+    /// memory's only when the memory term ran, a hardest similarity only when some anchor had
+    /// such a pair, the active negatives' age only when there was one.
+    static func addDiagnostics(of result: DistributedStep.Result, to record: inout MetricsRecord) {
+        func diagnostics(_ statistics: PairStatistics) -> MetricsRecord.PairDiagnostics {
+            var d = MetricsRecord.PairDiagnostics()
+            d.activePositives = statistics.meanActivePositives
+            d.activeNegatives = statistics.meanActiveNegatives
+            d.hardestNegative = statistics.meanHardestNegative
+            d.hardestPositive = statistics.meanHardestPositive
+            return d
         }
-        add("batch", result.batchStatistics)
+        record.batch = diagnostics(result.batchStatistics)
         if let memory = result.memoryStatistics {
-            add("memory", memory)
-            keys["memory_age"] = result.memoryAge
-            keys["memory_active_neg_age"] = memory.meanActiveNegativeAge
+            record.memory = diagnostics(memory)
+            record.memoryAge = result.memoryAge
+            record.memoryActiveNegativeAge = memory.meanActiveNegativeAge
         }
-        return keys
     }
 
     /// Parameters and running statistics agree on every rank with synchronised batch norm;
@@ -241,10 +243,8 @@ public final class Trainer {
                                                parameters: step.parameters.pointer, state: step.state.pointer,
                                                ks: config.evaluation.recallCutoffs(for: dataset), comm: comm)
         if let runDirectory {
-            var record: [String: Any] = metrics.jsonObject
-            record["iter"] = iteration
-            record["eval_seconds"] = Date().timeIntervalSince(started)
-            try runDirectory.append(record)
+            try runDirectory.append(MetricsRecord(iteration: iteration, retrieval: metrics,
+                                                  seconds: Date().timeIntervalSince(started)))
             if final { try runDirectory.writeFinalMetrics(metrics, iteration: iteration) }
         }
         if verbose && comm.rank == 0 {
@@ -277,7 +277,9 @@ public final class Trainer {
         guard let value = try drift.measure(dataset: dataset, network: components.inferenceNetwork,
                                             parameters: step.parameters.pointer, state: step.state.pointer, comm: comm)
         else { return }
-        try runDirectory?.append(["iter": iteration, "drift": value])
+        var record = MetricsRecord(iteration: iteration)
+        record.drift = value
+        try runDirectory?.append(record)
         if config.memory.start == .auto, step.memory != nil, step.memoryStart == Int.max,
            value < config.memory.driftThreshold {
             step.memoryStart = iteration

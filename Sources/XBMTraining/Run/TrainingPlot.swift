@@ -81,28 +81,24 @@ public struct TrainingPlot: Sendable {
         var loss: [Point] = [], recall: [Point] = [], diagnostics = Diagnostics()
         var lastRate: Double?
         var recalls: [Int: [Point]] = [:]
-        for line in metricsLog.split(separator: "\n") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let iteration = object["iter"] as? Int else { continue }
-            func add(_ key: String, to series: inout [Point]) {
-                if let value = object[key] as? Double { series.append(Point(iteration: iteration, value: value)) }
+        for record in MetricsRecord.records(inLog: metricsLog) {
+            let iteration = record.iteration
+            func add(_ value: Double?, to series: inout [Point]) {
+                if let value { series.append(Point(iteration: iteration, value: value)) }
             }
-            add("loss", to: &loss)
-            add("R@1", to: &recall)
-            for (key, value) in object where key.hasPrefix("R@") {
-                if let k = Int(key.dropFirst(2)), let value = value as? Double {
-                    recalls[k, default: []].append(Point(iteration: iteration, value: value))
-                }
-            }
-            add("batch_hardest_neg", to: &diagnostics.batchHardestNegative)
-            add("memory_hardest_neg", to: &diagnostics.memoryHardestNegative)
-            add("batch_active_neg", to: &diagnostics.batchActiveNegatives)
-            add("memory_active_neg", to: &diagnostics.memoryActiveNegatives)
-            if diagnostics.memoryStart == nil, object["memory_active_neg"] != nil { diagnostics.memoryStart = iteration }
-            add("batch_loss", to: &diagnostics.batchTerm)
-            if object["memory_active_neg"] != nil { add("memory_loss", to: &diagnostics.memoryTerm) }
-            add("drift", to: &diagnostics.drift)
-            if let rate = object["lr"] as? Double {
+            add(record.loss, to: &loss)
+            add(record.recall[1], to: &recall)
+            for (k, value) in record.recall { recalls[k, default: []].append(Point(iteration: iteration, value: value)) }
+            add(record.batch.hardestNegative, to: &diagnostics.batchHardestNegative)
+            add(record.memory.hardestNegative, to: &diagnostics.memoryHardestNegative)
+            add(record.batch.activeNegatives, to: &diagnostics.batchActiveNegatives)
+            add(record.memory.activeNegatives, to: &diagnostics.memoryActiveNegatives)
+            let memoryRan = record.memory.activeNegatives != nil
+            if diagnostics.memoryStart == nil, memoryRan { diagnostics.memoryStart = iteration }
+            add(record.batchLoss, to: &diagnostics.batchTerm)
+            if memoryRan { add(record.memoryLoss, to: &diagnostics.memoryTerm) }
+            add(record.drift, to: &diagnostics.drift)
+            if let rate = record.learningRate {
                 if let lastRate, lastRate > 0, rate <= lastRate / 2 {
                     diagnostics.rateDrops.append((iteration, rate / lastRate))
                 }

@@ -1,5 +1,5 @@
-import XBMKernels
 import XBMData
+import XBMKernels
 import XBMModel
 /// The loss of Docs/distributed.md for the anchors of one rank, and its gradient with respect to the
 /// gathered global batch:
