@@ -11,9 +11,15 @@ final class ContrastiveStreamTests: XCTestCase {
     private let threads = BLASThreads.current
 
     override func tearDown() {
-        PairLossTuning.streamsContrastiveReferences = true
-        PairLossTuning.rowsWorkPerThread = 32768
         BLASThreads.set(threads)
+    }
+
+    /// The contrastive loss on the one-pass path (`makePairLoss`'s) or, `streamed` false, with
+    /// every evaluation through S (the product-and-passes path the one pass replaces).
+    private func contrastiveLoss(streamed: Bool, tuning: PairLossTuning = PairLossTuning()) -> PairLoss {
+        let options = LossOptions()
+        let term = ContrastiveTerm(margin: options.contrastiveMargin, epsilon: options.contrastiveEpsilon)
+        return GemmPairLoss(term: term, tuning: tuning, onePass: streamed ? ContrastiveStream(term: term, tuning: tuning) : nil)
     }
 
     /// b anchors in 5 clusters (label = cluster); references near the clusters, a third with
@@ -43,9 +49,9 @@ final class ContrastiveStreamTests: XCTestCase {
     }
 
     private func run(_ problem: PairProblem, _ reduction: PairReduction, streamed: Bool, cuts: [Int] = [],
+                     tuning: PairLossTuning = PairLossTuning(),
                      scale: Float = 0.5, initial: Float = 0.25) -> (PairLossResult, PairStatistics) {
-        PairLossTuning.streamsContrastiveReferences = streamed
-        let loss = makePairLoss(.contrastive)
+        let loss = contrastiveLoss(streamed: streamed, tuning: tuning)
         let result = evaluate(loss, problem, reduction: reduction, scale: scale, cuts: cuts, initialGradient: initial,
                               referenceGradient: false)
         return (result, loss.statistics)
@@ -116,8 +122,7 @@ final class ContrastiveStreamTests: XCTestCase {
         let stamps = (0..<130).map { Int32(1000 + $0 / 16) }
         var sums: [Int] = []
         for streamed in [false, true] {
-            PairLossTuning.streamsContrastiveReferences = streamed
-            let loss = makePairLoss(.contrastive)
+            let loss = contrastiveLoss(streamed: streamed)
             var dA = [Float](repeating: 0, count: 20 * 16)
             problem.anchors.withUnsafeBufferPointer { a in
                 problem.anchorLabels.withUnsafeBufferPointer { y in
@@ -151,10 +156,9 @@ final class ContrastiveStreamTests: XCTestCase {
         let b = 64, d = 24
         let problem = memoryLikeProblem(b: b, R: 2003, d: d, seed: 5)
         BLASThreads.set(2)
-        PairLossTuning.rowsWorkPerThread = Int.max
-        let (one, oneStatistics) = run(problem, .mean, streamed: true, cuts: [1500])
-        PairLossTuning.rowsWorkPerThread = 1
-        let (two, twoStatistics) = run(problem, .mean, streamed: true, cuts: [1500])
+        let (one, oneStatistics) = run(problem, .mean, streamed: true, cuts: [1500],
+                                       tuning: PairLossTuning(rowsWorkPerThread: Int.max))
+        let (two, twoStatistics) = run(problem, .mean, streamed: true, cuts: [1500], tuning: PairLossTuning(rowsWorkPerThread: 1))
         XCTAssertEqual(one.value, two.value)
         XCTAssertEqual(one.anchorGradient, two.anchorGradient)
         XCTAssertEqual(oneStatistics, twoStatistics)
@@ -164,8 +168,9 @@ final class ContrastiveStreamTests: XCTestCase {
                         anchorLabels: Array(problem.anchorLabels[range]), references: problem.references,
                         referenceLabels: problem.referenceLabels, ownIndex: Array(problem.ownIndex![range]))
         }
-        let (first, firstStatistics) = run(part(0..<21), .mean, streamed: true, cuts: [1500])
-        let (second, secondStatistics) = run(part(21..<64), .mean, streamed: true, cuts: [1500])
+        let split = PairLossTuning(rowsWorkPerThread: 1)
+        let (first, firstStatistics) = run(part(0..<21), .mean, streamed: true, cuts: [1500], tuning: split)
+        let (second, secondStatistics) = run(part(21..<64), .mean, streamed: true, cuts: [1500], tuning: split)
         XCTAssertEqual(first.anchorGradient + second.anchorGradient, one.anchorGradient)
         let parts = firstStatistics + secondStatistics
         XCTAssertEqual(parts.activePositives, oneStatistics.activePositives)

@@ -1,7 +1,7 @@
-import XCTest
-import XBMKernels
-import XBMModel
 import TestSupport
+import XBMKernels
+@testable import XBMModel
+import XCTest
 
 /// Not a test of speed (timed unit tests are banned): a measurement, run only on demand,
 ///
@@ -14,7 +14,6 @@ final class LossBenchmarkTests: XCTestCase {
     func testMemoryTermAgainstOneProduct() throws {
         try XCTSkipUnless(ProcessInfo.processInfo.environment["XBM_BENCH"] == "1", "set XBM_BENCH=1 to measure")
         BLASThreads.set(1)
-        defer { PairLossTuning.streamsContrastiveReferences = true }
         // 64 anchors (one rank's batch in `bench step`) and 16 (a rank's in `Launch/demo`).
         for b in [64, 16] {
             let d = 128, M = 16_384
@@ -30,8 +29,8 @@ final class LossBenchmarkTests: XCTestCase {
             let product = median {
                 gemm(.none, .transposed, m: b, n: M, k: d, a: anchors, lda: d, b: memory, ldb: d, c: &similarities, ldc: M)
             }
-            func term(_ kind: LossKind) -> String {
-                let loss = makePairLoss(kind, options: LossOptions())
+            func term(_ kind: LossKind, productPath: Bool = false) -> String {
+                let loss = productPath ? contrastiveOnTheProductPath() : makePairLoss(kind, options: LossOptions())
                 let time = median {
                     memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
                                memoryLabels: memoryLabels, reduction: .mean, anchorGradient: &dA)
@@ -40,9 +39,7 @@ final class LossBenchmarkTests: XCTestCase {
             }
             var results = LossKind.allCases.map { "\($0.rawValue) \(term($0))" }
             // Contrastive again on the product-and-passes path that its one-pass kernel replaced.
-            PairLossTuning.streamsContrastiveReferences = false
-            results.append("contrastive on the product path \(term(.contrastive))")
-            PairLossTuning.streamsContrastiveReferences = true
+            results.append("contrastive on the product path \(term(.contrastive, productPath: true))")
             print("one \(b)×128×16384 sgemm: \(String(format: "%.2f", product)) ms; memory term fwd+bwd: " + results.joined(separator: ", "))
             XCTAssertGreaterThan(product, 0)
         }
@@ -61,12 +58,7 @@ final class LossBenchmarkTests: XCTestCase {
         let threads = Int(ProcessInfo.processInfo.environment["XBM_BENCH_THREADS"] ?? "1") ?? 1
         BLASThreads.set(threads)
         // The two backward paths are those of the product path, which the contrastive memory
-        // term no longer takes (ContrastiveStream): force it.
-        PairLossTuning.streamsContrastiveReferences = false
-        defer {
-            PairLossTuning.sparseBackwardDensity = PairLossTuning.defaultSparseBackwardDensity
-            PairLossTuning.streamsContrastiveReferences = true
-        }
+        // term no longer takes (ContrastiveStream): built without it.
         var random = RandomSource(seed: 2)
         let centres = randomUnitRows(count: clusters, dimension: d, random: &random)
         func near(_ centre: Int, weight: Float) -> [Float] {
@@ -85,25 +77,31 @@ final class LossBenchmarkTests: XCTestCase {
                 Double(j % 1000) < share * 1000 ? near(j % clusters, weight: 0.85) : randomUnitRows(count: 1, dimension: d, random: &random)
             }
             let memoryLabels = (0..<M).map { Int32(1000 + $0 % 5000) }
-            let loss = makePairLoss(.contrastive, options: LossOptions())
-            func run() {
-                memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
-                           memoryLabels: memoryLabels, reduction: .sum, anchorGradient: &dA)
+            func time(_ loss: PairLoss) -> Double {
+                median {
+                    memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
+                               memoryLabels: memoryLabels, reduction: .sum, anchorGradient: &dA)
+                }
             }
-            PairLossTuning.sparseBackwardDensity = 0
-            let dense = median(run)
-            let active = Double(loss.statistics.activePositives + loss.statistics.activeNegatives) / Double(b * M)
-            PairLossTuning.sparseBackwardDensity = 1
-            let sparse = median(run)
-            PairLossTuning.streamsContrastiveReferences = true
-            let onePass = median(run)
-            let onePassActive = Double(loss.statistics.activePositives + loss.statistics.activeNegatives) / Double(b * M)
-            PairLossTuning.streamsContrastiveReferences = false
+            let denseLoss = contrastiveOnTheProductPath(PairLossTuning(sparseBackwardDensity: 0))
+            let dense = time(denseLoss)
+            let active = Double(denseLoss.statistics.activePositives + denseLoss.statistics.activeNegatives) / Double(b * M)
+            let sparse = time(contrastiveOnTheProductPath(PairLossTuning(sparseBackwardDensity: 1)))
+            let onePassLoss = makePairLoss(.contrastive, options: LossOptions())
+            let onePass = time(onePassLoss)
+            let onePassActive = Double(onePassLoss.statistics.activePositives + onePassLoss.statistics.activeNegatives) / Double(b * M)
             XCTAssertEqual(onePassActive, active, "both paths see the same active pairs")
             lines.append(String(format: "active %.4f: dense %.2f ms, sparse %.2f ms, one pass %.2f ms", active, dense, sparse, onePass))
         }
         print("contrastive memory term, b \(b), d \(d), M \(M), \(threads) thread(s):\n  " + lines.joined(separator: "\n  "))
         XCTAssertEqual(lines.count, 6)
+    }
+
+    /// The contrastive loss without its one-pass memory kernel: every evaluation through S.
+    private func contrastiveOnTheProductPath(_ tuning: PairLossTuning = PairLossTuning()) -> PairLoss {
+        let options = LossOptions()
+        return GemmPairLoss(term: ContrastiveTerm(margin: options.contrastiveMargin, epsilon: options.contrastiveEpsilon),
+                            tuning: tuning)
     }
 
     /// Milliseconds of `body`, median of 7 after one untimed call.

@@ -7,10 +7,6 @@ import XCTest
 /// of the dense products: both paths forced in turn on every loss, with two segments, a
 /// non-zero starting gradient and a scale, on data where only some pairs are active.
 final class LossSparseBackwardTests: XCTestCase {
-    override func tearDown() {
-        PairLossTuning.sparseBackwardDensity = PairLossTuning.defaultSparseBackwardDensity
-    }
-
     func testSparseAndDenseBackwardAgreeForEveryLoss() {
         var random = RandomSource(seed: 21)
         let b = 6, R = 40, d = 16
@@ -21,10 +17,10 @@ final class LossSparseBackwardTests: XCTestCase {
                                   ownIndex: [3, -1, 9, -1, 17, 30])
         for kind in LossKind.allCases {
             for reduction in PairReduction.allCases {
-                PairLossTuning.sparseBackwardDensity = 0      // dense products
-                let dense = evaluate(makePairLoss(kind), problem, reduction: reduction, scale: 0.5, cuts: [13], initialGradient: 0.25)
-                PairLossTuning.sparseBackwardDensity = 1      // active pairs one by one
-                let sparse = evaluate(makePairLoss(kind), problem, reduction: reduction, scale: 0.5, cuts: [13], initialGradient: 0.25)
+                let dense = evaluate(makePairLoss(kind, tuning: PairLossTuning(sparseBackwardDensity: 0)),   // dense products
+                                     problem, reduction: reduction, scale: 0.5, cuts: [13], initialGradient: 0.25)
+                let sparse = evaluate(makePairLoss(kind, tuning: PairLossTuning(sparseBackwardDensity: 1)),  // active pairs one by one
+                                      problem, reduction: reduction, scale: 0.5, cuts: [13], initialGradient: 0.25)
                 XCTAssertEqual(dense.value, sparse.value, "\(kind) \(reduction)")
                 // Same sums in another order: Float rounding of a few terms of size ≤ 1.
                 for (x, y) in zip(dense.anchorGradient + dense.referenceGradient, sparse.anchorGradient + sparse.referenceGradient) {
@@ -40,8 +36,8 @@ final class LossSparseBackwardTests: XCTestCase {
     /// split or not, on both backward paths. (The matrix products run on two threads either
     /// way: OpenBLAS' own results may change with its thread count.)
     func testRowsSplitOverThreadsGiveTheSameBits() throws {
-        let threads = BLASThreads.current, work = PairLossTuning.rowsWorkPerThread
-        defer { BLASThreads.set(threads); PairLossTuning.rowsWorkPerThread = work }
+        let threads = BLASThreads.current
+        defer { BLASThreads.set(threads) }
         BLASThreads.set(2)
         var random = RandomSource(seed: 5)
         let b = 8, R = 16384, d = 16
@@ -52,10 +48,9 @@ final class LossSparseBackwardTests: XCTestCase {
                                   ownIndex: (0..<b).map { Int32($0 * 3) })
         for kind in LossKind.allCases {
             for density in [0.0, 1.0] {
-                PairLossTuning.sparseBackwardDensity = density
                 func run(split: Bool) -> (PairLossResult, PairStatistics) {
-                    PairLossTuning.rowsWorkPerThread = split ? 1024 : Int.max
-                    let loss = makePairLoss(kind)
+                    let loss = makePairLoss(kind, tuning: PairLossTuning(sparseBackwardDensity: density,
+                                                                         rowsWorkPerThread: split ? 1024 : Int.max))
                     let result = evaluate(loss, problem, reduction: .sum, scale: 0.5, referenceGradient: false)
                     return (result, loss.statistics)
                 }

@@ -27,7 +27,9 @@ import XBMKernels
 /// Every s_ij is one chain of d fused multiply-adds in k order, and every per-anchor sum runs
 /// over j in order, so an anchor's results do not depend on the other anchors in its lanes,
 /// on how anchors are split over threads, or on how they are split over ranks.
-final class ContrastiveStream {
+final class ContrastiveStream: OnePassTerm {
+    let term: ContrastiveTerm
+    let tuning: PairLossTuning
     /// (groups, d, 16): anchor lanes by dimension, zero beyond the last anchor.
     private var packedAnchors = FlatBuffer<Float>(count: 0)
     /// (b, d): Σ r_j over each anchor's active positives / active negatives.
@@ -43,12 +45,17 @@ final class ContrastiveStream {
     /// How far ahead of the rows being multiplied their successors are prefetched: ~8 KiB.
     /// The hardware prefetcher does not keep up with four rows read a float at a time each, and
     /// a memory that does not stay in cache between steps (the network's passes evict it) is
-    /// read from DRAM (Docs/performance.md, "Sixth pass").
+    /// read from DRAM (Docs/performance.md, "The memory's cost").
     static func prefetchRows(dimension d: Int) -> Int { max(4, (2_048 / max(d, 1)) & ~3) }
 
-    /// Σ_i ℓ_i, and `scale` · ∂/∂a_i added into `anchorGradient`; `results[i]` receives the
-    /// anchor's loss and pair statistics.
-    func evaluate(_ term: ContrastiveTerm, _ input: PairLossInput, reduction: PairReduction, scale: Float,
+    init(term: ContrastiveTerm, tuning: PairLossTuning = PairLossTuning()) {
+        self.term = term
+        self.tuning = tuning
+    }
+
+    /// `scale` · ∂/∂a_i added into `anchorGradient`; `results[i]` receives the anchor's loss
+    /// and pair statistics.
+    func evaluate(_ input: PairLossInput, reduction: PairReduction, scale: Float,
                   anchorGradient: UnsafeMutablePointer<Float>, results: UnsafeMutablePointer<RowResult>) {
         let b = input.anchorCount, d = input.dimension, R = input.referenceCount
         let groups = (b + vectorWidth - 1) / vectorWidth
@@ -69,7 +76,7 @@ final class ContrastiveStream {
         // Groups are split over the threads; each thread streams all references once, block by
         // block. The groups' states live on the thread's stack: the steady-state step allocates
         // nothing here.
-        parallelChunks(groups, minimumChunk: max(1, PairLossTuning.rowsWorkPerThread / max(vectorWidth * R, 1))) { groupRange in
+        parallelChunks(groups, minimumChunk: max(1, tuning.rowsWorkPerThread / max(vectorWidth * R, 1))) { groupRange in
             withUnsafeTemporaryAllocation(of: GroupState.self, capacity: groupRange.count) { states in
                 withUnsafeTemporaryAllocation(of: ActiveRow.self, capacity: context.blockRows) { noted in
                     for (slot, group) in groupRange.enumerated() {

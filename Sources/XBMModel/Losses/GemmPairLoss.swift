@@ -60,10 +60,16 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     private var rowResults = FlatBuffer<RowResult>(count: 0, initialValue: RowResult())
 
     private(set) var statistics = PairStatistics()
-    /// The workspace of the contrastive memory term, made on its first use.
-    private var contrastiveStream: ContrastiveStream?
+    let tuning: PairLossTuning
+    /// The term against references without a gradient in one pass, when the term has one
+    /// (contrastive: `ContrastiveStream`); nil runs every evaluation through S.
+    let onePass: (any OnePassTerm)?
 
-    init(term: Term) { self.term = term }
+    init(term: Term, tuning: PairLossTuning = PairLossTuning(), onePass: (any OnePassTerm)? = nil) {
+        self.term = term
+        self.tuning = tuning
+        self.onePass = onePass
+    }
 
     var name: String { term.name }
 
@@ -74,13 +80,10 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
         precondition(b >= 0 && d >= 1, "pair loss needs b ≥ 0 anchors of dimension d ≥ 1, got b \(b), d \(d)")
         statistics = PairStatistics()
         guard b > 0, R > 0 else { return 0 }
-        // The contrastive memory term never builds S (ContrastiveStream).
-        if referenceGradient == nil, PairLossTuning.streamsContrastiveReferences, let contrastive = term as? ContrastiveTerm {
+        // References without a gradient (the memory) never build S when the term has a one-pass kernel.
+        if referenceGradient == nil, let onePass {
             reserveRows(b)
-            let stream = contrastiveStream ?? ContrastiveStream()
-            contrastiveStream = stream
-            stream.evaluate(contrastive, input, reduction: reduction, scale: scale,
-                            anchorGradient: anchorGradient, results: rowResults.pointer)
+            onePass.evaluate(input, reduction: reduction, scale: scale, anchorGradient: anchorGradient, results: rowResults.pointer)
             return summarizeRows(b)
         }
         reserve(similarityCount: b * R, referenceCount: R, anchorCount: b)
@@ -109,7 +112,7 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
             let own = ownIndex.map { Int($0[i]) } ?? -1
             precondition(own >= -1 && own < R, "anchor \(i)'s own index \(own) is outside -1..<\(R)")
         }
-        parallelChunks(b, minimumChunk: max(1, PairLossTuning.rowsWorkPerThread / R)) { anchors in
+        parallelChunks(b, minimumChunk: max(1, tuning.rowsWorkPerThread / R)) { anchors in
             for i in anchors {
                 let row = AnchorRow(values: S + i * R, labels: labels, count: R,
                                     label: anchorLabels[i], ownIndex: ownIndex.map { Int($0[i]) } ?? -1)
@@ -128,7 +131,7 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
         // mostly multiplications by zero, so the active pairs are added one by one instead.
         // (Every term leaves g = 0 at the own entry, so the active pairs are all the g ≠ 0.)
         let active = self.statistics.activePositives + self.statistics.activeNegatives
-        if Double(active) <= PairLossTuning.sparseBackwardDensity * Double(b * R) {
+        if Double(active) <= tuning.sparseBackwardDensity * Double(b * R) {
             sparseBackward(input, S: S, R: R, scale: scale, anchorGradient: anchorGradient, referenceGradient: referenceGradient)
             return total
         }
@@ -154,7 +157,7 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
                                 anchorGradient: UnsafeMutablePointer<Float>, referenceGradient: UnsafeMutablePointer<Float>?) {
         let b = input.anchorCount, d = input.dimension
         let anchors = input.anchors, segments = input.references
-        let minimumChunk = referenceGradient == nil ? max(1, PairLossTuning.rowsWorkPerThread / R) : b + 1
+        let minimumChunk = referenceGradient == nil ? max(1, tuning.rowsWorkPerThread / R) : b + 1
         parallelChunks(b, minimumChunk: minimumChunk) { anchorRange in
             var column = 0
             for segment in segments {
@@ -315,22 +318,31 @@ func loadLabels(_ pointer: UnsafePointer<Int32>) -> LabelVector {
     UnsafeRawPointer(pointer).loadUnaligned(as: LabelVector.self)
 }
 
-/// Tuning of the loss kernels (global; tests change it to exercise both backward paths).
-public enum PairLossTuning {
+/// Tuning of the loss kernels: a value each loss is built with (`makePairLoss`), so that tests
+/// can build losses on either backward path or thread split side by side.
+public struct PairLossTuning: Sendable, Equatable {
     /// The largest fraction of non-zero g_ij for which the backward adds the active pairs one
     /// by one instead of running the two dense products. Measured (`XBM_BENCH=1 swift test -c
     /// release --filter LossBenchmarkTests`, contrastive, b 64, d 128, M 16,384, AVX2, one
     /// thread): the sparse path costs 8.7 ms at no active pair, 10.2 ms at 8.3% and 14.4 ms at
     /// 16%, the dense one 11.6–12.3 ms throughout; break-even near 9%, so 1/12.
-    nonisolated(unsafe) public static var sparseBackwardDensity = defaultSparseBackwardDensity
-    public static let defaultSparseBackwardDensity = 1.0 / 12
-    /// Whether the contrastive term against references without a gradient (the memory) is
-    /// evaluated in one pass without S (`ContrastiveStream`); tests turn it off to compare with
-    /// the product-and-passes path.
-    nonisolated(unsafe) public static var streamsContrastiveReferences = true
-    /// Similarities per thread below which the per-row passes stay on one thread (tests set
-    /// it to Int.max to compare with one thread under the same matrix products).
-    nonisolated(unsafe) public static var rowsWorkPerThread = 32768
+    public var sparseBackwardDensity = 1.0 / 12
+    /// Similarities per thread below which the per-row passes stay on one thread (Int.max: one
+    /// thread under the same matrix products).
+    public var rowsWorkPerThread = 32768
+
+    public init(sparseBackwardDensity: Double = 1.0 / 12, rowsWorkPerThread: Int = 32768) {
+        self.sparseBackwardDensity = sparseBackwardDensity
+        self.rowsWorkPerThread = rowsWorkPerThread
+    }
+}
+
+/// A term's evaluation against references that take no gradient (the cross-batch memory) in
+/// one pass, without the b × R similarity matrix: fills each anchor's `RowResult`, adds
+/// `scale` · ∂L/∂a into the anchor gradient and returns nothing else.
+protocol OnePassTerm: AnyObject {
+    func evaluate(_ input: PairLossInput, reduction: PairReduction, scale: Float,
+                  anchorGradient: UnsafeMutablePointer<Float>, results: UnsafeMutablePointer<RowResult>)
 }
 
 // Numerically stable scalar helpers for the per-row sums (Double).

@@ -31,21 +31,24 @@ public struct LossOptions: Sendable, Equatable {
 
 /// A new loss object of `kind` (each owns its similarity workspace: use one per term that may
 /// run concurrently, e.g. one for the batch term and one for the memory term).
-public func makePairLoss(_ kind: LossKind, options: LossOptions = LossOptions()) -> PairLoss {
+public func makePairLoss(_ kind: LossKind, options: LossOptions = LossOptions(),
+                         tuning: PairLossTuning = PairLossTuning()) -> PairLoss {
     precondition(options.msAlpha > 0 && options.msBeta > 0,
                  "multi-similarity needs α > 0 and β > 0, got α \(options.msAlpha), β \(options.msBeta)")
     precondition(options.npairTemperature > 0, "npair needs τ > 0, got \(options.npairTemperature)")
     switch kind {
     case .contrastive:
-        return GemmPairLoss(term: ContrastiveTerm(margin: options.contrastiveMargin, epsilon: options.contrastiveEpsilon))
+        // Against the memory (no reference gradient) in one pass (ContrastiveStream).
+        let term = ContrastiveTerm(margin: options.contrastiveMargin, epsilon: options.contrastiveEpsilon)
+        return GemmPairLoss(term: term, tuning: tuning, onePass: ContrastiveStream(term: term, tuning: tuning))
     case .multiSimilarity:
         return GemmPairLoss(term: MultiSimilarityTerm(alpha: options.msAlpha, beta: options.msBeta,
-                                                      lambda: options.msLambda, mu: options.msMu))
+                                                      lambda: options.msLambda, mu: options.msMu), tuning: tuning)
     case .triplet:
-        return GemmPairLoss(term: TripletTerm(margin: options.tripletMargin))
+        return GemmPairLoss(term: TripletTerm(margin: options.tripletMargin), tuning: tuning)
     case .lifted:
-        return GemmPairLoss(term: LiftedStructureTerm(margin: options.liftedMargin))
+        return GemmPairLoss(term: LiftedStructureTerm(margin: options.liftedMargin), tuning: tuning)
     case .npair:
-        return GemmPairLoss(term: NPairTerm(temperature: options.npairTemperature))
+        return GemmPairLoss(term: NPairTerm(temperature: options.npairTemperature), tuning: tuning)
     }
 }
