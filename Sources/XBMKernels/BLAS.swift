@@ -63,13 +63,6 @@ public func parallelProducts(_ count: Int, threads budget: Int, _ body: (Range<I
     runChunks(count, threads: threads, body)
 }
 
-/// y += α · x over n contiguous elements.
-@inline(__always)
-public func axpy(count n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-    guard n > 0 else { return }
-    cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
-}
-
 /// Σ x_i · y_i over n contiguous elements.
 @inline(__always)
 public func dot(count n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Float {

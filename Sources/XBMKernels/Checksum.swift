@@ -1,4 +1,6 @@
-/// 64-bit FNV-1a, the one checksum of the package (dataset payloads, replica agreement):
+/// 64-bit FNV-1a, the package's fingerprint of contents (dataset payloads, replica agreement).
+/// File formats use the checks their specifications prescribe instead: CRC-32C in the
+/// checkpoint archive and TensorBoard's records (XBMFormats), CRC-32 and Adler-32 in PNG.
 ///
 ///     h₀ = 0xcbf29ce484222325,   h ← (h ⊕ byte) · 0x100000001b3   for every byte in order
 ///

@@ -1,7 +1,7 @@
-import XCTest
+import TestSupport
 @testable import XBMKernels
 @testable import XBMModel
-import TestSupport
+import XCTest
 
 // The fused batch norm – ReLU – 2×2 max pool against the separate kernels it replaces (the
 // forward must match them bit for bit: the same expression per element, then the same
@@ -114,7 +114,6 @@ final class BatchNormPoolTests: XCTestCase {
         // One image, 2×4, one channel: window A holds four equal values above the ReLU, window B
         // four values that BN maps below 0. With the batch's own statistics the two windows sit
         // at ±1 after normalisation, so A's activation is γ + β > 0 and B's is clipped.
-        let t = Case(n: 1, h: 2, w: 4, channels: 1)
         let x: [Float] = [3, 3, -3, -3,
                           3, 3, -3, -3]
         var running = ([Float](repeating: 0, count: 1), [Float](repeating: 1, count: 1))

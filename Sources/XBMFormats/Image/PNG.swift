@@ -55,10 +55,6 @@ public enum PNG {
         return out
     }
 
-    public static func writeGrayscale(to url: URL, width: Int, height: Int, pixels: [UInt8]) throws {
-        try write(to: url, width: width, height: height, colour: .grey, pixels: pixels)
-    }
-
     public static func write(to url: URL, width: Int, height: Int, colour: Colour, pixels: [UInt8]) throws {
         try Data(encode(width: width, height: height, colour: colour, pixels: pixels)).write(to: url)
     }
