@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hanzi
-import XBM
+import XBMTraining
 
 /// `xbm-dist train` (and `xbm-dist` alone): the training loop of Docs/distributed.md on every rank.
 struct TrainCommand: ParsableCommand {
@@ -21,9 +21,15 @@ struct TrainCommand: ParsableCommand {
             help: "With --resume: keys (lr, loss, data, ...) whose change from the checkpoint's configuration is meant; repeat or comma-separate. Without it such a change is refused.",
             transform: { $0.split(separator: ",").map(String.init) })
     var resumeOverride: [[String]] = []
+    @Flag(help: "Print the configuration these options resolve to (config.json, defaults filled in) and exit without training.")
+    var printConfig = false
 
     func run() throws {
         let config = try resolvedConfig(options, resume: resume)
+        if printConfig {
+            print(String(decoding: config.json(), as: UTF8.self))
+            return
+        }
         let resume = resume, overrides = Set(resumeOverride.joined())
         guard resume || overrides.isEmpty else { throw ValidationError("--resume-override applies only with --resume") }
         try launch(launchOptions) { comm in

@@ -11,8 +11,8 @@ func optionNames(inHelp help: String) -> Set<String> {
 }
 
 /// The options of `train` that configure the run: what `train --help` lists, without help,
-/// the config file, the resume switches and how the ranks are launched.
+/// the config file, printing it, the resume switches and how the ranks are launched.
 func trainConfigurationOptions() -> Set<String> {
     optionNames(inHelp: TrainCommand.helpMessage(columns: 400))
-        .subtracting(["help", "config", "resume", "resume-override", "simulate-ranks", "threads"])
+        .subtracting(["help", "config", "print-config", "resume", "resume-override", "simulate-ranks", "threads"])
 }

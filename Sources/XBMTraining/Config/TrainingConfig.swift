@@ -46,7 +46,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Pretty, key-sorted JSON (for `config.json` and checkpoints).
     public func json() -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(self)) ?? Data()
     }
 }
