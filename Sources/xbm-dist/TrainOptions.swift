@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
-import XBM
+import XBMModel
+import XBMTraining
 
 /// The options of `train` (and of `bench step`), one group per group of `TrainingConfig`.
 /// Every value is optional here: the effective value is the command line's, else the
 /// `--config` file's, else the default (shown in help).
 struct TrainOptions: ParsableArguments {
-    @Option(help: "JSON config file keyed by option names without dashes; the command line overrides it.")
+    @Option(help: "YAML or JSON config file keyed by option names without dashes; the command line overrides it.")
     var config: String?
     @OptionGroup(title: "Data and model") var model: ModelArguments
     @OptionGroup(title: "Loss") var loss: LossArguments
@@ -50,7 +51,8 @@ struct ModelArguments: ParsableArguments {
     /// The values given on the command line, each with the field it sets.
     var overrides: [Override<ModelConfig>] {
         [.init(data, \.data), .init(model, \.model), .init(augment, \.augment), .init(dim, \.dim), .init(hidden, \.hidden),
-         .init(bn, \.bn)]
+         .init(bn, \.bn), .init(initFrom, \.initFrom), .init(initFromChecksum, \.initFromChecksum),
+         .init(redrawHead, \.redrawHead)]
     }
 
     @Option(help: "Dataset directory (Docs/data.md). Default: the built-in hanzi benchmark in data/hanzi, built on first use.")
@@ -63,6 +65,12 @@ struct ModelArguments: ParsableArguments {
     @Option(help: "Hidden width of the mlp (default \(defaults.model.hidden)).") var hidden: Int?
     @Option(help: "Batch-norm statistics over all ranks (sync) or per rank (local) (default \(defaults.model.bn.rawValue)).")
     var bn: BatchNormStatistics?
+    @Option(help: "Start a new run from trained weights: a run directory, its checkpoint.xbm, or a .safetensors state dict as `export` writes (Docs/finetuning.md). The optimiser, schedule and memory start afresh.")
+    var initFrom: String?
+    @Option(help: "FNV-1a checksum (16 hex digits) that the --init-from file must have; a run records it in config.json.")
+    var initFromChecksum: String?
+    @Flag(inversion: .prefixedNo, help: "With --init-from: draw the embedding head (the last linear layer) afresh instead of loading it (default off).")
+    var redrawHead: Bool?
 }
 
 struct LossArguments: ParsableArguments {

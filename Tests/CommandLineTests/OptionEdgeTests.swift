@@ -15,6 +15,7 @@ final class OptionEdgeTests: XCTestCase {
 
     private let kinds: [String: Kind] = [
         "data": .path, "model": .choice, "augment": .choice, "dim": .integer, "hidden": .integer, "bn": .choice,
+        "init-from": .path, "init-from-checksum": .choice, "redraw-head": .flag,
         "loss": .choice, "margin": .real, "epsilon": .real, "ms-alpha": .real, "ms-beta": .real,
         "ms-lambda": .real, "ms-mu": .real, "temperature": .real,
         "batch": .integer, "instances": .integer, "iters": .integer, "schedule-iters": .integer,

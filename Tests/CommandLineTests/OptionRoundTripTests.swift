@@ -26,7 +26,23 @@ final class OptionRoundTripTests: XCTestCase {
         ["batch": ("16", 16), "dim": ("8", 8), "hidden": ("16", 16), "xbm-size": ("32", 32), "drift-probe": ("8", 8)]
     }
 
-    private func cases(otherData: String) -> [String: Case] {
+    /// Weights of another seed's network of the small run, exported: the `--init-from` source.
+    private struct Source {
+        var path: String
+        var parameters: [Float]
+    }
+
+    private func source(data: String) throws -> Source {
+        let settings = smallRun.merging(["data": (data, data), "seed": ("99", 99)]) { _, new in new }
+        let trainer = try trainer(TrainOptions.parse(settings.flatMap { ["--\($0.key)", $0.value.argument] }))
+        let step = trainer.components.step
+        let url = TrainingFixtures.temporaryDirectory("init-source").appendingPathComponent("model.safetensors")
+        try TorchExport.safetensors(model: .mlp, network: trainer.components.network, parameters: step.parameters.pointer,
+                                    state: step.state.pointer).write(to: url)
+        return Source(path: url.path, parameters: step.parameters.array)
+    }
+
+    private func cases(otherData: String, source: Source) -> [String: Case] {
         func step(_ t: Trainer) -> DistributedStep { t.components.step }
         func schedule(_ t: Trainer) -> LearningRateSchedule { t.components.schedule }
         func mlp(_ t: Trainer) -> MLP? { t.components.network as? MLP }
@@ -80,6 +96,14 @@ final class OptionRoundTripTests: XCTestCase {
                 t.sampler.state != baseline.sampler.state && step(t).parameters.array != step(baseline).parameters.array
             },
             "check-replicas": Case(argument: nil, json: true) { t, _ in t.config.run.checkReplicas },
+            "init-from": Case(argument: source.path, json: source.path) { t, _ in step(t).parameters.array == source.parameters },
+            "redraw-head": Case(argument: nil, json: true, context: ["init-from": (source.path, source.path)]) { t, baseline in
+                // The head keeps this run's seeded initialisation; the rest is the source's.
+                let head = t.components.network.parameterLayout["fc2.weight"]!
+                let range = head.offset..<(head.offset + head.count)
+                return step(t).parameters.array[range] != step(baseline).parameters.array[range]
+                    && step(t).parameters.array[..<head.offset] == step(baseline).parameters.array[..<head.offset]
+            },
         ]
     }
 
@@ -108,8 +132,9 @@ final class OptionRoundTripTests: XCTestCase {
     func testEveryOptionReachesTheRunFromTheCommandLineAndFromAConfigFile() throws {
         let data = try TrainingFixtures.featureDataset().standardizedFileURL.path
         let other = try TrainingFixtures.featureDataset(classes: 10, seed: 6).standardizedFileURL.path
-        let table = cases(otherData: other)
-        XCTAssertEqual(Set(table.keys).union(["model", "augment"]), trainConfigurationOptions(), "every option of train has a case, and no case is stale")
+        let table = cases(otherData: other, source: try source(data: data))
+        XCTAssertEqual(Set(table.keys).union(["model", "augment", "init-from-checksum"]), trainConfigurationOptions(),
+                       "every option of train has a case, and no case is stale")
 
         var baselines: [String: Trainer] = [:]
         for (name, entry) in table.sorted(by: { $0.key < $1.key }) {
@@ -155,6 +180,28 @@ final class OptionRoundTripTests: XCTestCase {
         let features = try TrainingFixtures.featureDataset().path
         XCTAssertThrowsError(try trainer(TrainOptions.parse(base + ["--data", features, "--augment", "photo"]))) {
             XCTAssertTrue("\($0)".contains("--augment photo") && "\($0)".contains("feature"), "\($0)")
+        }
+    }
+
+    /// `--init-from-checksum` is recorded whether given or not, so it shows only as a refusal:
+    /// the source's own checksum builds the run, another is refused naming both.
+    func testInitFromChecksumAcceptsTheSourcesOwnAndRefusesAnother() throws {
+        let data = try TrainingFixtures.featureDataset().path
+        let source = try source(data: data)
+        let base = ["--data", data, "--batch", "16", "--dim", "8", "--hidden", "16", "--xbm-size", "32", "--drift-probe", "8",
+                    "--init-from", source.path]
+        let recorded = try XCTUnwrap(try trainer(TrainOptions.parse(base)).config.model.initFromChecksum)
+        XCTAssertEqual(try trainer(TrainOptions.parse(base + ["--init-from-checksum", recorded])).config.model.initFromChecksum, recorded)
+        let object: [String: Any] = ["data": data, "batch": 16, "dim": 8, "hidden": 16, "xbm-size": 32, "drift-probe": 8,
+                                     "init-from": source.path, "init-from-checksum": recorded]
+        XCTAssertNoThrow(try trainer(TrainOptions.parse(["--config", jsonFile(object)])))
+        XCTAssertNoThrow(try trainer(TrainOptions.parse(["--config", yamlFile(object)])))
+        let other = recorded == "0000000000000000" ? "0000000000000001" : "0000000000000000"
+        for arguments in [base + ["--init-from-checksum", other],
+                          ["--config", try jsonFile(object.merging(["init-from-checksum": other]) { _, new in new })]] {
+            XCTAssertThrowsError(try trainer(TrainOptions.parse(arguments))) {
+                XCTAssertTrue("\($0)".contains(other) && "\($0)".contains(recorded), "\($0)")
+            }
         }
     }
 

@@ -27,6 +27,7 @@ final class GradientOverlapTests: XCTestCase {
         var inputShape: [Int] { base.inputShape }
         var embeddingSize: Int { base.embeddingSize }
         var maxBatch: Int { base.maxBatch }
+        var headParameterNames: [String] { base.headParameterNames }
         func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>, random: inout RandomSource) {
             base.initialize(parameters: parameters, state: state, random: &random)
         }

@@ -32,6 +32,9 @@ public protocol EmbeddingNetwork: AnyObject {
     var embeddingSize: Int { get }
     /// The largest `count` that `forward` accepts.
     var maxBatch: Int { get }
+    /// The parameters of the embedding head, the last linear layer (`--redraw-head` draws
+    /// them afresh when a run starts from trained weights).
+    var headParameterNames: [String] { get }
 
     /// Seeded initialisation as PyTorch's defaults: weights and biases U(−1/√fanIn, 1/√fanIn),
     /// batch norm scale 1 and shift 0, running mean 0 and variance 1.

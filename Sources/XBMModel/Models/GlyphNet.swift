@@ -23,6 +23,7 @@ public final class GlyphNet: EmbeddingNetwork {
     public let inputShape: [Int]
     public let embeddingSize: Int
     public let maxBatch: Int
+    public var headParameterNames: [String] { ["fc.weight", "fc.bias"] }
     public let batchNorm: BatchNormSync
 
     let height: Int, width: Int, inputChannels: Int

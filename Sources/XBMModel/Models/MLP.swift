@@ -13,6 +13,7 @@ public final class MLP: EmbeddingNetwork {
     public let inputShape: [Int]
     public let embeddingSize: Int
     public let maxBatch: Int
+    public var headParameterNames: [String] { ["fc2.weight", "fc2.bias"] }
     public let batchNorm: BatchNormSync
     public let hiddenSize: Int
     let inputSize: Int

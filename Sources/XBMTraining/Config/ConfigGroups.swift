@@ -1,5 +1,5 @@
-import XBMKernels
 import XBMData
+import XBMKernels
 import XBMModel
 /// The six groups of `TrainingConfig`. Each property is one option; its coding key is the
 /// option's name without dashes, and its default is the default of the option.
@@ -16,9 +16,22 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// `--hidden`: hidden width of the mlp.
     public var hidden = 512
     public var bn = BatchNormStatistics.sync
+    /// `--init-from`: trained weights a new run starts from: a run directory, its
+    /// checkpoint.xbm, or a .safetensors state dict (Docs/finetuning.md); nil starts from the
+    /// seeded initialisation. A resumed run continues from its own checkpoint instead.
+    public var initFrom: String?
+    /// `--init-from-checksum`: FNV-1a of that file's bytes (16 hex digits). A new run records
+    /// it; given, a file whose bytes differ is refused.
+    public var initFromChecksum: String?
+    /// `--redraw-head`: with `--init-from`, the embedding head (the last linear layer) keeps
+    /// its seeded initialisation instead of the source's weights.
+    public var redrawHead = false
 
     public init() {}
-    enum CodingKeys: String, CodingKey, CaseIterable { case data, model, augment, dim, hidden, bn }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case data, model, augment, dim, hidden, bn
+        case initFrom = "init-from", initFromChecksum = "init-from-checksum", redrawHead = "redraw-head"
+    }
     static let keys = CodingKeys.allCases.map(\.rawValue)
 
     /// The network for samples of `sampleShape`, for at most `maxBatch` samples per forward.

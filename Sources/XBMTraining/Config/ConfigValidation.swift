@@ -1,4 +1,5 @@
 import Foundation
+import XBMFormats
 
 extension TrainingConfig {
     /// The largest iteration count an option may name (exact as a double, far beyond any run).
@@ -12,6 +13,13 @@ extension TrainingConfig {
             if !condition { throw ConfigError(message()) }
         }
         let o = optimization, m = memory, e = evaluation
+        try require(!model.redrawHead || model.initFrom != nil, "--redraw-head applies only with --init-from")
+        try require(model.initFrom.map { !$0.isEmpty } ?? true, "--init-from needs a path: a run directory, its checkpoint.xbm or a .safetensors file")
+        if let checksum = model.initFromChecksum {
+            try require(model.initFrom != nil, "--init-from-checksum applies only with --init-from")
+            try require(checksum.count == 16 && checksum.allSatisfy(\.isHexDigit),
+                        "--init-from-checksum must be 16 hex digits (as a run's config.json records it), got \(printable(checksum))")
+        }
         // Upper bounds first: sizes that allocate must not overflow or exhaust the machine,
         // and iteration counts must stay exact as doubles (shares of them are rounded).
         let sizes: [(String, Int, Int)] = [

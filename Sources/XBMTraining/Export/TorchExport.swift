@@ -1,6 +1,6 @@
 import Foundation
-import XBMKernels
 import XBMFormats
+import XBMKernels
 import XBMModel
 
 /// A trained network as the state dict of the PyTorch module of the same architecture in
@@ -36,12 +36,19 @@ public enum TorchExport {
         return file
     }
 
+    /// Batch-norm tensor names: xbm-dist's against PyTorch's.
+    private static let batchNormNames = [(".scale", ".weight"), (".shift", ".bias"), (".runningMean", ".running_mean"),
+                                         (".runningVariance", ".running_var")]
+
+    /// The PyTorch name of an xbm-dist tensor.
+    static func torchName(_ name: String) -> String {
+        guard let (ours, theirs) = batchNormNames.first(where: { name.hasSuffix($0.0) }) else { return name }
+        return String(name.dropLast(ours.count)) + theirs
+    }
+
     /// One tensor under its PyTorch name and layout.
     static func torchTensor(_ entry: ParameterLayout.Entry, _ values: [Float]) -> (String, [Int], [Float]) {
-        let renamed = entry.name
-            .replacingOccurrences(of: ".scale", with: ".weight").replacingOccurrences(of: ".shift", with: ".bias")
-            .replacingOccurrences(of: ".runningMean", with: ".running_mean")
-            .replacingOccurrences(of: ".runningVariance", with: ".running_var")
+        let renamed = torchName(entry.name)
         guard entry.name.hasPrefix("conv"), entry.shape.count == 4 else { return (renamed, entry.shape, values) }
         // (Co, kh, kw, Ci) → (Co, Ci, kh, kw)
         let (co, kh, kw, ci) = (entry.shape[0], entry.shape[1], entry.shape[2], entry.shape[3])
@@ -56,5 +63,27 @@ public enum TorchExport {
             }
         }
         return (renamed, [co, ci, kh, kw], transposed)
+    }
+
+    /// The inverse of `torchTensor`: a PyTorch state-dict tensor under xbm-dist's name and layout.
+    static func xbmTensor(name: String, shape: [Int], values: [Float]) -> (String, [Int], [Float]) {
+        var renamed = name
+        if name.hasPrefix("bn"), let (ours, theirs) = batchNormNames.first(where: { name.hasSuffix($0.1) }) {
+            renamed = String(name.dropLast(theirs.count)) + ours
+        }
+        guard name.hasPrefix("conv"), shape.count == 4 else { return (renamed, shape, values) }
+        // (Co, Ci, kh, kw) → (Co, kh, kw, Ci)
+        let (co, ci, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
+        var transposed = [Float](repeating: 0, count: values.count)
+        for o in 0..<co {
+            for i in 0..<ci {
+                for y in 0..<kh {
+                    for x in 0..<kw {
+                        transposed[((o * kh + y) * kw + x) * ci + i] = values[((o * ci + i) * kh + y) * kw + x]
+                    }
+                }
+            }
+        }
+        return (renamed, [co, kh, kw, ci], transposed)
     }
 }

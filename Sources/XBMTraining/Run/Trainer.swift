@@ -70,6 +70,19 @@ public final class Trainer {
             resumeNotes = outcome.notes
             checkpoint = saved
         }
+        // A new run from trained weights: read them first, so config.json records their checksum.
+        var initialWeights: InitialWeights?
+        if !resume, let source = config.model.initFrom {
+            let weights = try InitialWeights.load(source, comm: comm)
+            let checksum = FNV1a64.hex(weights.checksum)
+            if let expected = config.model.initFromChecksum, expected.lowercased() != checksum {
+                throw ConfigError("--init-from \(source): the file's checksum is \(checksum), but --init-from-checksum is \(expected): "
+                                  + "it is not the file the configuration was made with. Pass the right file, or drop "
+                                  + "init-from-checksum to start from this one")
+            }
+            config.model.initFromChecksum = checksum
+            initialWeights = weights
+        }
         self.config = config
         components = try TrainingComponents(config: config, sampleShape: dataset.sampleShape,
                                             isImages: dataset.isImages, comm: comm)
@@ -90,6 +103,12 @@ public final class Trainer {
             iteration = checkpoint.iteration
         } else {
             try components.step.initializeParameters(seed: config.run.seed)
+            if let initialWeights {
+                let network = components.network, step = components.step
+                try initialWeights.apply(to: step.parameters.pointer, layout: network.parameterLayout,
+                                         keeping: config.model.redrawHead ? Set(network.headParameterNames) : [])
+                try initialWeights.apply(to: step.state.pointer, layout: network.stateLayout)
+            }
         }
         try runDirectory?.prepare(resumingAt: resume ? iteration : nil)
         try runDirectory?.writeConfig(config)
@@ -321,6 +340,10 @@ public final class Trainer {
         let drops = o.schedule == .step ? " ×\(o.gamma) at \(o.milestoneIterations.map(String.init).joined(separator: ", "))" : ""
         print("  loss \(c.loss.kind.rawValue), \(memory); \(o.optimizer.rawValue) lr \(o.lr) \(o.schedule.rawValue)\(drops); "
               + "\(o.iters) iterations; run dir \(c.run.directory)")
+        if let source = c.model.initFrom, iteration == 0 {
+            print("  starting from the weights of \(source) (checksum \(c.model.initFromChecksum ?? "?"))"
+                  + (c.model.redrawHead ? ", the embedding head drawn afresh" : ""))
+        }
         if iteration > 0 { print("  resumed at iteration \(iteration)") }
         for note in resumeNotes { print("  resume: \(note)") }
         let trainCount = dataset.indices(.train).count

@@ -1,8 +1,8 @@
 import Collectives
 import Foundation
-import XBMKernels
-import XBMFormats
 import XBMData
+import XBMFormats
+import XBMKernels
 import XBMModel
 
 /// Everything a run needs to continue exactly (Docs/distributed.md): parameters, running statistics,
@@ -172,6 +172,18 @@ public struct TrainingCheckpoint {
             stamps[row < 0 ? row + M : row] = Int32(clamping: iteration - 1 - newer / max(batch, 1))
         }
         return stamps
+    }
+
+    /// The network's tensors by name, in xbm-dist's layout (`--init-from`).
+    var modelTensors: [String: InitialWeights.Tensor] {
+        var tensors: [String: InitialWeights.Tensor] = [:]
+        for (layout, values) in [(meta.parameterLayout, parameters), (meta.stateLayout, state)] {
+            for entry in layout.entries {
+                tensors[entry.name] = InitialWeights.Tensor(shape: entry.shape,
+                                                            values: Array(values[entry.offset..<(entry.offset + entry.count)]))
+            }
+        }
+        return tensors
     }
 
     /// Restores parameters and running statistics only (evaluation, embedding).
