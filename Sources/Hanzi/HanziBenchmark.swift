@@ -19,7 +19,13 @@ public struct HanziSummary: Sendable {
 /// 32×32 uint8 (`charset` selects level 2 or both levels instead). Sample i = character · 27 +
 /// face; label = character index; the first ⌈n/2⌉ classes are train (split 0), the others
 /// test (split 1): 1,878 / 1,877 for level 1. Each image's distortion comes
-/// from `RandomSource.derived(seed:stream: i)`, so the result does not depend on `threads`.
+/// from `RandomSource.derived(seed:stream: character · 27 + face)`, so the result does not
+/// depend on `threads`.
+///
+/// `facesPerClass` N keeps a seeded random N of the faces for each character (drawn from
+/// `RandomSource.derived(seed:stream: 2⁴⁰ + character)`), in face order: few images over many
+/// classes, as SOP's ~5 per class over 11k classes. Each kept image is the full set's image of
+/// the same character and face.
 public enum HanziBenchmark {
     /// Training classes of the default set (level 1): the first ⌈3,755 / 2⌉.
     public static let trainClasses = 1878
@@ -29,6 +35,7 @@ public enum HanziBenchmark {
                              charset: HanziCharset = .level1,
                              faces: [HanziFace] = HanziFace.all,
                              characterLimit: Int? = nil,
+                             facesPerClass: Int? = nil,
                              fontDirectory: URL = HanziFace.defaultFontDirectory,
                              progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> HanziSummary {
         precondition(threads >= 1, "threads must be at least 1, got \(threads)")
@@ -40,14 +47,29 @@ public enum HanziBenchmark {
         try checkReplaceable(outputDirectory)
         _ = try HanziRenderer(faces: faces, fontDirectory: fontDirectory)
 
-        let faceCount = faces.count, total = characters.count * faceCount
+        let faceCount = faces.count
+        if let facesPerClass, !(1...faceCount).contains(facesPerClass) {
+            throw HanziError.facesPerClass(requested: facesPerClass, faces: faceCount)
+        }
+        // The (character, face) of each sample, in sample order.
+        var pairs: [(character: Int, face: Int)] = []
+        for character in 0..<characters.count {
+            var kept = Array(0..<faceCount)
+            if let facesPerClass {
+                var random = RandomSource.derived(seed: seed, stream: (1 << 40) + UInt64(character))
+                for k in 0..<facesPerClass { kept.swapAt(k, k + random.nextInt(below: faceCount - k)) }
+                kept = kept.prefix(facesPerClass).sorted()
+            }
+            pairs += kept.map { (character, $0) }
+        }
+        let total = pairs.count
         let pixels = side * side
         var images = [UInt8](repeating: 0, count: total * pixels)
         let queue = WorkQueue(total: total, chunk: 64)
         let group = DispatchGroup()
         images.withUnsafeMutableBufferPointer { buffer in
             let output = SendablePointer(pointer: buffer.baseAddress!)
-            let scalars = characters
+            let scalars = characters, samples = pairs
             for _ in 0..<threads {
                 group.enter()
                 let thread = Thread {
@@ -57,9 +79,9 @@ public enum HanziBenchmark {
                         let workspace = GlyphWorkspace()
                         while let range = queue.take() {
                             for sample in range {
-                                let (character, face) = sample.quotientAndRemainder(dividingBy: faceCount)
+                                let (character, face) = samples[sample]
                                 let glyph = try renderer.glyph(scalars[character], faceIndex: face)
-                                var random = RandomSource.derived(seed: seed, stream: UInt64(sample))
+                                var random = RandomSource.derived(seed: seed, stream: UInt64(character * faceCount + face))
                                 let distortion = GlyphDistortion.random(using: &random)
                                 composeGlyph(glyph, distortion: distortion, workspace: workspace, output: output.pointer + sample * pixels)
                             }
@@ -80,7 +102,7 @@ public enum HanziBenchmark {
         var labels = [Int32](repeating: 0, count: total)
         var split = [UInt8](repeating: 0, count: total)
         for sample in 0..<total {
-            let character = sample / faceCount
+            let character = pairs[sample].character
             labels[sample] = Int32(character)
             split[sample] = character < trainClasses ? 0 : 1
         }
@@ -88,12 +110,17 @@ public enum HanziBenchmark {
         images.withUnsafeBytes { hash.update($0) }
         labels.withUnsafeBytes { hash.update($0) }
         let trainCount = split.count { $0 == 0 }
-        let meta: [String: Any] = [
-            "name": charset.datasetName, "charset": charset.rawValue, "seed": seed, "faces": faces.map(\.name), "characters": characters.count,
+        var meta: [String: Any] = [
+            "name": charset.datasetName + (facesPerClass.map { "-f\($0)" } ?? ""), "charset": charset.rawValue, "seed": seed,
+            "faces": faces.map(\.name), "characters": characters.count,
             "classes": characters.count, "count": total, "train_count": trainCount, "test_count": total - trainCount,
             "train_classes": min(trainClasses, characters.count), "image_size": [side, side],
             "checksum": "fnv1a64:" + hash.hex, "order": "sample = character * faces + face",
         ]
+        if let facesPerClass {
+            meta["faces_per_class"] = facesPerClass
+            meta["order"] = "by character, then face; \(facesPerClass) seeded faces per character"
+        }
         try publish(outputDirectory) { staging in
             try Dataset.write(directory: staging, images: images, imageShape: [side, side], labels: labels, split: split, meta: meta)
         }

@@ -137,6 +137,7 @@ public enum HanziError: Error, CustomStringConvertible {
     case freeType(call: String, code: Int32, detail: String)
     case missingGlyph(face: String, character: String)
     case outputInUse(directory: String, file: String)
+    case facesPerClass(requested: Int, faces: Int)
 
     public var description: String {
         switch self {
@@ -147,6 +148,8 @@ public enum HanziError: Error, CustomStringConvertible {
             "font face '\(face)': \(path) holds \(found.joined(separator: ", ")), not this family and style"
         case let .freeType(call, code, detail):
             "FreeType \(call) failed with error \(code) (\(detail))"
+        case let .facesPerClass(requested, faces):
+            "--faces-per-class \(requested): expected 1 to \(faces), the faces each character is rendered in"
         case let .outputInUse(directory, file):
             "\(directory): holds \(file), not only dataset files; expected a new, empty or dataset-only --out directory"
         case let .missingGlyph(face, character):

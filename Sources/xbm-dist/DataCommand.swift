@@ -21,19 +21,24 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Output dataset directory.") var out: String
         @Option(help: "Characters: level1 (GB2312 level 1, 3,755 classes, the benchmark), level2 (3,008 rarer classes, a second set for checking a recipe on data it was not tuned on) or all (6,763).")
         var charset: HanziCharset = .level1
-        @Option(help: "Seed of the distortions.") var seed: UInt64 = 0
+        @Option(help: "Keep a seeded random N of the 27 faces of each character: few images over many classes, as SOP (about 5 per class); with --charset all, 6,763 classes (Docs/data.md).")
+        var facesPerClass: Int?
+        @Option(help: "Seed of the distortions (and of the faces kept).") var seed: UInt64 = 0
         @Option(help: "Rendering threads (default: all cores).") var threads: Int?
 
         func validate() throws {
             if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+            if let facesPerClass, !(1...HanziFace.all.count).contains(facesPerClass) {
+                throw ValidationError("--faces-per-class must be 1 to \(HanziFace.all.count), got \(facesPerClass)")
+            }
         }
 
         func run() throws {
             let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
-            let bar = ProgressBar(label: charset.datasetName)
+            let bar = ProgressBar(label: charset.datasetName + (facesPerClass.map { "-f\($0)" } ?? ""))
             let summary = try reportingErrors {
                 try HanziBenchmark.build(outputDirectory: URL(fileURLWithPath: out), seed: seed, threads: threadCount,
-                                         charset: charset, progress: bar.update)
+                                         charset: charset, facesPerClass: facesPerClass, progress: bar.update)
             }
             print("wrote \(summary.count) images of \(summary.classes) classes (train \(summary.trainCount), test \(summary.testCount)) to \(out)")
             print("checksum fnv1a64:\(FNV1a64.hex(summary.checksum))")

@@ -179,6 +179,43 @@ final class HanziTests: XCTestCase {
         XCTAssertEqual(hash.value, a.checksum)
     }
 
+    /// `--faces-per-class`: each character keeps N of the faces, and each kept image is the
+    /// full set's image of that character and face (the subset is drawn, not re-rendered).
+    func testFacesPerClassKeepsASeededSubsetOfTheFullSetsImages() throws {
+        let faces = Array(HanziFace.all.filter { $0.isInstalled() }.prefix(5))
+        try XCTSkipIf(faces.count < 5, "needs 5 installed faces of the benchmark (Launch/setup installs them)")
+        let fullDirectory = makeScratchDirectory("hanzi-full"), subsetDirectory = makeScratchDirectory("hanzi-subset")
+        _ = try HanziBenchmark.build(outputDirectory: fullDirectory, seed: 4, threads: 2, faces: faces, characterLimit: 6)
+        let summary = try HanziBenchmark.build(outputDirectory: subsetDirectory, seed: 4, threads: 2, faces: faces,
+                                               characterLimit: 6, facesPerClass: 2)
+        let full = try Dataset.load(directory: fullDirectory), subset = try Dataset.load(directory: subsetDirectory)
+        XCTAssertEqual(summary.count, 12)
+        XCTAssertEqual(subset.labels, [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+        let pixels = 32 * 32
+        func image(_ dataset: Dataset, _ i: Int) -> [UInt8] {
+            Array(UnsafeRawBufferPointer(rebasing: dataset.rawSamples[(i * pixels)..<((i + 1) * pixels)]))
+        }
+        var keptFaces: [[Int]] = []
+        for character in 0..<6 {
+            // Which of the full set's five images of this character each kept image is.
+            let matches = (0..<2).map { k in
+                (0..<5).filter { image(full, character * 5 + $0) == image(subset, character * 2 + k) }
+            }
+            XCTAssertEqual(matches.map(\.count), [1, 1], "character \(character): each kept image is exactly one full-set image")
+            let kept = matches.compactMap(\.first)
+            XCTAssertEqual(kept, kept.sorted(), "faces kept in face order")
+            XCTAssertEqual(Set(kept).count, 2, "two different faces")
+            keptFaces.append(kept)
+        }
+        XCTAssertGreaterThan(Set(keptFaces.map { $0.description }).count, 1, "the faces kept differ between characters")
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: subsetDirectory.appendingPathComponent("meta.json"))) as! [String: Any]
+        XCTAssertEqual(meta["faces_per_class"] as? Int, 2)
+        XCTAssertThrowsError(try HanziBenchmark.build(outputDirectory: makeScratchDirectory("hanzi-bad"), seed: 4, threads: 1,
+                                                      faces: faces, characterLimit: 2, facesPerClass: 6)) {
+            XCTAssertTrue("\($0)".contains("--faces-per-class 6"), "\($0)")
+        }
+    }
+
     func testFNV1a64MatchesPublishedVectors() {
         func fnv(_ s: String) -> UInt64 { var h = FNV1a64(); Array(s.utf8).withUnsafeBytes { h.update($0) }; return h.value }
         XCTAssertEqual(fnv(""), 0xCBF2_9CE4_8422_2325)
