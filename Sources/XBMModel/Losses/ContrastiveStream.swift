@@ -1,6 +1,6 @@
 import XBMKernels
 /// The contrastive term against references that take no gradient (the cross-batch memory),
-/// without the b × R similarity matrix (Docs/losses.md, "The memory term in one pass").
+/// without the b × R similarity matrix (Docs/losses.md, "The contrastive memory term in one pass").
 ///
 /// Contrastive pairs are independent: whether (i, j) is active, what it adds to ℓ_i and
 /// g_ij = ∓1 depend on s_ij and the two labels alone (`.mean` divides each side by a per-anchor
