@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""Small datasets for Launch/test, written with NumPy as a user's own script would write them.
+"""Small datasets for Launch/test and Launch/check-export, written with NumPy as a user's own
+script would write them.
 
+    fixtures.py blobs DIR         DIR/{x,y,split}.npy + meta.json: 24 classes x 6 grey images
+                                  (N, 32, 32) uint8, each class a bright square at its own place
+                                  on noise; classes 0-15 train, 16-23 test
     fixtures.py colour DIR        DIR/{x,y,split}.npy + meta.json: 24 classes x 6 colour images
                                   (N, 3, 32, 32) uint8, each class a square of its own colour
                                   and place on noise; classes 0-15 train, 16-23 test
@@ -13,6 +17,16 @@ import os
 import sys
 
 import numpy as np
+
+
+def blobs(out):
+    rng = np.random.default_rng(0)
+    classes, per_class = 24, 6
+    x = rng.integers(0, 40, size=(classes * per_class, 32, 32), dtype=np.uint8)
+    for c in range(classes):
+        cy, cx = 6 + (c * 11) % 20, 6 + (c * 7) % 20
+        x[c * per_class:(c + 1) * per_class, cy - 4:cy + 5, cx - 4:cx + 5] += 180
+    write(out, x, np.repeat(np.arange(classes, dtype=np.int32), per_class), classes, per_class, "blobs")
 
 
 def colour(out):
@@ -48,4 +62,4 @@ def write(out, x, y, classes, per_class, name):
 
 
 if __name__ == "__main__":
-    {"colour": colour, "features": features}[sys.argv[1]](*sys.argv[2:])
+    {"blobs": blobs, "colour": colour, "features": features}[sys.argv[1]](*sys.argv[2:])
