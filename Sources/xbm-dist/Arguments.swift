@@ -13,6 +13,7 @@ extension OptimizerKind: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 extension MemoryReduction: ExpressibleByArgument {}
 extension MemoryInit: ExpressibleByArgument {}
+extension MemoryCompensation: ExpressibleByArgument {}
 extension HanziCharset: ExpressibleByArgument {}
 
 extension MemoryStart: ExpressibleByArgument {

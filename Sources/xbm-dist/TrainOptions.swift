@@ -123,7 +123,7 @@ struct MemoryArguments: ParsableArguments {
     var overrides: [Override<MemoryConfig>] {
         [.init(xbmSize, \.size), .init(xbmStart, \.start), .init(xbmWeight, \.weight),
          .init(xbmReduce, \.reduction), .init(xbmInit, \.initialization), .init(driftEvery, \.driftEvery),
-         .init(driftProbe, \.driftProbe), .init(driftThreshold, \.driftThreshold)]
+         .init(driftProbe, \.driftProbe), .init(driftThreshold, \.driftThreshold), .init(xbmCompensate, \.compensate)]
     }
 
     @Option(help: "Cross-batch memory rows M; 0 disables the memory (default \(defaults.memory.size)).") var xbmSize: Int?
@@ -134,6 +134,8 @@ struct MemoryArguments: ParsableArguments {
     var xbmReduce: MemoryReduction?
     @Option(help: "none, or fill: fill the memory with current embeddings at the start iteration (default \(defaults.memory.initialization.rawValue)).")
     var xbmInit: MemoryInit?
+    @Option(help: "Drift compensation of the memory's rows: none, or moments: each row's per-dimension mean and deviation matched to the current model's (Docs/losses.md) (default \(defaults.memory.compensate.rawValue)).")
+    var xbmCompensate: MemoryCompensation?
     @Option(help: "Measure feature drift on a fixed probe set every N iterations; 0: never (default \(defaults.memory.driftEvery)).")
     var driftEvery: Int?
     @Option(help: "Training samples in the drift probe set (default \(defaults.memory.driftProbe)).") var driftProbe: Int?

@@ -12,7 +12,8 @@ final class MetricsRecordTests: XCTestCase {
     let documentedKeys = ["iter", "loss", "batch_loss", "memory_loss", "lr", "images_per_second",
                           "batch_active_pos", "batch_active_neg", "batch_hardest_neg", "batch_hardest_pos",
                           "memory_active_pos", "memory_active_neg", "memory_hardest_neg", "memory_hardest_pos",
-                          "memory_age", "memory_active_neg_age", "drift", "MAP@R", "R-precision", "eval_seconds",
+                          "memory_age", "memory_active_neg_age", "drift", "memory_drift",
+                          "memory_drift_compensated", "memory_drift_age", "MAP@R", "R-precision", "eval_seconds",
                           "memory_count", "R@K"]
 
     func testTheKeysAreTheDocumentedSchema() {

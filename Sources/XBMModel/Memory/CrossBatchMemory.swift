@@ -45,9 +45,11 @@ public struct MemorySnapshot: Sendable, Equatable {
     /// (count) the iteration each row was written at, or empty when unknown (restored rows
     /// are then stamped with the memory's clock: age 0).
     public var stamps: [Int32]
+    /// (count) the dataset index of each row's sample (−1: unknown), or empty when unknown.
+    public var samples: [Int32]
 
     public init(embeddings: [Float], labels: [Int32], head: Int, count: Int, capacity: Int, dimension: Int,
-                stamps: [Int32] = []) {
+                stamps: [Int32] = [], samples: [Int32] = []) {
         self.embeddings = embeddings
         self.labels = labels
         self.head = head
@@ -55,6 +57,7 @@ public struct MemorySnapshot: Sendable, Equatable {
         self.capacity = capacity
         self.dimension = dimension
         self.stamps = stamps
+        self.samples = samples
     }
 }
 
@@ -78,6 +81,9 @@ public final class CrossBatchMemory {
     private let labels: FlatBuffer<Int32>
     /// (M) the clock when each row was written.
     private let stamps: FlatBuffer<Int32>
+    /// (M) the dataset index of each row's sample, −1 when unknown (the drift measurement
+    /// re-embeds rows from it).
+    private let samples: FlatBuffer<Int32>
     /// The iteration rows enqueued now belong to; enqueue stamps them with it (the trainer's
     /// step sets it; not part of the checksum or snapshot, the checkpoint's iteration is).
     public var clock = 0
@@ -93,6 +99,7 @@ public final class CrossBatchMemory {
         embeddings = FlatBuffer(count: capacity * dimension)
         labels = FlatBuffer(count: capacity)
         stamps = FlatBuffer(count: capacity)
+        samples = FlatBuffer(count: capacity, initialValue: -1)
     }
 
     /// A memory restored from `snapshot()`; throws when the snapshot is inconsistent.
@@ -127,12 +134,20 @@ public final class CrossBatchMemory {
         guard snapshot.stamps.isEmpty || snapshot.stamps.count == n else {
             throw CrossBatchMemoryError.malformedSnapshot("\(snapshot.stamps.count) stamps for \(n) rows")
         }
+        guard snapshot.samples.isEmpty || snapshot.samples.count == n else {
+            throw CrossBatchMemoryError.malformedSnapshot("\(snapshot.samples.count) sample indices for \(n) rows")
+        }
         embeddings.pointer.update(from: snapshot.embeddings, count: n * d)
         labels.pointer.update(from: snapshot.labels, count: n)
         if snapshot.stamps.isEmpty {
             stamps.pointer.update(repeating: Int32(clamping: clock), count: n)
         } else {
             stamps.pointer.update(from: snapshot.stamps, count: n)
+        }
+        if snapshot.samples.isEmpty {
+            samples.pointer.update(repeating: -1, count: n)
+        } else {
+            samples.pointer.update(from: snapshot.samples, count: n)
         }
         head = snapshot.head
         count = n
@@ -144,10 +159,12 @@ public final class CrossBatchMemory {
     /// returns the storage position of the first row written; row i of the batch is then at
     /// (position + i) mod M (`storagePosition(ofLastBatchRow:)`).
     ///
+    /// `rowSamples` are the rows' dataset indices (nil: unknown, −1).
+    ///
     /// Throws when B > M: a batch cannot be compared against a memory that cannot hold it.
     @discardableResult
     public func enqueue(embeddings rows: UnsafePointer<Float>, labels rowLabels: UnsafePointer<Int32>,
-                        count B: Int) throws -> Int {
+                        samples rowSamples: UnsafePointer<Int32>? = nil, count B: Int) throws -> Int {
         precondition(B >= 0, "cannot enqueue a negative number of rows (\(B))")
         guard B <= capacity else { throw CrossBatchMemoryError.batchLargerThanMemory(batch: B, capacity: capacity) }
         let d = dimension, start = head
@@ -159,6 +176,13 @@ public final class CrossBatchMemory {
         let stamp = Int32(clamping: clock)
         (stamps.pointer + start).update(repeating: stamp, count: firstPiece)
         stamps.pointer.update(repeating: stamp, count: B - firstPiece)
+        if let rowSamples {
+            (samples.pointer + start).update(from: rowSamples, count: firstPiece)
+            samples.pointer.update(from: rowSamples + firstPiece, count: B - firstPiece)
+        } else {
+            (samples.pointer + start).update(repeating: -1, count: firstPiece)
+            samples.pointer.update(repeating: -1, count: B - firstPiece)
+        }
         head = (start + B) % capacity
         count = min(count + B, capacity)
         lastBatchStart = start
@@ -211,6 +235,7 @@ public final class CrossBatchMemory {
         embeddings.zero()
         labels.zero()
         stamps.zero()
+        samples.fill(-1)
         head = 0
         count = 0
         lastBatchStart = 0
@@ -232,7 +257,14 @@ public final class CrossBatchMemory {
         MemorySnapshot(embeddings: Array(UnsafeBufferPointer(start: embeddings.pointer, count: count * dimension)),
                        labels: Array(UnsafeBufferPointer(start: labels.pointer, count: count)),
                        head: head, count: count, capacity: capacity, dimension: dimension,
-                       stamps: Array(UnsafeBufferPointer(start: stamps.pointer, count: count)))
+                       stamps: Array(UnsafeBufferPointer(start: stamps.pointer, count: count)),
+                       samples: Array(UnsafeBufferPointer(start: samples.pointer, count: count)))
+    }
+
+    /// Storage row `row` (< count): its embedding (d floats), stamp and sample index (−1: unknown).
+    public func row(_ row: Int) -> (embedding: UnsafePointer<Float>, stamp: Int32, sample: Int32) {
+        precondition(row >= 0 && row < count, "memory row \(row) outside the \(count) valid rows")
+        return (UnsafePointer(embeddings.pointer + row * dimension), stamps.pointer[row], samples.pointer[row])
     }
 
     private func segment(from row: Int, count rows: Int) -> ReferenceSegment {

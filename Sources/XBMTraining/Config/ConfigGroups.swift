@@ -196,6 +196,8 @@ public struct MemoryConfig: Codable, Equatable, Sendable {
     public var reduction = MemoryReduction.mean
     /// `--xbm-init`.
     public var initialization = MemoryInit.none
+    /// `--xbm-compensate`: drift compensation of the rows the memory term reads.
+    public var compensate = MemoryCompensation.none
     /// `--drift-every`: measure feature drift every N iterations (0: never).
     public var driftEvery = 100
     /// `--drift-probe`: training samples in the drift probe set.
@@ -207,8 +209,11 @@ public struct MemoryConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case size = "xbm-size", start = "xbm-start", weight = "xbm-weight", reduction = "xbm-reduce"
         case initialization = "xbm-init", driftEvery = "drift-every", driftProbe = "drift-probe"
-        case driftThreshold = "drift-threshold"
+        case driftThreshold = "drift-threshold", compensate = "xbm-compensate"
     }
+    /// Iterations on each side of a row's stamp whose rows estimate its model's moments
+    /// (`MomentMatching`): 17 batches of rows.
+    public static let compensationWindow = 8
     static let keys = CodingKeys.allCases.map(\.rawValue)
 
     public var isEnabled: Bool { size > 0 }
@@ -221,6 +226,14 @@ public enum MemoryInit: String, Codable, CaseIterable, Sendable {
     /// Filled at the start iteration with embeddings of random training samples by the
     /// current model (the paper's initialisation, Docs/losses.md).
     case fill
+}
+
+/// `--xbm-compensate`: how the memory term corrects the drift of old rows (Docs/losses.md).
+public enum MemoryCompensation: String, Codable, CaseIterable, Sendable {
+    /// The rows as stored (the paper's).
+    case none
+    /// Each row's per-dimension moments matched to the current model's (`MomentMatching`).
+    case moments
 }
 
 /// Retrieval evaluation during and after training (Docs/evaluation.md).

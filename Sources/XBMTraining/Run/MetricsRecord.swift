@@ -38,6 +38,13 @@ public struct MetricsRecord: Equatable, Sendable {
     // A drift measurement (`--drift-every`).
     /// `drift`: D(t, Δ) of the drift probe (Docs/losses.md).
     public var drift: Double?
+    /// `memory_drift`: mean ‖m_j − f_t(x_j)‖ over a sample of the memory's rows, the row as
+    /// stored against the current model's embedding of its sample; `memory_drift_compensated`
+    /// the same for the row the memory term reads under `--xbm-compensate`; `memory_drift_age`
+    /// the sampled rows' mean age (Docs/losses.md, Drift compensation).
+    public var memoryDrift: Double?
+    public var memoryDriftCompensated: Double?
+    public var memoryDriftAge: Double?
 
     // An evaluation.
     /// `R@K` for each K evaluated, in percent.
@@ -79,7 +86,8 @@ public struct MetricsRecord: Equatable, Sendable {
         ("memory_active_pos", \.memory.activePositives), ("memory_active_neg", \.memory.activeNegatives),
         ("memory_hardest_neg", \.memory.hardestNegative), ("memory_hardest_pos", \.memory.hardestPositive),
         ("memory_age", \.memoryAge), ("memory_active_neg_age", \.memoryActiveNegativeAge),
-        ("drift", \.drift),
+        ("drift", \.drift), ("memory_drift", \.memoryDrift), ("memory_drift_compensated", \.memoryDriftCompensated),
+        ("memory_drift_age", \.memoryDriftAge),
         ("MAP@R", \.mapAtR), ("R-precision", \.rPrecision), ("eval_seconds", \.evaluationSeconds),
     ]
     /// Every integer-valued key but `iter`, with its field.

@@ -151,8 +151,10 @@ public final class Trainer {
             loadBatch(rows: rows)
             let learningRate = components.schedule.rate(at: iteration)
             let result = try batch.labels.withUnsafeBufferPointer { labels in
-                try step.run(input: input.pointer, labels: labels.baseAddress!, iteration: iteration,
-                             learningRate: learningRate, stopRequested: stopRequested())
+                try batch.indices.withUnsafeBufferPointer { samples in
+                    try step.run(input: input.pointer, labels: labels.baseAddress!, samples: samples.baseAddress!,
+                                 iteration: iteration, learningRate: learningRate, stopRequested: stopRequested())
+                }
             }
             if config.run.checkReplicas {
                 watchdog.enter("the replica check")
@@ -298,6 +300,15 @@ public final class Trainer {
         else { return }
         var record = MetricsRecord(iteration: iteration)
         record.drift = value
+        if let memory = step.memory, memory.count > 0,
+           let staleness = try MemoryDrift.measure(memory: memory, compensated: step.compensation?.compensated(memory),
+                                                   rows: config.memory.driftProbe, dataset: dataset,
+                                                   network: components.inferenceNetwork, parameters: step.parameters.pointer,
+                                                   state: step.state.pointer, comm: comm) {
+            record.memoryDrift = staleness.stored
+            record.memoryDriftCompensated = staleness.compensated
+            record.memoryDriftAge = staleness.age
+        }
         try runDirectory?.append(record)
         if config.memory.start == .auto, step.memory != nil, step.memoryStart == Int.max,
            value < config.memory.driftThreshold {
@@ -321,7 +332,7 @@ public final class Trainer {
             let labels = rows.map { dataset.labels[$0] }
             let embeddings = try Evaluation.embed(indices: rows, dataset: dataset, network: components.inferenceNetwork,
                                                   parameters: step.parameters.pointer, state: step.state.pointer, comm: comm)
-            try memory.enqueue(embeddings: embeddings.pointer, labels: labels, count: B)
+            try memory.enqueue(embeddings: embeddings.pointer, labels: labels, samples: rows.map { Int32($0) }, count: B)
         }
         if verbose && comm.rank == 0 { print("memory filled with \(memory.count) embeddings at iteration \(iteration)") }
     }

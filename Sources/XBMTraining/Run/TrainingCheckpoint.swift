@@ -69,6 +69,7 @@ public struct TrainingCheckpoint {
             archive.setFloats(memory.embeddings, named: "memory.embeddings")
             archive.setInt32s(memory.labels, named: "memory.labels")
             archive.setInt32s(memory.stamps, named: "memory.stamps")
+            archive.setInt32s(memory.samples, named: "memory.samples")
         }
         if !driftPrevious.isEmpty { archive.setFloats(driftPrevious, named: "drift.previous") }
         try archive.write(to: url)
@@ -130,7 +131,8 @@ public struct TrainingCheckpoint {
                                     stamps: archive.contains("memory.stamps") ? try archive.int32s(named: "memory.stamps")
                                         : Self.stampsOneBatchPerIteration(head: meta.memoryHead, count: labels.count,
                                                                           capacity: meta.memoryCapacity, iteration: meta.iteration,
-                                                                          batch: config.optimization.batch))
+                                                                          batch: config.optimization.batch),
+                                    samples: archive.contains("memory.samples") ? try archive.int32s(named: "memory.samples") : [])
         }
     }
 

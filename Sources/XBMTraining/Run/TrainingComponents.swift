@@ -37,7 +37,9 @@ public struct TrainingComponents {
                                memoryReduction: config.memory.reduction,
                                memoryStart: config.memoryStartIteration ?? Int.max,
                                optimizer: config.optimization.makeOptimizer(layout: network.parameterLayout),
-                               globalBatch: config.optimization.batch)
+                               globalBatch: config.optimization.batch,
+                               compensation: config.memory.compensate == .moments
+                                   ? MomentMatching(window: MemoryConfig.compensationWindow) : nil)
         schedule = config.optimization.makeSchedule()
     }
 }

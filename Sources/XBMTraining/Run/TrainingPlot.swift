@@ -33,6 +33,10 @@ public struct TrainingPlot: Sendable {
         public var memoryTerm: [Point] = []
         /// `drift`: D(t, Δ) of the drift probe.
         public var drift: [Point] = []
+        /// `memory_drift`, `memory_drift_compensated`: stored (and compensated) memory rows
+        /// against the current model's embeddings of their samples.
+        public var memoryDrift: [Point] = []
+        public var memoryDriftCompensated: [Point] = []
         /// Logged iterations whose `lr` is at most half the previous logged one (a step of the
         /// schedule, not the slow slope of cosine), with the factor.
         public var rateDrops: [(iteration: Int, factor: Double)] = []
@@ -43,7 +47,8 @@ public struct TrainingPlot: Sendable {
             a.batchHardestNegative == b.batchHardestNegative && a.memoryHardestNegative == b.memoryHardestNegative
                 && a.batchActiveNegatives == b.batchActiveNegatives && a.memoryActiveNegatives == b.memoryActiveNegatives
                 && a.memoryStart == b.memoryStart && a.batchTerm == b.batchTerm && a.memoryTerm == b.memoryTerm
-                && a.drift == b.drift && a.rateDrops.map(\.iteration) == b.rateDrops.map(\.iteration)
+                && a.drift == b.drift && a.memoryDrift == b.memoryDrift
+                && a.memoryDriftCompensated == b.memoryDriftCompensated && a.rateDrops.map(\.iteration) == b.rateDrops.map(\.iteration)
                 && a.rateDrops.map(\.factor) == b.rateDrops.map(\.factor)
         }
 
@@ -98,6 +103,8 @@ public struct TrainingPlot: Sendable {
             add(record.batchLoss, to: &diagnostics.batchTerm)
             if memoryRan { add(record.memoryLoss, to: &diagnostics.memoryTerm) }
             add(record.drift, to: &diagnostics.drift)
+            add(record.memoryDrift, to: &diagnostics.memoryDrift)
+            add(record.memoryDriftCompensated, to: &diagnostics.memoryDriftCompensated)
             if let rate = record.learningRate {
                 if let lastRate, lastRate > 0, rate <= lastRate / 2 {
                     diagnostics.rateDrops.append((iteration, rate / lastRate))
@@ -163,8 +170,15 @@ public struct TrainingPlot: Sendable {
                 Series(points: finite(d.batchActiveNegatives), name: "batch", color: batchColor),
                 Series(points: finite(d.memoryActiveNegatives), name: "memory", color: memoryColor)]))
         }
-        if !d.drift.isEmpty {
-            panels.append(("feature drift", [Series(points: finite(d.drift), name: "drift", color: "#2ca02c")]))
+        if !d.drift.isEmpty || !d.memoryDrift.isEmpty {
+            var series = [Series(points: finite(d.drift), name: "drift of the probe", color: "#2ca02c")]
+            if !d.memoryDrift.isEmpty {
+                series.append(Series(points: finite(d.memoryDrift), name: "memory rows as stored", color: "#d62728"))
+            }
+            if !d.memoryDriftCompensated.isEmpty {
+                series.append(Series(points: finite(d.memoryDriftCompensated), name: "memory rows compensated", color: "#9467bd"))
+            }
+            panels.append(("feature drift", series))
         }
         let height = Self.panels[panels.count - 1].bottom + 50
         var iterations = panels.flatMap { $0.series.flatMap { $0.points.map { Double($0.iteration) } } }

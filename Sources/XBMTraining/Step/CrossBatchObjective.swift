@@ -73,9 +73,12 @@ public final class CrossBatchObjective {
 
     /// Adds this rank's share of ∂L/∂E into `gradient` (B, d) and returns the sums of ℓ over
     /// its anchors (not yet divided by B) with the pair statistics of its anchors. `memory`,
-    /// when given, already holds this global batch as its last enqueued one.
+    /// when given, already holds this global batch as its last enqueued one; the memory term
+    /// reads `memoryReferences` instead of its rows when given (the drift-compensated rows, in
+    /// the memory's storage order).
     public func accumulate(embeddings: UnsafePointer<Float>, labels: UnsafePointer<Int32>, dimension d: Int,
-                           memory: CrossBatchMemory?, gradient: UnsafeMutablePointer<Float>) -> Sums {
+                           memory: CrossBatchMemory?, memoryReferences: [ReferenceSegment]? = nil,
+                           gradient: UnsafeMutablePointer<Float>) -> Sums {
         let b = rows.count, B = globalBatch, first = rows.lowerBound
         let anchors = embeddings + first * d
         let anchorLabels = labels + first
@@ -99,7 +102,7 @@ public final class CrossBatchObjective {
         for (i, row) in rows.enumerated() { memoryOwnIndex[i] = Int32(memory.storagePosition(ofLastBatchRow: row)) }
         var memoryInput = PairLossInput(
             anchors: anchors, anchorLabels: anchorLabels, anchorCount: b, dimension: d,
-            references: memory.referenceSegments, ownIndex: memoryOwnIndex.pointer)
+            references: memoryReferences ?? memory.referenceSegments, ownIndex: memoryOwnIndex.pointer)
         memoryInput.now = memory.clock
         let (reduction, factor) = memoryReduction.pairReduction(globalBatch: B, rows: memory.count)
         let memorySum = loss.evaluate(memoryInput, reduction: reduction, scale: scale * memoryWeight * factor,

@@ -41,6 +41,8 @@ public final class DistributedStep {
     public let memory: CrossBatchMemory?
     public let memoryWeight: Float
     public let memoryReduction: MemoryReduction
+    /// Drift compensation of the memory's rows for the memory term (`--xbm-compensate`), or nil.
+    public let compensation: MomentMatching?
     /// First iteration that uses the memory (`Int.max` until `--xbm-start auto` decides).
     public var memoryStart: Int
     public let optimizer: Optimizer
@@ -81,7 +83,7 @@ public final class DistributedStep {
 
     public init(comm: Communicator, network: EmbeddingNetwork, loss: PairLoss, memory: CrossBatchMemory?,
                 memoryWeight: Float, memoryReduction: MemoryReduction, memoryStart: Int, optimizer: Optimizer,
-                globalBatch: Int) {
+                globalBatch: Int, compensation: MomentMatching? = nil) {
         precondition(globalBatch % comm.size == 0, "global batch \(globalBatch) not divisible by \(comm.size) ranks")
         self.comm = comm
         self.network = network
@@ -90,6 +92,7 @@ public final class DistributedStep {
         self.memoryWeight = memoryWeight
         self.memoryReduction = memoryReduction
         self.memoryStart = memoryStart
+        self.compensation = compensation
         self.optimizer = optimizer
         self.globalBatch = globalBatch
         localBatch = globalBatch / comm.size
@@ -114,8 +117,8 @@ public final class DistributedStep {
 
     /// Runs one step. `input` holds this rank's b samples; `labels` the B labels of the
     /// global batch (known to every rank from the shared sampler).
-    public func run(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, iteration: Int,
-                    learningRate: Float, stopRequested: Bool) throws -> Result {
+    public func run(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, samples: UnsafePointer<Int32>? = nil,
+                    iteration: Int, learningRate: Float, stopRequested: Bool) throws -> Result {
         let b = localBatch, B = globalBatch, d = dimension
         phaseObserver?("the forward pass")
         let local = try network.forward(input: input, count: b, parameters: parameters.pointer,
@@ -140,12 +143,13 @@ public final class DistributedStep {
         memory?.clock = iteration
         defer { memory?.clock = iteration + 1 }
         if let memory, iteration >= memoryStart {
-            try memory.enqueue(embeddings: globalEmbeddings.pointer, labels: labels, count: B)
+            try memory.enqueue(embeddings: globalEmbeddings.pointer, labels: labels, samples: samples, count: B)
             memoryInUse = memory
         }
         let sums = objective.accumulate(
             embeddings: globalEmbeddings.pointer, labels: labels, dimension: d,
-            memory: memoryInUse, gradient: dE)
+            memory: memoryInUse, memoryReferences: memoryInUse.flatMap { memory in compensation?.compensated(memory) },
+            gradient: dE)
 
         dE[B * d] = Float(sums.batch)
         dE[B * d + 1] = Float(sums.memory)
