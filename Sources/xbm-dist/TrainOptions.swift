@@ -123,7 +123,8 @@ struct MemoryArguments: ParsableArguments {
     var overrides: [Override<MemoryConfig>] {
         [.init(xbmSize, \.size), .init(xbmStart, \.start), .init(xbmWeight, \.weight),
          .init(xbmReduce, \.reduction), .init(xbmInit, \.initialization), .init(driftEvery, \.driftEvery),
-         .init(driftProbe, \.driftProbe), .init(driftThreshold, \.driftThreshold), .init(xbmCompensate, \.compensate)]
+         .init(driftProbe, \.driftProbe), .init(driftThreshold, \.driftThreshold), .init(xbmCompensate, \.compensate),
+         .init(xbmRefresh, \.refresh)]
     }
 
     @Option(help: "Cross-batch memory rows M; 0 disables the memory (default \(defaults.memory.size)).") var xbmSize: Int?
@@ -136,6 +137,8 @@ struct MemoryArguments: ParsableArguments {
     var xbmInit: MemoryInit?
     @Option(help: "Drift compensation of the memory's rows: none, or moments: each row's per-dimension mean and deviation matched to the current model's (Docs/losses.md) (default \(defaults.memory.compensate.rawValue)).")
     var xbmCompensate: MemoryCompensation?
+    @Option(help: "After each step with the memory, re-embed the N rows with the oldest stamps by the current model (N forward passes; Docs/losses.md); 0: none (default \(defaults.memory.refresh)).")
+    var xbmRefresh: Int?
     @Option(help: "Measure feature drift on a fixed probe set every N iterations; 0: never (default \(defaults.memory.driftEvery)).")
     var driftEvery: Int?
     @Option(help: "Training samples in the drift probe set (default \(defaults.memory.driftProbe)).") var driftProbe: Int?

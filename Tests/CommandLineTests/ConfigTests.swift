@@ -113,6 +113,8 @@ final class ConfigTests: XCTestCase {
         // Every key the config writes is one the loader accepts, and the other way round
         // (optional keys are written only when set).
         original.optimization.scheduleIters = 5000
+        original.model.initFrom = "runs/pretrain"
+        original.model.initFromChecksum = "0123456789abcdef"
         let object = try JSONSerialization.jsonObject(with: original.json()) as! [String: Any]
         XCTAssertEqual(Set(object.keys), Set(TrainingConfig.keys))
     }

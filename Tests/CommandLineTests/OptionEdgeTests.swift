@@ -21,7 +21,7 @@ final class OptionEdgeTests: XCTestCase {
         "batch": .integer, "instances": .integer, "iters": .integer, "schedule-iters": .integer,
         "optimizer": .choice, "lr": .real, "weight-decay": .real, "momentum": .real, "schedule": .choice,
         "milestones": .list, "gamma": .real, "warmup": .integer,
-        "xbm-size": .integer, "xbm-start": .point, "xbm-weight": .real, "xbm-reduce": .choice, "xbm-init": .choice, "xbm-compensate": .choice,
+        "xbm-size": .integer, "xbm-start": .point, "xbm-weight": .real, "xbm-reduce": .choice, "xbm-init": .choice, "xbm-compensate": .choice, "xbm-refresh": .integer,
         "drift-every": .integer, "drift-probe": .integer, "drift-threshold": .real,
         "eval-every": .integer, "eval-batch": .integer, "recall-k": .list,
         "log-every": .integer, "checkpoint-every": .integer, "run-dir": .path, "seed": .integer,

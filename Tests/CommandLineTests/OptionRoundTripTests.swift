@@ -84,6 +84,7 @@ final class OptionRoundTripTests: XCTestCase {
             "xbm-reduce": Case(argument: "sum", json: "sum") { t, _ in step(t).memoryReduction == .sum },
             "xbm-init": Case(argument: "fill", json: "fill") { t, _ in t.config.memory.initialization == .fill },
             "xbm-compensate": Case(argument: "moments", json: "moments") { t, _ in step(t).compensation?.window == 8 },
+            "xbm-refresh": Case(argument: "7", json: 7) { t, _ in t.config.memory.refresh == 7 },
             "drift-every": Case(argument: "0", json: 0) { t, _ in t.drift == nil },
             "drift-probe": Case(argument: "10", json: 10) { t, _ in t.drift?.probe.count == 10 },
             "drift-threshold": Case(argument: "0.05", json: 0.05) { t, _ in t.config.memory.driftThreshold == 0.05 },

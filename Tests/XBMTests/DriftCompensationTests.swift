@@ -120,6 +120,52 @@ final class DriftCompensationTests: XCTestCase {
         }
     }
 
+    /// `--xbm-refresh`: the rows with the oldest stamps whose samples are known, ties in
+    /// storage order; an overwritten row takes the clock as its stamp and keeps label and sample.
+    func testTheOldestRowsAreRefreshedFirst() throws {
+        let memory = CrossBatchMemory(capacity: 6, dimension: 1)
+        for (clock, sample) in [(5, 50), (3, 30), (3, -1), (9, 90), (1, 10), (3, 31)] {
+            memory.clock = clock
+            try memory.enqueue(embeddings: [Float(clock)], labels: [Int32(sample)], samples: [Int32(sample)], count: 1)
+        }
+        XCTAssertEqual(memory.oldestRows(3), [4, 1, 5], "stamp 1, then the stamp-3 rows with samples, in storage order")
+        XCTAssertEqual(memory.oldestRows(10), [4, 1, 5, 0, 3])
+        memory.clock = 12
+        memory.overwrite(row: 4, embedding: [0.5])
+        XCTAssertEqual(memory.row(4).embedding.pointee, 0.5)
+        XCTAssertEqual(memory.row(4).stamp, 12)
+        XCTAssertEqual(memory.row(4).sample, 10)
+        XCTAssertEqual(memory.oldestRows(2), [1, 5])
+    }
+
+    /// Refreshing is the same on 1, 2 and 4 ranks, every replica alike, changes the run, and a
+    /// resumed run continues bit for bit.
+    func testRefreshingAgreesAcrossRanksAndAcrossAResume() throws {
+        let data = try TrainingFixtures.featureDataset()
+        func refreshing(_ c: TrainingConfig) -> TrainingConfig {
+            var c = c
+            c.memory.compensate = .none
+            c.memory.refresh = 16
+            return c
+        }
+        let c = refreshing(config(data: data, iterations: 12))
+        let reference = try train(c, ranks: 1)[0]
+        var plain = c
+        plain.memory.refresh = 0
+        XCTAssertNotEqual(reference.losses, try train(plain, ranks: 1)[0].losses, "vacuous: refreshing changed nothing")
+        for ranks in [2, 4] {
+            let runs = try train(c, ranks: ranks)
+            XCTAssertTrue(runs.allSatisfy { $0.checksum == runs[0].checksum }, "\(ranks) ranks: replicas differ")
+            for (a, b) in zip(runs[0].losses, reference.losses) { XCTAssertEqual(a, b, accuracy: 1e-4 * abs(b)) }
+        }
+        let whole = try train(refreshing(config(data: data, run: TrainingFixtures.temporaryDirectory("refresh-whole"), iterations: 12)),
+                              ranks: 2, outputs: true)[0]
+        let split = TrainingFixtures.temporaryDirectory("refresh-split")
+        let first = try train(refreshing(config(data: data, run: split, iterations: 6)), ranks: 2, outputs: true)[0]
+        let second = try train(refreshing(config(data: data, run: split, iterations: 12)), ranks: 2, resume: true)[0]
+        XCTAssertEqual(first.losses + second.losses, whole.losses)
+    }
+
     /// Rows enqueued as the inference network embeds their samples are at drift 0; a row moved
     /// by δ along one axis is at its distance, δ·(its share of the sample).
     func testTheMemorysDriftIsTheDistanceToTheCurrentEmbeddings() throws {

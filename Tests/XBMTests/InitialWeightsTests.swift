@@ -169,6 +169,10 @@ final class InitialWeightsTests: XCTestCase {
         }
         c.model.initFromChecksum = nil
         _ = try train(c)
+        // Resumed with the configuration it started from (no checksum given): the recorded one holds.
+        var longer = c
+        longer.optimization.iters = 6
+        XCTAssertNoThrow(try train(longer, resume: true))
         var other = c
         other.model.initFrom = data.path
         XCTAssertThrowsError(try Trainer(config: other, comm: SingleProcessCommunicator(), resume: true)) {

@@ -261,6 +261,21 @@ public final class CrossBatchMemory {
                        samples: Array(UnsafeBufferPointer(start: samples.pointer, count: count)))
     }
 
+    /// The storage rows of the `k` oldest rows by stamp whose samples are known (ties in
+    /// storage order), oldest first: the rows `--xbm-refresh` re-embeds.
+    public func oldestRows(_ k: Int) -> [Int] {
+        let known = (0..<count).filter { samples.pointer[$0] >= 0 }
+        return Array(known.sorted { (stamps.pointer[$0], $0) < (stamps.pointer[$1], $1) }.prefix(max(k, 0)))
+    }
+
+    /// Replaces storage row `row`'s embedding (d floats) and stamps it with the clock; its label
+    /// and sample stay (the same sample, embedded again).
+    public func overwrite(row: Int, embedding: UnsafePointer<Float>) {
+        precondition(row >= 0 && row < count, "memory row \(row) outside the \(count) valid rows")
+        (embeddings.pointer + row * dimension).update(from: embedding, count: dimension)
+        stamps.pointer[row] = Int32(clamping: clock)
+    }
+
     /// Storage row `row` (< count): its embedding (d floats), stamp and sample index (−1: unknown).
     public func row(_ row: Int) -> (embedding: UnsafePointer<Float>, stamp: Int32, sample: Int32) {
         precondition(row >= 0 && row < count, "memory row \(row) outside the \(count) valid rows")

@@ -198,6 +198,9 @@ public struct MemoryConfig: Codable, Equatable, Sendable {
     public var initialization = MemoryInit.none
     /// `--xbm-compensate`: drift compensation of the rows the memory term reads.
     public var compensate = MemoryCompensation.none
+    /// `--xbm-refresh`: rows with the oldest stamps re-embedded by the current model after each
+    /// step that used the memory (0: none).
+    public var refresh = 0
     /// `--drift-every`: measure feature drift every N iterations (0: never).
     public var driftEvery = 100
     /// `--drift-probe`: training samples in the drift probe set.
@@ -209,7 +212,7 @@ public struct MemoryConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case size = "xbm-size", start = "xbm-start", weight = "xbm-weight", reduction = "xbm-reduce"
         case initialization = "xbm-init", driftEvery = "drift-every", driftProbe = "drift-probe"
-        case driftThreshold = "drift-threshold", compensate = "xbm-compensate"
+        case driftThreshold = "drift-threshold", compensate = "xbm-compensate", refresh = "xbm-refresh"
     }
     /// Iterations on each side of a row's stamp whose rows estimate its model's moments
     /// (`MomentMatching`): 17 batches of rows.

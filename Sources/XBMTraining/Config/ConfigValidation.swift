@@ -24,7 +24,7 @@ extension TrainingConfig {
         // and iteration counts must stay exact as doubles (shares of them are rounded).
         let sizes: [(String, Int, Int)] = [
             ("--dim", model.dim, 1 << 16), ("--hidden", model.hidden, 1 << 20), ("--batch", o.batch, 1 << 20),
-            ("--eval-batch", e.batch, 1 << 20), ("--drift-probe", m.driftProbe, 1 << 24),
+            ("--eval-batch", e.batch, 1 << 20), ("--drift-probe", m.driftProbe, 1 << 24), ("--xbm-refresh", m.refresh, 1 << 24),
             ("--iters", o.iters, Self.maxIterations), ("--schedule-iters", o.scheduleIters ?? 0, Self.maxIterations),
             ("--warmup", o.warmup, Self.maxIterations), ("--eval-every", e.every, Self.maxIterations),
             ("--log-every", run.logEvery, Self.maxIterations), ("--checkpoint-every", run.checkpointEvery, Self.maxIterations),
@@ -37,7 +37,7 @@ extension TrainingConfig {
         for (name, value) in [("--lr", o.lr), ("--weight-decay", o.weightDecay), ("--gamma", o.gamma), ("--xbm-weight", m.weight)] {
             try require(Float(value).isFinite, "--\(name.dropFirst(2)) \(value) is not a finite float32 number")
         }
-        let memoryBytes = Double(m.size) * Double(model.dim + 2) * 4
+        let memoryBytes = Double(m.size) * Double(model.dim + 3) * 4
         let machine = Double(ProcessInfo.processInfo.physicalMemory)
         try require(memoryBytes <= machine / 2, String(format: "--xbm-size %d with --dim %d needs %.1f GiB for the memory on every rank, "
                     + "more than half of this machine's %.1f GiB; lower --xbm-size", m.size, model.dim,
@@ -73,6 +73,7 @@ extension TrainingConfig {
                     "--xbm-size \(m.size) is smaller than the global batch --batch \(o.batch): the memory must hold at least one batch")
         try require(m.start != .auto || m.driftEvery > 0,
                     "--xbm-start auto needs drift measurements: set --drift-every to a positive interval")
+        try require(m.refresh >= 0, "--xbm-refresh must be non-negative, got \(m.refresh)")
         try require(m.driftEvery >= 0 && m.driftProbe >= 1 && m.driftThreshold > 0 && m.driftThreshold.isFinite,
                     "--drift-every must be ≥ 0, --drift-probe ≥ 1 and --drift-threshold > 0")
         try require(m.weight >= 0 && m.weight.isFinite, "--xbm-weight must be finite and ≥ 0, got \(m.weight)")

@@ -64,6 +64,12 @@ public final class Trainer {
         var config = requested
         if resume {
             let saved = try TrainingCheckpoint.read(from: RunDirectory(path: requested.run.directory).checkpointURL, comm: comm)
+            // The checksum is the run's own record of its source: a request that names the same
+            // source without it (the same --config as the start) means the same weights.
+            var requested = requested
+            if requested.model.initFromChecksum == nil, requested.model.initFrom == saved.config.model.initFrom {
+                requested.model.initFromChecksum = saved.config.model.initFromChecksum
+            }
             let outcome = try ResumePolicy.reconcile(requested: requested, saved: saved.config, overrides: resumeOverrides,
                                                      savedData: saved.dataFingerprint, currentData: dataFingerprint)
             config = outcome.config
@@ -155,6 +161,10 @@ public final class Trainer {
                     try step.run(input: input.pointer, labels: labels.baseAddress!, samples: samples.baseAddress!,
                                  iteration: iteration, learningRate: learningRate, stopRequested: stopRequested())
                 }
+            }
+            if config.memory.refresh > 0, let memory = step.memory, iteration >= step.memoryStart, memory.count > 0 {
+                watchdog.enter("the memory refresh", iteration: iteration)
+                try refreshMemory(memory)
             }
             if config.run.checkReplicas {
                 watchdog.enter("the replica check")
@@ -317,6 +327,20 @@ public final class Trainer {
                 print(String(format: "drift %.4f < %.4f: memory starts at iteration %d", value, config.memory.driftThreshold, iteration))
             }
         }
+    }
+
+    /// `--xbm-refresh K` (Docs/losses.md, Drift compensation): after a step with the memory, the
+    /// K rows with the oldest stamps are embedded again by the updated model (the next step's,
+    /// so they are stamped with the memory's clock) in inference mode. Embedding is sharded over
+    /// the ranks and allgathered, and every rank picks the same rows, so the replicas stay identical.
+    private func refreshMemory(_ memory: CrossBatchMemory) throws {
+        let rows = memory.oldestRows(config.memory.refresh)
+        guard !rows.isEmpty else { return }
+        let step = components.step, d = memory.dimension
+        let embeddings = try Evaluation.embed(indices: rows.map { Int(memory.row($0).sample) }, dataset: dataset,
+                                              network: components.inferenceNetwork, parameters: step.parameters.pointer,
+                                              state: step.state.pointer, comm: comm)
+        for (i, row) in rows.enumerated() { memory.overwrite(row: row, embedding: embeddings.pointer + i * d) }
     }
 
     /// `--xbm-init fill` (Docs/losses.md): at the start iteration, fill the memory with embeddings of
