@@ -3,12 +3,18 @@
     python3 Launch/experiments_test.py        (or: python3 -m unittest discover -s Launch -p 'experiments_test.py')
 Expected values are worked by hand in the comments. The recipe tests ask the release binary
 what options resolve to (`xbm-dist train --print-config`), as the runner does; they are
-skipped when .build/release/xbm-dist is missing (Launch/test builds it first)."""
+skipped when .build/release/xbm-dist is missing (Launch/test builds it first). The backbone
+tests run the runner for real against FAKE_XBM_DIST below, a stand-in for the binary that
+resolves options, "trains" in milliseconds and logs every command it is given."""
+import contextlib
 import importlib.machinery
 import importlib.util
+import io
 import json
 import os
 import shutil
+import stat
+import sys
 import tempfile
 import unittest
 
@@ -300,6 +306,41 @@ class Recipes(unittest.TestCase):
         self.assertFalse(ex.same_recipe(xbm_recipe(margin), xbm_recipe(plain), defaults))
         self.assertTrue(ex.same_recipe(xbm_recipe(margin), xbm_recipe(margin), defaults))
 
+    def test_the_finetune_studies(self):
+        # the study file's fine-tuning studies as xbm-dist resolves them: every cell starts from
+        # the backbone (the runner's --init-from wins over configs/finetune.yaml's runs/pretrain),
+        # which trains on hanzi level 1 without a memory whatever configs/pretrain.yaml names
+        data = ex.load_file()
+        names = [n for n in ex.public(data["studies"]) if ex.study(data, n)["backbone"]]
+        self.assertEqual(sorted(names), ["finetune-batch", "finetune-gain", "finetune-gain-f5", "finetune-size",
+                                         "finetune-start"])
+        configs = {}
+        for name in names:
+            s = ex.study(data, name)
+            for c in s["cells"]:
+                r = ex.recipe(ex.Settings(), s, c, 2)
+                self.assertEqual(r["config"]["init-from"], s["backbone"]["dir"])
+                self.assertEqual((r["config"]["seed"], r["config"]["lr"]), (2, 0.0001))
+                self.assertEqual((r["backbone"]["data"], r["backbone"]["xbm-size"], r["backbone"]["run-dir"]),
+                                 ("data/hanzi", 0, "runs/backbones/hanzi-l1"))
+                configs[name, c["label"]] = r["config"]
+        # finetune-batch: the same number of images seen, batch 64 without the memory, batch 16 with it
+        b64, b16 = configs["finetune-batch", "b64-without"], configs["finetune-batch", "b16-with"]
+        self.assertEqual(b64["batch"] * b64["iters"], b16["batch"] * b16["iters"])
+        self.assertEqual((b64["batch"], b64["xbm-size"], b16["batch"], b16["xbm-size"]), (64, 0, 16, 16384))
+        self.assertEqual(b16["milestones"], ["75%"])
+        # finetune-size: the largest memory is the whole training split of hanzi-l2 (1,504 × 27)
+        self.assertEqual(configs["finetune-size", "m40608"]["xbm-size"], 1504 * 27)
+        meta = ex.read_json(os.path.join(ex.ROOT, "data", "hanzi-l2", "meta.json"))
+        if meta:
+            self.assertEqual(meta["train_count"], 1504 * 27)
+        # the cells of finetune-start differ in the start only
+        starts = {label: configs["finetune-start", label] for label in ("start0", "start200", "start600")}
+        self.assertEqual({label: c["xbm-start"] for label, c in starts.items()},
+                         {"start0": 0, "start200": 200, "start600": 600})
+        strip = lambda c: {k: v for k, v in c.items() if k not in ("xbm-start", "run-dir")}
+        self.assertEqual(strip(starts["start0"]), strip(starts["start600"]))
+
     def test_refused_options_are_a_failure(self):
         with self.assertRaises(ex.Failure) as caught:
             ex.resolve_config(["--no-such-option", "3"])
@@ -377,6 +418,360 @@ class Recipes(unittest.TestCase):
                              {"without": [0, 2], "with": [0], "one-thread": [0, 1], "mpi": [1], "torch": [2]})
         finally:
             ex.RUNS = saved
+
+
+# A stand-in for xbm-dist: `train --print-config` prints the options it was given over a few
+# defaults (a --config JSON file first, the command line over it, the last value winning,
+# --threads left out as by xbm-dist); `train` logs its arguments to $FAKE_XBM_LOG and writes
+# config.json, checkpoint.xbm and metrics.json, R@1 = 50 + seed + 10 with a memory + 20 with
+# --init-from (refused, exit 3, unless that directory has metrics.json, and not read on
+# --resume; config.json records init-from-checksum, and as xbm-dist, --resume keeps the recorded
+# checksum when the request names the same source without one, and refuses, exit 2, another); `data ... --out DIR`
+# writes DIR/meta.json.
+FAKE_XBM_DIST = r"""#!/usr/bin/env python3
+import json, os, sys
+args = sys.argv[1:]
+def log(entry):
+    with open(os.environ["FAKE_XBM_LOG"], "a") as f:
+        f.write(json.dumps(entry) + "\n")
+if args[0] == "data":
+    out = args[args.index("--out") + 1]
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "meta.json"), "w") as f:
+        json.dump({"built by": args}, f)
+    log(args)
+    sys.exit(0)
+config = {"iters": 100, "seed": 0, "lr": 0.001, "xbm-size": 16384, "data": "", "run-dir": "runs/hanzi"}
+given, flags, i = [], set(), 1
+while i < len(args):
+    if args[i] in ("--print-config", "--resume"):
+        flags.add(args[i]); i += 1
+    else:
+        given.append((args[i][2:], args[i + 1])); i += 2
+for name, value in given:
+    if name == "config":
+        with open(value) as f:
+            config.update(json.load(f))
+for name, value in given:
+    if name not in ("config", "threads"):
+        config[name] = int(value) if value.lstrip("-").isdigit() else value
+if "--print-config" in flags:
+    print(json.dumps(config)); sys.exit(0)
+log(args)
+d = config["run-dir"]
+source = config.get("init-from")
+if source and "--resume" not in flags:
+    if not os.path.exists(os.path.join(source, "metrics.json")):
+        print(f"--init-from {source}: no trained network there", file=sys.stderr); sys.exit(3)
+    config["init-from-checksum"] = "0123456789abcdef"
+if "--resume" in flags:
+    saved = {}
+    if os.path.exists(os.path.join(d, "config.json")):
+        with open(os.path.join(d, "config.json")) as f:
+            saved = json.load(f)
+    if "init-from-checksum" not in config and config.get("init-from") == saved.get("init-from"):
+        config["init-from-checksum"] = saved.get("init-from-checksum")
+    if saved.get("init-from-checksum") != config.get("init-from-checksum"):
+        print("error: --resume would change what the checkpointed run computes: --init-from-checksum", file=sys.stderr)
+        sys.exit(2)
+os.makedirs(d, exist_ok=True)
+for name, content in (("config.json", config), ("checkpoint.xbm", "weights"),
+                      ("metrics.json", {"R@1": 50.0 + config["seed"] + (10 if config["xbm-size"] else 0)
+                                        + (20 if source else 0), "MAP@R": 40.0, "iter": config["iters"]})):
+    with open(os.path.join(d, name), "w") as f:
+        json.dump(content, f)
+"""
+
+
+def finetune_file(tmp, backbone_config, reference=False):
+    """A study file like Launch/experiments.json's fine-tuning part, every path in tmp."""
+    cells = [{"label": "without", "options": "--xbm-size 0"}, {"label": "with", "options": "", "pair": "without"}]
+    if reference:
+        cells.append({"label": "torch", "kind": "reference", "options": "--iters 20"})
+    return {
+        "datasets": {"l1": {"dir": os.path.join(tmp, "data-l1"), "build": ["data", "hanzi"]},
+                     "l2": {"dir": os.path.join(tmp, "data-l2"), "build": ["data", "hanzi", "--charset", "level2"]}},
+        "backbones": {"bb": {"dataset": "l1", "options": ["--config", backbone_config, "--threads", "2"],
+                             "dir": os.path.join(tmp, "backbones", "bb")}},
+        "studies": {
+            "finetune-gain": {"dataset": "l2", "backbone": "bb", "seeds": [0, 1, 2],
+                              "base": "--iters 40 --lr 0.0001 --init-from runs/pretrain", "cells": cells},
+            "plain": {"dataset": "l2", "cells": [{"label": "without", "options": "--xbm-size 0"}]},
+        },
+    }
+
+
+class Backbones(unittest.TestCase):
+    """A backbone is built (or resumed) once before a study's runs, every xbm-dist cell starts
+    from it, and its recipe is part of theirs. Run for real against FAKE_XBM_DIST."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        fake = os.path.join(self.tmp, "xbm-dist")
+        with open(fake, "w") as f:
+            # this interpreter, not a python3 found on PATH (a version manager's shim is slow)
+            f.write(FAKE_XBM_DIST.replace("/usr/bin/env python3", sys.executable + " -S", 1))
+        os.chmod(fake, os.stat(fake).st_mode | stat.S_IXUSR)
+        self.log = os.path.join(self.tmp, "commands.jsonl")
+        self.saved = ex.BIN, ex.RUNS, ex.DOCS, ex.POLL_SECONDS, os.environ.get("FAKE_XBM_LOG")
+        ex.BIN, ex.RUNS, ex.DOCS = fake, os.path.join(self.tmp, "runs"), os.path.join(self.tmp, "docs")
+        ex.POLL_SECONDS = 0.01  # the fake's runs end in milliseconds
+        os.environ["FAKE_XBM_LOG"] = self.log
+        ex._resolved.clear()
+        self.pretrain = os.path.join(self.tmp, "pretrain.json")
+        self.write_pretrain({"iters": 30, "xbm-size": 0})
+        self.data = finetune_file(self.tmp, self.pretrain)
+        self.bdir = os.path.join(self.tmp, "backbones", "bb")
+
+    def tearDown(self):
+        ex.BIN, ex.RUNS, ex.DOCS, ex.POLL_SECONDS, log = self.saved
+        if log is None:
+            os.environ.pop("FAKE_XBM_LOG", None)
+        else:
+            os.environ["FAKE_XBM_LOG"] = log
+        ex._resolved.clear()
+        shutil.rmtree(self.tmp)
+
+    @contextlib.contextmanager
+    def stderr(self):
+        """The runner's progress (and its subprocesses', which need a real file) kept from the
+        test's output, in a file the test may read."""
+        with tempfile.TemporaryFile("w+") as f, contextlib.redirect_stderr(f):
+            yield f
+
+    def write_pretrain(self, config):
+        with open(self.pretrain, "w") as f:
+            json.dump(config, f)
+        ex._resolved.clear()  # xbm-dist would read the file anew
+
+    def commands(self):
+        """The arguments of every train/data command the fake ran, in order."""
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(line) for line in f]
+
+    def trains(self):
+        return [c for c in self.commands() if c[0] == "train"]
+
+    def run_study(self, name="finetune-gain", seeds=(0,), stale_aside=False):
+        with self.stderr():
+            return ex.run_study(ex.Settings(), ex.study(self.data, name), list(seeds), 1, False, stale_aside)
+
+    def value(self, args, name):
+        return args[len(args) - 1 - args[::-1].index(name) + 1]
+
+    def test_validation(self):
+        s = ex.study(self.data, "finetune-gain")
+        self.assertEqual((s["backbone"]["name"], s["backbone"]["dir"], s["backbone"]["seed"]), ("bb", self.bdir, 0))
+        self.assertIsNone(ex.study(self.data, "plain")["backbone"])
+        # the default directory is runs/backbones/NAME
+        data = json.loads(json.dumps(self.data))
+        del data["backbones"]["bb"]["dir"]
+        self.assertEqual(ex.study(data, "finetune-gain")["backbone"]["dir"], os.path.join("runs", "backbones", "bb"))
+        # reference cells cannot start from a backbone: refused, naming them
+        with self.assertRaises(ex.Failure) as caught:
+            ex.study(finetune_file(self.tmp, self.pretrain, reference=True), "finetune-gain")
+        self.assertIn("reference cells (torch)", str(caught.exception))
+        self.assertIn("'bb'", str(caught.exception))
+        for change in (lambda d: d["studies"]["finetune-gain"].update(backbone="nothing"),   # no such backbone
+                       lambda d: d["backbones"]["bb"].update(seeds=[0]),                     # unknown key
+                       lambda d: d["backbones"]["bb"].pop("dataset"),                        # required
+                       lambda d: d.update(backbones=["bb"])):                                # not an object
+            bad = json.loads(json.dumps(self.data))
+            change(bad)
+            with self.assertRaises(ex.Failure):
+                ex.study(bad, "finetune-gain")
+
+    def test_init_from_on_every_xbm_dist_cell(self):
+        s = ex.study(self.data, "finetune-gain")
+        for cell in s["cells"]:
+            _, options = ex.run_options(ex.Settings(), s, cell, 1)
+            # after the base (whose --init-from it overrides) and the cell, before the runner's --data
+            self.assertEqual(options[-8:], ["--init-from", self.bdir, "--data", os.path.join(self.tmp, "data-l2"),
+                                            "--seed", "1", "--run-dir",
+                                            os.path.join(ex.RUNS, "finetune-gain", f"{cell['label']}-s1")])
+            self.assertEqual(options.count("--init-from"), 2)
+            self.assertEqual(ex.resolve_config(options)["init-from"], self.bdir)
+        # a smoke run starts from a smoke backbone, under the override directory
+        smoke = ex.Settings(["--iters", "5"])
+        line = ex.command_line(smoke, s, s["cells"][1], 0)
+        self.assertIn("--init-from " + os.path.join(ex.OVERRIDE_RUNS, "iters-5", "backbones", "bb") + " --data", line)
+        # the backbone's own run does not start from anything, nor does a study without one
+        bs = ex.backbone_study(ex.Settings(), s["backbone"])
+        _, options = ex.run_options(ex.Settings(), bs, bs["cells"][0], 0)
+        self.assertEqual(options, ["--config", self.pretrain, "--threads", "2", "--data",
+                                   os.path.join(self.tmp, "data-l1"), "--seed", "0", "--run-dir", self.bdir])
+        plain = ex.study(self.data, "plain")
+        self.assertNotIn("--init-from", ex.run_options(ex.Settings(), plain, plain["cells"][0], 0)[1])
+        self.assertNotIn("backbone", ex.recipe(ex.Settings(), plain, plain["cells"][0], 0))
+
+    def test_built_once_then_reused(self):
+        self.run_study()
+        trains = self.trains()
+        # the datasets were built, the backbone trained first (fresh: no --resume), on its own
+        # dataset; then both cells, each from the backbone (the fake refuses an unbuilt one)
+        self.assertEqual([c[:2] for c in self.commands() if c[0] == "data"], [["data", "hanzi"], ["data", "hanzi"]])
+        self.assertEqual(len(trains), 3)
+        self.assertEqual(self.value(trains[0], "--run-dir"), self.bdir)
+        self.assertNotIn("--resume", trains[0])
+        self.assertEqual(self.value(trains[0], "--data"), os.path.join(self.tmp, "data-l1"))
+        for args in trains[1:]:
+            self.assertEqual(self.value(args, "--init-from"), self.bdir)
+        s = ex.study(self.data, "finetune-gain")
+        self.assertEqual(ex.backbone_plan(ex.Settings(), s)[3], "done")
+        # the next study run (another seed) reuses it: only the new runs train
+        self.run_study(seeds=(0, 1))
+        self.assertEqual([self.value(a, "--run-dir") for a in self.trains()[3:]],
+                         [os.path.join(ex.RUNS, "finetune-gain", f"{label}-s1") for label in ("without", "with")])
+
+    def test_resumed_when_interrupted(self):
+        s = ex.study(self.data, "finetune-gain")
+        bs, cell, seed, state = ex.backbone_plan(ex.Settings(), s)
+        self.assertEqual(state, "fresh")
+        os.makedirs(self.bdir)
+        with open(os.path.join(self.bdir, "checkpoint.xbm"), "w") as f:
+            f.write("weights")
+        with open(os.path.join(self.bdir, "recipe.json"), "w") as f:
+            json.dump(ex.recipe(ex.Settings(), bs, cell, seed), f)
+        self.assertEqual(ex.backbone_plan(ex.Settings(), s)[3], "resume")
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            ex.run_study(ex.Settings(), s, [0], 1, True)   # --dry-run: the backbone's state and command
+        self.assertIn("resume  " + self.bdir, out.getvalue())
+        self.assertIn("--run-dir " + self.bdir + " --resume", out.getvalue())
+        self.assertEqual(self.trains(), [])
+        self.run_study()
+        trains = self.trains()
+        self.assertEqual(self.value(trains[0], "--run-dir"), self.bdir)
+        self.assertEqual(trains[0][-1], "--resume")
+        self.assertEqual(len(trains), 3)
+        self.assertEqual(ex.backbone_plan(ex.Settings(), s)[3], "done")
+        # a backbone with metrics.json is used as it is
+        shutil.rmtree(ex.RUNS)
+        self.run_study()
+        self.assertEqual([self.value(a, "--run-dir") for a in self.trains()[3:]],
+                         [os.path.join(ex.RUNS, "finetune-gain", f"{label}-s0") for label in ("without", "with")])
+
+    def test_a_changed_backbone_recipe_makes_the_runs_stale(self):
+        self.run_study()
+        s = ex.study(self.data, "finetune-gain")
+        state = lambda label: ex.run_state(ex.Settings(), s, [c for c in s["cells"] if c["label"] == label][0], 0)
+        with open(os.path.join(ex.RUNS, "finetune-gain", "with-s0", "recipe.json")) as f:
+            stored = json.load(f)
+        with open(os.path.join(self.bdir, "config.json")) as f:
+            self.assertEqual(stored["backbone"], json.load(f))   # the backbone's configuration, as it ran
+        self.assertEqual((state("without"), state("with")), ("done", "done"))
+        # the backbone's --config file changes: the backbone and every run started from it are stale
+        self.write_pretrain({"iters": 50, "xbm-size": 0})
+        self.assertEqual(ex.backbone_plan(ex.Settings(), s)[3], "stale")
+        self.assertEqual((state("without"), state("with")), ("stale", "stale"))
+        with self.assertRaises(ex.Failure) as caught:
+            self.run_study()
+        self.assertIn(self.bdir + ",", str(caught.exception))
+        self.assertIn(os.path.join("finetune-gain", "with-s0"), str(caught.exception))
+        self.assertEqual(len(self.trains()), 3)  # nothing ran
+        # --move-stale: both moved aside, the backbone rebuilt by its new recipe, the runs redone
+        self.run_study(stale_aside=True)
+        trains = self.trains()[3:]
+        self.assertEqual(len(trains), 3)
+        self.assertEqual(self.value(trains[0], "--run-dir"), self.bdir)
+        with open(os.path.join(self.bdir, "config.json")) as f:
+            self.assertEqual(json.load(f)["iters"], 50)
+        self.assertEqual((state("without"), state("with")), ("done", "done"))
+        self.assertEqual(len([e for e in os.listdir(os.path.dirname(self.bdir)) if e.startswith("bb.stale-")]), 1)
+        # any change of the backbone's configuration counts, not only its length
+        self.write_pretrain({"iters": 50, "xbm-size": 0, "lr": 0.01})
+        self.assertEqual(state("with"), "stale")
+        # an option added to xbm-dist since (a key the stored backbone lacks) counts at its default
+        self.write_pretrain({"iters": 50, "xbm-size": 0})
+        path = os.path.join(ex.RUNS, "finetune-gain", "with-s0", "recipe.json")
+        with open(path) as f:
+            r = json.load(f)
+        r["backbone"].pop("lr")                     # the fake's default lr 0.001: as if added since
+        with open(path, "w") as f:
+            json.dump(r, f)
+        self.assertEqual(state("with"), "done")
+        r["backbone"]["lr"] = 0.5                   # away from the default: another backbone
+        with open(path, "w") as f:
+            json.dump(r, f)
+        self.assertEqual(state("with"), "stale")
+
+    def test_an_interrupted_finetune_run_resumes(self):
+        # a fine-tune run killed after its checkpoint: resumed with --resume, xbm-dist keeping the
+        # checksum its config.json records for the same source
+        self.run_study()
+        s = ex.study(self.data, "finetune-gain")
+        cell = s["cells"][1]
+        d = os.path.join(ex.RUNS, "finetune-gain", "with-s0")
+        os.remove(os.path.join(d, "metrics.json"))
+        self.assertEqual(ex.run_state(ex.Settings(), s, cell, 0), "resume")
+        line = ex.command_line(ex.Settings(), s, cell, 0, resume=True)
+        self.assertTrue(line.endswith(f"--run-dir {d} --resume"), line)
+        self.run_study()
+        trains = self.trains()
+        self.assertEqual(len(trains), 4)
+        self.assertEqual(trains[3][-1], "--resume")
+        self.assertEqual(ex.run_state(ex.Settings(), s, cell, 0), "done")
+        # a run that started from nothing resumes with --resume alone
+        plain = ex.study(self.data, "plain")
+        self.run_study("plain")
+        os.remove(os.path.join(ex.RUNS, "plain", "without-s0", "metrics.json"))
+        self.assertTrue(ex.command_line(ex.Settings(), plain, plain["cells"][0], 0, resume=True)
+                        .endswith("without-s0 --resume"))
+
+    def test_finetune_gain_prints_one_json_line(self):
+        path = os.path.join(self.tmp, "studies.json")
+        with open(path, "w") as f:
+            json.dump(self.data, f)
+        with contextlib.redirect_stdout(io.StringIO()) as out, self.stderr():
+            code = ex.main(["--file", path, "finetune-gain"])
+        self.assertEqual(code, 0)
+        lines = out.getvalue().splitlines()
+        self.assertEqual(len(lines), 1)
+        result = json.loads(lines[0])
+        self.assertEqual(list(result), ["without", "with", "runs"])
+        # R@1 = 50 + seed + 20 (from the backbone) + 10 with the memory, seeds 0, 1, 2 in order
+        self.assertEqual(result["without"], [70.0, 71.0, 72.0])
+        self.assertEqual(result["with"], [80.0, 81.0, 82.0])
+        self.assertEqual(result["runs"], [os.path.join(ex.ROOT, ex.RUNS, "finetune-gain", f"{label}-s{seed}")
+                                          for label in ("without", "with") for seed in (0, 1, 2)])
+        for d in result["runs"]:
+            self.assertTrue(os.path.exists(os.path.join(d, "metrics.json")))
+        self.assertEqual(len(self.trains()), 7)     # the backbone once, then 2 cells × 3 seeds
+        # the report names the backbone
+        with open(os.path.join(ex.DOCS, "finetune-gain.md")) as f:
+            self.assertIn(f"- backbone: `bb` in `{self.bdir}`", f.read())
+        # again: everything is done, nothing trains, the same line
+        with contextlib.redirect_stdout(io.StringIO()) as again, self.stderr():
+            self.assertEqual(ex.main(["--file", path, "finetune-gain"]), 0)
+        self.assertEqual(json.loads(again.getvalue()), result)
+        self.assertEqual(len(self.trains()), 7)
+        # a study without the two cells is refused
+        data = json.loads(json.dumps(self.data))
+        data["studies"]["finetune-gain"]["cells"][1]["label"] = "memory"
+        data["studies"]["finetune-gain"]["cells"][1].pop("pair")
+        with open(path, "w") as f:
+            json.dump(data, f)
+        with contextlib.redirect_stdout(io.StringIO()) as out, self.stderr() as err:
+            self.assertEqual(ex.main(["--file", path, "finetune-gain"]), 1)
+            err.seek(0)
+            self.assertIn('needs cells "without" and "with"', err.read())
+        self.assertEqual(out.getvalue(), "")
+
+    def test_list_shows_backbones(self):
+        path = os.path.join(self.tmp, "studies.json")
+        with open(path, "w") as f:
+            json.dump(self.data, f)
+
+        def listing():
+            with contextlib.redirect_stdout(io.StringIO()) as out:
+                self.assertEqual(ex.main(["--file", path, "list"]), 0)
+            return out.getvalue()
+
+        self.assertIn(f"  - bb: not built (built when a study needs it), in {self.bdir}", listing())
+        self.assertIn(f"backbone bb ({self.bdir})", listing())
+        self.run_study()
+        self.assertIn(f"  - bb: built, in {self.bdir}", listing())
 
 
 class Report(unittest.TestCase):
