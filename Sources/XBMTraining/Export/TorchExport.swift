@@ -51,18 +51,8 @@ public enum TorchExport {
         let renamed = torchName(entry.name)
         guard entry.name.hasPrefix("conv"), entry.shape.count == 4 else { return (renamed, entry.shape, values) }
         // (Co, kh, kw, Ci) → (Co, Ci, kh, kw)
-        let (co, kh, kw, ci) = (entry.shape[0], entry.shape[1], entry.shape[2], entry.shape[3])
-        var transposed = [Float](repeating: 0, count: values.count)
-        for o in 0..<co {
-            for y in 0..<kh {
-                for x in 0..<kw {
-                    for i in 0..<ci {
-                        transposed[((o * ci + i) * kh + y) * kw + x] = values[((o * kh + y) * kw + x) * ci + i]
-                    }
-                }
-            }
-        }
-        return (renamed, [co, ci, kh, kw], transposed)
+        let (shape, permuted) = permute(values, shape: entry.shape, axes: [0, 3, 1, 2])
+        return (renamed, shape, permuted)
     }
 
     /// The inverse of `torchTensor`: a PyTorch state-dict tensor under xbm-dist's name and layout.
@@ -73,17 +63,22 @@ public enum TorchExport {
         }
         guard name.hasPrefix("conv"), shape.count == 4 else { return (renamed, shape, values) }
         // (Co, Ci, kh, kw) → (Co, kh, kw, Ci)
-        let (co, ci, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
-        var transposed = [Float](repeating: 0, count: values.count)
-        for o in 0..<co {
-            for i in 0..<ci {
-                for y in 0..<kh {
-                    for x in 0..<kw {
-                        transposed[((o * kh + y) * kw + x) * ci + i] = values[((o * ci + i) * kh + y) * kw + x]
-                    }
-                }
-            }
-        }
-        return (renamed, [co, kh, kw, ci], transposed)
+        let (newShape, permuted) = permute(values, shape: shape, axes: [0, 2, 3, 1])
+        return (renamed, newShape, permuted)
+    }
+
+    /// A 4-d row-major tensor with its axes reordered: axis k of the result is axis `axes[k]` of `shape`.
+    static func permute(_ values: [Float], shape: [Int], axes: [Int]) -> ([Int], [Float]) {
+        let out = axes.map { shape[$0] }
+        var inStride = [Int](repeating: 1, count: 4)
+        for k in stride(from: 2, through: 0, by: -1) { inStride[k] = inStride[k + 1] * shape[k + 1] }
+        let stride = axes.map { inStride[$0] }     // the input stride of each output axis
+        var result = [Float](repeating: 0, count: values.count)
+        var n = 0
+        for a in 0..<out[0] { for b in 0..<out[1] { for c in 0..<out[2] { for e in 0..<out[3] {
+            result[n] = values[a * stride[0] + b * stride[1] + c * stride[2] + e * stride[3]]
+            n += 1
+        } } } }
+        return (out, result)
     }
 }
