@@ -312,15 +312,15 @@ class Recipes(unittest.TestCase):
         # which trains on hanzi level 1 without a memory whatever configs/pretrain.yaml names
         data = ex.load_file()
         names = [n for n in ex.public(data["studies"]) if ex.study(data, n)["backbone"]]
-        self.assertEqual(sorted(names), ["finetune-batch", "finetune-gain", "finetune-gain-f5", "finetune-size",
-                                         "finetune-start"])
+        self.assertEqual(sorted(names), ["finetune-batch", "finetune-drift", "finetune-gain", "finetune-gain-f5",
+                                         "finetune-size", "finetune-start"])
         configs = {}
         for name in names:
             s = ex.study(data, name)
             for c in s["cells"]:
                 r = ex.recipe(ex.Settings(), s, c, 2)
                 self.assertEqual(r["config"]["init-from"], s["backbone"]["dir"])
-                self.assertEqual((r["config"]["seed"], r["config"]["lr"]), (2, 0.0001))
+                self.assertEqual((r["config"]["seed"], r["config"]["lr"]), (2, 0.001))
                 self.assertEqual((r["backbone"]["data"], r["backbone"]["xbm-size"], r["backbone"]["run-dir"]),
                                  ("data/hanzi", 0, "runs/backbones/hanzi-l1"))
                 configs[name, c["label"]] = r["config"]
@@ -329,6 +329,15 @@ class Recipes(unittest.TestCase):
         self.assertEqual(b64["batch"] * b64["iters"], b16["batch"] * b16["iters"])
         self.assertEqual((b64["batch"], b64["xbm-size"], b16["batch"], b16["xbm-size"]), (64, 0, 16, 16384))
         self.assertEqual(b16["milestones"], ["75%"])
+        # finetune-drift: each compensation against plain XBM at its batch, the same images seen,
+        # a refresh of one global batch of rows per step
+        drift = {label: configs["finetune-drift", label] for label in
+                 ("b64-plain", "b64-moments", "b64-refresh", "b16-plain", "b16-moments", "b16-refresh")}
+        self.assertEqual({label: (c["batch"] * c["iters"], c["xbm-compensate"], c["xbm-refresh"])
+                          for label, c in drift.items()},
+                         {"b64-plain": (153600, "none", 0), "b64-moments": (153600, "moments", 0),
+                          "b64-refresh": (153600, "none", 64), "b16-plain": (153600, "none", 0),
+                          "b16-moments": (153600, "moments", 0), "b16-refresh": (153600, "none", 16)})
         # finetune-size: the largest memory is the whole training split of hanzi-l2 (1,504 × 27)
         self.assertEqual(configs["finetune-size", "m40608"]["xbm-size"], 1504 * 27)
         meta = ex.read_json(os.path.join(ex.ROOT, "data", "hanzi-l2", "meta.json"))
