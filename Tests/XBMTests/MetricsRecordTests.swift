@@ -14,7 +14,7 @@ final class MetricsRecordTests: XCTestCase {
                           "memory_active_pos", "memory_active_neg", "memory_hardest_neg", "memory_hardest_pos",
                           "memory_age", "memory_active_neg_age", "drift", "memory_drift",
                           "memory_drift_compensated", "memory_drift_age", "MAP@R", "R-precision", "eval_seconds",
-                          "memory_count", "R@K"]
+                          "memory_count", "queries", "skipped_queries", "R@K"]
 
     func testTheKeysAreTheDocumentedSchema() {
         XCTAssertEqual(Set(MetricsRecord.keys), Set(documentedKeys))

@@ -54,15 +54,21 @@ public struct MetricsRecord: Equatable, Sendable {
     public var rPrecision: Double?
     /// `eval_seconds`: the evaluation's wall time.
     public var evaluationSeconds: Double?
+    /// `queries`, `skipped_queries`: queries scored, and left out for having no other item of
+    /// their class (Docs/evaluation.md).
+    public var queries: Int?
+    public var skippedQueries: Int?
 
     public init(iteration: Int) { self.iteration = iteration }
 
     /// The record of an evaluation at `iteration`.
-    public init(iteration: Int, retrieval metrics: RetrievalMetrics, seconds: Double) {
+    public init(iteration: Int, retrieval metrics: RetrievalMetrics, seconds: Double?) {
         self.init(iteration: iteration)
         recall = metrics.recall
         mapAtR = metrics.mapAtR
         rPrecision = metrics.rPrecision
+        queries = metrics.queries
+        skippedQueries = metrics.skipped
         evaluationSeconds = seconds
     }
 
@@ -92,7 +98,7 @@ public struct MetricsRecord: Equatable, Sendable {
     ]
     /// Every integer-valued key but `iter`, with its field.
     public static let integers: [(key: String, field: WritableKeyPath<MetricsRecord, Int?> & Sendable)] = [
-        ("memory_count", \.memoryCount),
+        ("memory_count", \.memoryCount), ("queries", \.queries), ("skipped_queries", \.skippedQueries),
     ]
     static let iterationKey = "iter"
     static let recallPrefix = "R@"

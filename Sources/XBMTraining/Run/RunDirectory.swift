@@ -53,12 +53,13 @@ public final class RunDirectory {
         try appendBytes(TensorBoardEventFile.scalars(record.scalars, step: record.iteration), to: eventFileURL)
     }
 
+    /// `metrics.json`: the final evaluation's record (its retrieval keys, `iter`, `queries` and
+    /// `skipped_queries`), pretty-printed.
     public func writeFinalMetrics(_ metrics: RetrievalMetrics, iteration: Int) throws {
-        var object: [String: Any] = metrics.jsonObject
-        object["iter"] = iteration
-        object["queries"] = metrics.queries
-        object["skipped_queries"] = metrics.skipped
-        try write(JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: finalMetricsURL)
+        let record = MetricsRecord(iteration: iteration, retrieval: metrics, seconds: nil)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try write(encoder.encode(record), to: finalMetricsURL)
     }
 
     /// `curves.svg`, drawn from what `metrics.jsonl` holds (so a resumed run plots its whole
