@@ -33,6 +33,23 @@ final class DriftCompensationTests: XCTestCase {
         withExtendedLifetime(matching) {}
     }
 
+    /// A window of identical rows has no deviation: the 1e-6 floor keeps the map finite (σ = 0
+    /// would divide by zero), and such rows land on the current mean's direction.
+    func testIdenticalRowsMapToTheCurrentMean() throws {
+        let memory = CrossBatchMemory(capacity: 8, dimension: 2)
+        memory.clock = 0
+        try memory.enqueue(embeddings: [Float](repeating: 0, count: 6).enumerated().map { $0.offset % 2 == 0 ? 0.1 : 0.3 },
+                           labels: [0, 1, 2], count: 3)
+        memory.clock = 50
+        try memory.enqueue(embeddings: [0.6, 0.8, 0.8, 0.6], labels: [3, 4], count: 2)
+        let matching = MomentMatching(window: 8)
+        let rows = matching.compensated(memory)[0].embeddings
+        for k in 0..<6 { XCTAssertTrue(rows[k].isFinite, "component \(k) is \(rows[k])") }
+        // μ_now = (0.7, 0.7): direction (1, 1)/√2.
+        for k in 0..<6 { XCTAssertEqual(rows[k], Float(0.5).squareRoot(), accuracy: 1e-6) }
+        withExtendedLifetime(matching) {}
+    }
+
     /// Within one window every row has the current moments: the rows come back as they were.
     func testRowsOfTheCurrentWindowAreLeftAsTheyAre() throws {
         let memory = CrossBatchMemory(capacity: 8, dimension: 3)

@@ -63,7 +63,8 @@ public final class MomentMatching {
             }
             let count = Double((first...last).reduce(0) { $0 + counts[$1] })
             let mean = (0..<d).map { windowSums[$0] / count }
-            let deviation = (0..<d).map { k in max((windowSums[d + k] / count - mean[k] * mean[k]).squareRoot(), 1e-6) }
+            // The variance as E[x²] − E[x]² can round below 0: clamp before the root.
+            let deviation = (0..<d).map { k in max(max(windowSums[d + k] / count - mean[k] * mean[k], 0).squareRoot(), 1e-6) }
             return (mean, deviation)
         }
         let newest = Int(stamps[groups - 1])
