@@ -92,6 +92,27 @@ final class ResumePolicyTests: XCTestCase {
         XCTAssertNoThrow(try train(saved, resume: true, overrides: ["data"]))
     }
 
+    /// The recorded --init-from checksum: kept for a request naming the same source without
+    /// one; another source, or another checksum, is a change to refuse.
+    func testTheRecordedInitFromChecksumIsKeptForTheSameSource() throws {
+        var saved = TrainingConfig()
+        saved.model.initFrom = "runs/pretrain"
+        saved.model.initFromChecksum = "0123456789abcdef"
+        var requested = saved
+        requested.model.initFromChecksum = nil
+        let kept = try ResumePolicy.reconcile(requested: requested, saved: saved, overrides: [], savedData: 1, currentData: 1)
+        XCTAssertEqual(kept.config.model.initFromChecksum, "0123456789abcdef")
+        requested.model.initFrom = "runs/other"
+        XCTAssertThrowsError(try ResumePolicy.reconcile(requested: requested, saved: saved, overrides: [], savedData: 1, currentData: 1)) {
+            XCTAssertTrue("\($0)".contains(#"--init-from "runs/pretrain" → "runs/other""#), "\($0)")
+        }
+        requested = saved
+        requested.model.initFromChecksum = "fedcba9876543210"
+        XCTAssertThrowsError(try ResumePolicy.reconcile(requested: requested, saved: saved, overrides: [], savedData: 1, currentData: 1)) {
+            XCTAssertTrue("\($0)".contains("--init-from-checksum"), "\($0)")
+        }
+    }
+
     func testAnUnknownOverrideKeyIsRefused() throws {
         let (_, _, saved) = try checkpointed()
         XCTAssertThrowsError(try train(saved, resume: true, overrides: ["learning-rate"])) { error in

@@ -71,16 +71,18 @@ public final class MomentMatching {
         let nowFirst = stamps.firstIndex { Int($0) >= newest - window }!
         let now = moments(from: nowFirst, through: groups - 1)
 
-        // Each group's transform, then the rows.
+        // Each group's transform x ↦ x · scale + shift, (groups, d) each, then the rows.
         var first = 0, last = 0
-        var scale = [[Double]](repeating: [], count: groups), shift = [[Double]](repeating: [], count: groups)
+        var scale = [Double](repeating: 0, count: groups * d), shift = [Double](repeating: 0, count: groups * d)
         for g in 0..<groups {
             let tau = Int(stamps[g])
             while Int(stamps[first]) < tau - window { first += 1 }
             while last + 1 < groups, Int(stamps[last + 1]) <= tau + window { last += 1 }
             let then = moments(from: first, through: last)
-            scale[g] = (0..<d).map { now.deviation[$0] / then.deviation[$0] }
-            shift[g] = (0..<d).map { now.mean[$0] - then.mean[$0] * scale[g][$0] }
+            for k in 0..<d {
+                scale[g * d + k] = now.deviation[k] / then.deviation[k]
+                shift[g * d + k] = now.mean[k] - then.mean[k] * scale[g * d + k]
+            }
         }
         let out = workspace.pointer
         var row = [Double](repeating: 0, count: d)
@@ -88,7 +90,7 @@ public final class MomentMatching {
             let g = stampIndex[stampsOfRows[r]]!, x = stored.embeddings + r * d
             var squared = 0.0
             for k in 0..<d {
-                row[k] = Double(x[k]) * scale[g][k] + shift[g][k]
+                row[k] = Double(x[k]) * scale[g * d + k] + shift[g * d + k]
                 squared += row[k] * row[k]
             }
             let inverse = squared > 0 ? 1 / squared.squareRoot() : 0

@@ -35,6 +35,11 @@ public enum ResumePolicy {
             throw ResumeError("--resume-override \(unknown): not a key that needs overriding; choose among \(overridableKeys.joined(separator: ", "))")
         }
         var config = requested
+        // The checksum is the run's own record of its source: a request naming the same
+        // --init-from without one (the --config the run started with) means the same weights.
+        if config.model.initFromChecksum == nil, config.model.initFrom == saved.model.initFrom {
+            config.model.initFromChecksum = saved.model.initFromChecksum
+        }
         var notes: [String] = []
         let savedLength = saved.optimization.scheduleLength
         if config.optimization.iters != saved.optimization.iters,
@@ -75,7 +80,7 @@ public enum ResumePolicy {
     private static func values(_ config: TrainingConfig) -> [String: String] {
         guard let object = (try? JSONSerialization.jsonObject(with: config.json())) as? [String: Any] else { return [:] }
         return object.compactMapValues { value in
-            guard let data = try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys, .fragmentsAllowed])
+            guard let data = try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
             else { return nil }
             return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
         }

@@ -64,12 +64,6 @@ public final class Trainer {
         var config = requested
         if resume {
             let saved = try TrainingCheckpoint.read(from: RunDirectory(path: requested.run.directory).checkpointURL, comm: comm)
-            // The checksum is the run's own record of its source: a request that names the same
-            // source without it (the same --config as the start) means the same weights.
-            var requested = requested
-            if requested.model.initFromChecksum == nil, requested.model.initFrom == saved.config.model.initFrom {
-                requested.model.initFromChecksum = saved.config.model.initFromChecksum
-            }
             let outcome = try ResumePolicy.reconcile(requested: requested, saved: saved.config, overrides: resumeOverrides,
                                                      savedData: saved.dataFingerprint, currentData: dataFingerprint)
             config = outcome.config
