@@ -183,6 +183,40 @@ final class DriftCompensationTests: XCTestCase {
         XCTAssertEqual(first.losses + second.losses, whole.losses)
     }
 
+    /// `--bn local`: every rank embeds its share of the refreshed rows with rank 0's running
+    /// statistics (Docs/distributed.md), so the rows equal one process's embedding of their
+    /// samples by rank 0's model; with each rank's own statistics, rank 1's half would differ.
+    func testUnderLocalBatchNormTheRanksEmbedWithRankZerosStatistics() throws {
+        let data = try TrainingFixtures.featureDataset()
+        var c = config(data: data, iterations: 6)
+        c.memory.compensate = .none
+        c.memory.refresh = 16
+        c.model.bn = .local
+        let config = c
+        let gaps = try SimulatedRanks.run(size: 2) { comm -> (refreshed: Int, gap: Float, statisticsDiffer: Bool) in
+            let trainer = try Trainer(config: config, comm: comm, writeOutputs: false)
+            trainer.evaluateAtEnd = false
+            trainer.verbose = false
+            _ = try trainer.run()
+            let step = trainer.components.step, memory = step.memory!, d = memory.dimension
+            var theirs = step.state.array
+            try comm.broadcast(&theirs, root: 1)
+            // The last refresh stamped its rows with the clock, after the last step's rows.
+            let refreshed = (0..<memory.count).filter { memory.row($0).stamp == Int32(memory.clock) }
+            let alone = try Evaluation.embed(indices: refreshed.map { Int(memory.row($0).sample) }, dataset: trainer.dataset,
+                                             network: trainer.components.inferenceNetwork, parameters: step.parameters.pointer,
+                                             state: step.state.pointer, comm: SingleProcessCommunicator())
+            var gap: Float = 0
+            for (i, row) in refreshed.enumerated() {
+                for k in 0..<d { gap = max(gap, abs(memory.row(row).embedding[k] - alone[i * d + k])) }
+            }
+            return (refreshed.count, gap, theirs != step.state.array)
+        }
+        XCTAssertEqual(gaps[0].refreshed, 16)
+        XCTAssertTrue(gaps[0].statisticsDiffer, "vacuous: both ranks hold the same running statistics")
+        XCTAssertLessThan(gaps[0].gap, 1e-5, "the refreshed rows were not all embedded with rank 0's statistics")
+    }
+
     /// Rows enqueued as the inference network embeds their samples are at drift 0; a row moved
     /// by δ along one axis is at its distance, δ·(its share of the sample).
     func testTheMemorysDriftIsTheDistanceToTheCurrentEmbeddings() throws {

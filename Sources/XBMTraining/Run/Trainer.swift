@@ -50,6 +50,8 @@ public final class Trainer {
     private var watchdog: Watchdog?
     /// What `--resume` changed on purpose, for the header.
     private var resumeNotes: [String] = []
+    /// `--bn local`: rank 0's running statistics, for the inference passes (`inferenceState`).
+    private lazy var rankZeroState = FlatBuffer<Float>(count: components.step.state.count)
 
     /// Builds the run; with `resume`, restores the run directory's checkpoint (which must
     /// exist) — also under a different number of ranks — after checking that `config` does not
@@ -256,16 +258,26 @@ public final class Trainer {
         }
     }
 
-    /// Parameters and running statistics agree on every rank with synchronised batch norm;
-    /// with `--bn local` rank 0's statistics are broadcast first, so every rank evaluates the
-    /// same model (as DistributedDataParallel's buffer broadcast does).
+    /// The running statistics every inference pass uses (evaluation, the memory's fill and
+    /// refresh, the drift measurements), so that every rank embeds with the same model and the
+    /// result does not depend on the number of ranks. With synchronised batch norm they agree
+    /// on every rank already; with `--bn local` each rank's differ, and rank 0's are broadcast
+    /// into a copy (as DistributedDataParallel's buffer broadcast does), leaving each rank's
+    /// own to its training. Rank 0's are also the ones a checkpoint saves.
+    private func inferenceState() throws -> UnsafeMutablePointer<Float> {
+        let state = components.step.state
+        guard config.model.bn == .local, comm.size > 1 else { return state.pointer }
+        if comm.rank == 0 { rankZeroState.pointer.update(from: state.pointer, count: state.count) }
+        try comm.broadcast(rankZeroState.buffer, root: 0)
+        return rankZeroState.pointer
+    }
+
     private func evaluate(final: Bool) throws -> RetrievalMetrics {
         watchdog?.enter("an evaluation")
         let step = components.step
-        if config.model.bn == .local { try comm.broadcast(step.state.buffer, root: 0) }
         let started = Date()
         let metrics = try Evaluation.retrieval(dataset: dataset, network: components.inferenceNetwork,
-                                               parameters: step.parameters.pointer, state: step.state.pointer,
+                                               parameters: step.parameters.pointer, state: try inferenceState(),
                                                ks: config.evaluation.recallCutoffs(for: dataset), comm: comm)
         if let runDirectory {
             try runDirectory.append(MetricsRecord(iteration: iteration, retrieval: metrics,
@@ -288,7 +300,6 @@ public final class Trainer {
             let name = step.network.parameterLayout.entries.last { $0.offset <= index }?.name ?? "?"
             throw TrainingError.nonFiniteParameters(iteration: iteration, name: name)
         }
-        if config.model.bn == .local { try comm.broadcast(step.state.buffer, root: 0) }
         guard let runDirectory else { return }
         try TrainingCheckpoint(step: components.step, sampler: sampler, drift: drift, iteration: iteration, config: config,
                                dataFingerprint: dataFingerprint)
@@ -299,8 +310,9 @@ public final class Trainer {
     /// the threshold. Every rank measures the same value, so they decide together.
     private func measureDrift(_ drift: DriftMonitor) throws {
         let step = components.step
+        let state = try inferenceState()
         guard let value = try drift.measure(dataset: dataset, network: components.inferenceNetwork,
-                                            parameters: step.parameters.pointer, state: step.state.pointer, comm: comm)
+                                            parameters: step.parameters.pointer, state: state, comm: comm)
         else { return }
         var record = MetricsRecord(iteration: iteration)
         record.drift = value
@@ -308,7 +320,7 @@ public final class Trainer {
            let staleness = try MemoryDrift.measure(memory: memory, compensated: step.compensation?.compensated(memory),
                                                    rows: config.memory.driftProbe, dataset: dataset,
                                                    network: components.inferenceNetwork, parameters: step.parameters.pointer,
-                                                   state: step.state.pointer, comm: comm) {
+                                                   state: state, comm: comm) {
             record.memoryDrift = staleness.stored
             record.memoryDriftCompensated = staleness.compensated
             record.memoryDriftAge = staleness.age
@@ -333,7 +345,7 @@ public final class Trainer {
         let step = components.step, d = memory.dimension
         let embeddings = try Evaluation.embed(indices: rows.map { Int(memory.row($0).sample) }, dataset: dataset,
                                               network: components.inferenceNetwork, parameters: step.parameters.pointer,
-                                              state: step.state.pointer, comm: comm)
+                                              state: try inferenceState(), comm: comm)
         for (i, row) in rows.enumerated() { memory.overwrite(row: row, embedding: embeddings.pointer + i * d) }
     }
 
@@ -344,12 +356,12 @@ public final class Trainer {
     private func fillMemory(_ memory: CrossBatchMemory) throws {
         let step = components.step, B = config.optimization.batch
         var random = RandomSource.derived(seed: config.run.seed, stream: 0xF111 &+ UInt64(iteration))
-        let train = dataset.indices(.train)
+        let train = dataset.indices(.train), state = try inferenceState()
         for _ in 0..<((memory.capacity + B - 1) / B) {
             let rows = (0..<B).map { _ in train[random.nextInt(below: train.count)] }
             let labels = rows.map { dataset.labels[$0] }
             let embeddings = try Evaluation.embed(indices: rows, dataset: dataset, network: components.inferenceNetwork,
-                                                  parameters: step.parameters.pointer, state: step.state.pointer, comm: comm)
+                                                  parameters: step.parameters.pointer, state: state, comm: comm)
             try memory.enqueue(embeddings: embeddings.pointer, labels: labels, samples: rows.map { Int32($0) }, count: B)
         }
         if verbose && comm.rank == 0 { print("memory filled with \(memory.count) embeddings at iteration \(iteration)") }
@@ -362,7 +374,8 @@ public final class Trainer {
               + "augmentation \(augmentation.rawValue)")
         print("  \(comm.size) rank(s) [\(comm.backendName)], global batch \(o.batch) = \(o.batch / o.instances) classes × \(o.instances), "
               + "local batch \(step.localBatch), BN \(c.model.bn.rawValue), \(BLASThreads.current) BLAS thread(s) per rank (\(BLASKernels.current) kernels)")
-        let start = c.memoryStartIteration.map { "iteration \($0)" } ?? "a drift below \(m.driftThreshold)"
+        // The step's own start: on a resume it may differ from the configuration's (ResumePolicy.memoryStart).
+        let start = step.memoryStart == Int.max ? "a drift below \(m.driftThreshold)" : "iteration \(step.memoryStart)"
         let memory = m.isEnabled
             ? "memory \(m.size) from \(start), weight \(m.weight), \(m.reduction.rawValue)\(m.initialization == .fill ? ", filled at start" : "")"
             : "no memory"
