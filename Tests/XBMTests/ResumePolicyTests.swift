@@ -77,7 +77,66 @@ final class ResumePolicyTests: XCTestCase {
         var stretched = other
         stretched.optimization.iters = 8
         stretched.optimization.scheduleIters = 8
-        XCTAssertEqual(try train(stretched, resume: true).components.schedule.milestones, [4])
+        let resumedStretched = try train(stretched, resume: true)
+        XCTAssertEqual(resumedStretched.components.schedule.milestones, [4])
+        XCTAssertEqual(resumedStretched.components.step.memoryStart, 2, "a running memory does not pause")
+    }
+
+    /// A second resume whose request lacks schedule-iters (a --config file without it) and
+    /// raises --iters again keeps the length the first part of the run gave the schedule.
+    func testEveryResumeKeepsTheScheduleLengthUnlessAskedByValue() throws {
+        let (_, _, saved) = try checkpointed(4)
+        var longer = saved
+        longer.optimization.iters = 8
+        try train(longer, resume: true)
+        var again = saved
+        again.optimization.iters = 12
+        again.optimization.scheduleIters = nil
+        let resumed = try train(again, resume: true)
+        XCTAssertEqual(resumed.config.optimization.scheduleIters, 4)
+        XCTAssertEqual(resumed.components.schedule.milestones, [2], "50% of the original 4 iterations")
+    }
+
+    /// `--resume-override xbm-start` takes effect: from `auto` (not yet triggered) to a fixed
+    /// start, and from a fixed start not yet reached to `auto`.
+    func testAnOverriddenMemoryStartTakesEffect() throws {
+        let data = try TrainingFixtures.featureDataset()
+        var auto = config(data: data, run: TrainingFixtures.temporaryDirectory("resume-start-auto"), iterations: 4)
+        auto.memory.start = .auto
+        auto.memory.driftThreshold = 1e-9       // a training model drifts more: the memory waits
+        auto.memory.driftEvery = 2
+        try train(auto)
+        var fixed = auto
+        fixed.optimization.iters = 8
+        fixed.memory.start = .at(.iteration(6))
+        XCTAssertThrowsError(try train(fixed, resume: true), "a change of start needs the override")
+        let resumed = try train(fixed, resume: true, overrides: ["xbm-start"])
+        XCTAssertEqual(resumed.components.step.memoryStart, 6)
+        XCTAssertEqual(resumed.components.step.memory?.count, 2 * 16, "iterations 6 and 7 enqueue their batches")
+
+        var later = config(data: data, run: TrainingFixtures.temporaryDirectory("resume-start-fixed"), iterations: 4)
+        later.memory.start = .at(.iteration(6))
+        later.memory.driftThreshold = 1e-9
+        later.memory.driftEvery = 2
+        try train(later)
+        var toAuto = later
+        toAuto.memory.start = .auto
+        XCTAssertEqual(try train(toAuto, resume: true, overrides: ["xbm-start"]).components.step.memoryStart, Int.max)
+    }
+
+    /// A share-valued start not yet reached moves with a stretched schedule, as the rate drops
+    /// do; one already passed stays where it was (the existing test above).
+    func testAStretchedScheduleMovesAStartNotYetReached() throws {
+        let data = try TrainingFixtures.featureDataset()
+        var first = config(data: data, run: TrainingFixtures.temporaryDirectory("resume-start-share"), iterations: 2)
+        first.optimization.scheduleIters = 8                // start at 50%: iteration 4, not reached
+        try train(first)
+        var stretched = first
+        stretched.optimization.iters = 16
+        stretched.optimization.scheduleIters = 16
+        let resumed = try train(stretched, resume: true)
+        XCTAssertEqual(resumed.components.schedule.milestones, [8])
+        XCTAssertEqual(resumed.components.step.memoryStart, 8)
     }
 
     func testOtherDataIsRefusedEvenUnderTheSamePath() throws {

@@ -41,13 +41,19 @@ public enum ResumePolicy {
             config.model.initFromChecksum = saved.model.initFromChecksum
         }
         var notes: [String] = []
+        // The schedule's length changes only when asked for by value: a request without
+        // schedule-iters (a --config file that lacks it, a raised --iters) keeps the saved
+        // length, on every resume of the run, not just the first.
         let savedLength = saved.optimization.scheduleLength
-        if config.optimization.iters != saved.optimization.iters,
-           config.optimization.scheduleIters == saved.optimization.scheduleIters,
-           config.optimization.scheduleLength != savedLength {
+        let asked = config.optimization.scheduleIters
+        if asked == nil || asked == saved.optimization.scheduleIters {
+            if config.optimization.scheduleLength != savedLength {
+                notes.append("--iters \(saved.optimization.iters) → \(config.optimization.iters): the schedule keeps its length of "
+                             + "\(savedLength) iterations (pass --schedule-iters \(config.optimization.iters) to stretch it)")
+            }
             config.optimization.scheduleIters = savedLength
-            notes.append("--iters \(saved.optimization.iters) → \(config.optimization.iters): the schedule keeps its length of "
-                         + "\(savedLength) iterations (pass --schedule-iters \(config.optimization.iters) to stretch it)")
+        } else if let asked, asked != savedLength {
+            notes.append("--schedule-iters \(savedLength) → \(asked): the rate drops and a memory start not yet reached move with it")
         }
 
         var changes = differences(from: saved, to: config).filter { !freeKeys.contains($0.key) }
@@ -64,6 +70,25 @@ public enum ResumePolicy {
         }
         notes += changes.map { "--\($0.key) \($0.from) → \($0.to) (--resume-override)" }
         return Outcome(config: config, notes: notes)
+    }
+
+    /// The iteration the resumed run's memory starts at, from the checkpoint's `savedStart` and
+    /// the run's configuration before (`saved`) and after (`resumed`) the resume, at `iteration`:
+    /// - `xbm-start` changed (`--resume-override xbm-start`): the new start, resolved against
+    ///   the resumed schedule; `auto` starts when the drift next falls below the threshold;
+    /// - `auto` kept: the iteration its drift chose, or not yet;
+    /// - a fixed start kept and already passed: where it was, even if the schedule stretched
+    ///   (a running memory does not pause);
+    /// - a fixed start kept and not yet reached: resolved against the resumed schedule, so a
+    ///   share of it moves with the schedule's length as the rate drops do.
+    public static func memoryStart(saved: TrainingConfig, savedStart: Int, resumed: TrainingConfig, iteration: Int) -> Int {
+        let auto = Int.max      // DistributedStep's "not started": the drift monitor decides
+        switch (saved.memory.start == resumed.memory.start, resumed.memoryStartIteration) {
+        case (true, nil): return savedStart
+        case (true, let start?): return savedStart < iteration ? savedStart : start
+        case (false, nil): return auto
+        case (false, let start?): return start
+        }
     }
 
     /// Every key whose JSON value differs, with both values as JSON text ("unset" for an

@@ -158,7 +158,7 @@ public struct TrainingCheckpoint {
             if let snapshot = self.memory { try memory.restore(snapshot) }
         }
         sampler.restore(meta.sampler)
-        step.memoryStart = meta.memoryStart
+        step.memoryStart = ResumePolicy.memoryStart(saved: config, savedStart: meta.memoryStart, resumed: current, iteration: iteration)
         if let drift, driftPrevious.count == drift.probe.count * drift.dimension { drift.restore(previous: driftPrevious) }
     }
 
