@@ -164,13 +164,16 @@ struct EvaluationArguments: ParsableArguments {
 struct RunArguments: ParsableArguments {
     /// The values given on the command line, each with the field it sets.
     var overrides: [Override<RunConfig>] {
-        [.init(logEvery, \.logEvery), .init(checkpointEvery, \.checkpointEvery), .init(runDir, \.directory),
+        [.init(logEvery, \.logEvery), .init(checkpointEvery, \.checkpointEvery), .init(keepCheckpoints, \.keepCheckpoints),
+         .init(runDir, \.directory),
          .init(seed, \.seed), .init(checkReplicas, \.checkReplicas), .init(stepTimeout, \.stepTimeout)]
     }
 
     @Option(help: "Progress line and metrics.jsonl every N iterations (default \(defaults.run.logEvery)).") var logEvery: Int?
     @Option(help: "Checkpoint every N iterations; 0: only at the end (default \(defaults.run.checkpointEvery)).")
     var checkpointEvery: Int?
+    @Option(help: "Checkpoints to keep, newest first: checkpoint.xbm, checkpoint.1.xbm, …; --resume falls back on an older one when a newer one does not load (default \(defaults.run.keepCheckpoints)).")
+    var keepCheckpoints: Int?
     @Option(help: "Directory for config.json, metrics, checkpoints and plots (default \(defaults.run.directory)).") var runDir: String?
     @Option(help: "Seed of initialisation, sampling and augmentation (default \(defaults.run.seed)).") var seed: UInt64?
     @Flag(inversion: .prefixedNo, help: "Compare parameter and memory checksums across ranks every step (default off).")

@@ -24,7 +24,7 @@ final class OptionEdgeTests: XCTestCase {
         "xbm-size": .integer, "xbm-start": .point, "xbm-weight": .real, "xbm-reduce": .choice, "xbm-init": .choice, "xbm-compensate": .choice, "xbm-refresh": .integer,
         "drift-every": .integer, "drift-probe": .integer, "drift-threshold": .real,
         "eval-every": .integer, "eval-batch": .integer, "recall-k": .list,
-        "log-every": .integer, "checkpoint-every": .integer, "run-dir": .path, "seed": .integer,
+        "log-every": .integer, "checkpoint-every": .integer, "keep-checkpoints": .integer, "run-dir": .path, "seed": .integer,
         "check-replicas": .flag, "step-timeout": .real,
     ]
 

@@ -93,6 +93,7 @@ final class OptionRoundTripTests: XCTestCase {
             "recall-k": Case(argument: "5,1", json: [1, 5]) { t, _ in t.config.evaluation.recallK == [1, 5] },
             "log-every": Case(argument: "3", json: 3) { t, _ in t.config.run.logEvery == 3 },
             "checkpoint-every": Case(argument: "9", json: 9) { t, _ in t.config.run.checkpointEvery == 9 },
+            "keep-checkpoints": Case(argument: "3", json: 3) { t, _ in t.config.run.keepCheckpoints == 3 },
             "run-dir": Case(argument: "runs/elsewhere", json: "runs/elsewhere") { t, _ in t.config.run.directory == "runs/elsewhere" },
             "seed": Case(argument: "7", json: 7) { t, baseline in
                 t.sampler.state != baseline.sampler.state && step(t).parameters.array != step(baseline).parameters.array

@@ -107,7 +107,7 @@ final class CheckpointTests: XCTestCase {
 
     func testChecksumMismatchMessage() {
         let error = CheckpointError.checksumMismatch(path: "run/checkpoint.xbm", stored: 0x1234, computed: 0xABCD_EF01)
-        XCTAssertEqual(error.description, "checkpoint run/checkpoint.xbm is corrupted: checksum mismatch (stored 0x00001234, computed 0xabcdef01); delete it or resume from an older one")
+        XCTAssertEqual(error.description, "checkpoint run/checkpoint.xbm is corrupted: checksum mismatch (stored 0x00001234, computed 0xabcdef01): its bytes changed after it was written")
     }
 
     func testTruncationIsDetected() throws {

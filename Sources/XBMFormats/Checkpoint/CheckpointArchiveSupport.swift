@@ -25,13 +25,13 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case .unreadable(let path, let reason):
             "checkpoint \(path) cannot be read: \(reason)"
         case .truncated(let path, let expected, let actual):
-            "checkpoint \(path) is truncated: \(actual) bytes, expected \(expected); delete it or resume from an older one"
+            "checkpoint \(path) is truncated: \(actual) bytes, expected \(expected) (a partial copy, or a full disk when it was written)"
         case .badMagic(let path):
             "\(path) is not an xbm-dist checkpoint (it does not start with \"XBMCKPT1\")"
         case .unsupportedVersion(let path, let found, let supported):
             "checkpoint \(path) has format version \(found); this build reads version \(supported)"
         case .checksumMismatch(let path, let stored, let computed):
-            "checkpoint \(path) is corrupted: checksum mismatch (stored \(hex(stored)), computed \(hex(computed))); delete it or resume from an older one"
+            "checkpoint \(path) is corrupted: checksum mismatch (stored \(hex(stored)), computed \(hex(computed))): its bytes changed after it was written"
         case .malformed(let path, let reason):
             "checkpoint \(path) is malformed: \(reason)"
         case .missingSection(let path, let name):

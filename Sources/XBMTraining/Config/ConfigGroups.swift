@@ -271,6 +271,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var logEvery = 50
     /// `--checkpoint-every`: checkpoint every N iterations (0: only at the end).
     public var checkpointEvery = 400
+    /// `--keep-checkpoints`: how many checkpoints the run directory keeps, newest first
+    /// (`checkpoint.xbm`, `checkpoint.1.xbm`, …); `--resume` falls back on an older one when a
+    /// newer one does not load.
+    public var keepCheckpoints = 2
     /// `--run-dir`: directory of config.json, metrics, checkpoints and plots.
     public var directory = "runs/hanzi"
     /// `--seed` of initialisation, sampling and augmentation.
@@ -283,7 +287,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
     public init() {}
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case logEvery = "log-every", checkpointEvery = "checkpoint-every", directory = "run-dir", seed
+        case logEvery = "log-every", checkpointEvery = "checkpoint-every", keepCheckpoints = "keep-checkpoints"
+        case directory = "run-dir", seed
         case checkReplicas = "check-replicas", stepTimeout = "step-timeout"
     }
     static let keys = CodingKeys.allCases.map(\.rawValue)

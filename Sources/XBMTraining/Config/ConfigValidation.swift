@@ -79,6 +79,8 @@ extension TrainingConfig {
         try require(m.weight >= 0 && m.weight.isFinite, "--xbm-weight must be finite and ≥ 0, got \(m.weight)")
         try require(e.every >= 0 && run.logEvery >= 1 && run.checkpointEvery >= 0,
                     "--eval-every and --checkpoint-every must be ≥ 0 and --log-every ≥ 1")
+        try require((1...1000).contains(run.keepCheckpoints),
+                    "--keep-checkpoints \(run.keepCheckpoints): keep between 1 (the newest only) and 1000 checkpoints")
         try require(e.batch >= 1, "--eval-batch must be at least 1, got \(e.batch)")
         try require(run.stepTimeout > 0 && !run.stepTimeout.isNaN, "--step-timeout must be a positive number of seconds, got \(run.stepTimeout)")
         if let ks = e.recallK {

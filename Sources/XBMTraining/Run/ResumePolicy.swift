@@ -13,7 +13,7 @@ public enum ResumePolicy {
     /// itself is compared by fingerprint, under the key `data`.
     public static let freeKeys: Set<String> = [
         "iters", "schedule-iters", "data", "eval-every", "eval-batch", "recall-k", "log-every",
-        "checkpoint-every", "run-dir", "check-replicas", "step-timeout",
+        "checkpoint-every", "keep-checkpoints", "run-dir", "check-replicas", "step-timeout",
     ]
 
     /// The keys `--resume-override` accepts.

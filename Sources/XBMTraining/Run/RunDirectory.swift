@@ -11,7 +11,13 @@ public final class RunDirectory {
     public var configURL: URL { url.appendingPathComponent("config.json") }
     public var metricsLogURL: URL { url.appendingPathComponent("metrics.jsonl") }
     public var finalMetricsURL: URL { url.appendingPathComponent("metrics.json") }
-    public var checkpointURL: URL { url.appendingPathComponent("checkpoint.xbm") }
+    /// The newest checkpoint.
+    public var checkpointURL: URL { checkpointURL(generation: 0) }
+    /// The checkpoint `generation` saves before the newest: `checkpoint.xbm` (0),
+    /// `checkpoint.1.xbm`, `checkpoint.2.xbm`, … (`--keep-checkpoints`).
+    public func checkpointURL(generation: Int) -> URL {
+        url.appendingPathComponent(generation == 0 ? "checkpoint.xbm" : "checkpoint.\(generation).xbm")
+    }
     public var plotURL: URL { url.appendingPathComponent("curves.svg") }
     /// The event file `prepare` began, `events.out.tfevents.<unix seconds>.<host>`.
     public private(set) var eventFileURL: URL?
@@ -39,6 +45,69 @@ public final class RunDirectory {
             try removeEventFiles()
         }
         eventFileURL = try beginEventFile()
+    }
+
+    /// Makes room for a new `checkpoint.xbm` among `keep` generations: each older one moves
+    /// one generation back (the oldest kept is replaced), and the newest becomes generation 1
+    /// by a hard link, so `checkpoint.xbm` exists at every instant until the new one is
+    /// renamed over it. Where the file system has no hard links it is renamed instead: a crash
+    /// before the new one lands then leaves generation 1 for `--resume` to fall back on.
+    public func rotateCheckpoints(keep: Int) throws {
+        guard keep > 1, FileManager.default.fileExists(atPath: checkpointURL.path) else { return }
+        do {
+            for generation in stride(from: keep - 2, through: 1, by: -1)
+            where FileManager.default.fileExists(atPath: checkpointURL(generation: generation).path) {
+                try replace(checkpointURL(generation: generation + 1), by: checkpointURL(generation: generation))
+            }
+            let previous = checkpointURL(generation: 1)
+            try? FileManager.default.removeItem(at: previous)
+            if link(checkpointURL.path, previous.path) != 0 { try replace(previous, by: checkpointURL) }
+        } catch {
+            throw RunDirectoryError.cannotWrite(checkpointURL(generation: 1).path,
+                                                "keeping the previous checkpoint: \(error.localizedDescription)")
+        }
+    }
+
+    /// The checkpoint files present, newest first, with their generations: `checkpoint.xbm`
+    /// (if present), then `checkpoint.1.xbm`, … up to the first generation missing after it.
+    public func checkpointGenerations() -> [(generation: Int, url: URL)] {
+        var found: [(Int, URL)] = []
+        var generation = 0
+        while generation < 1 << 16 {
+            let file = checkpointURL(generation: generation)
+            if FileManager.default.fileExists(atPath: file.path) { found.append((generation, file)) } else if generation > 0 { break }
+            generation += 1
+        }
+        return found
+    }
+
+    /// After `--resume` fell back to generation `loaded`: the newer files, which did not load,
+    /// are set aside as `<name>.damaged` (for a look, and out of the rotation), and the loaded
+    /// generation and those older than it move forward so that it is `checkpoint.xbm` again.
+    public func promoteCheckpoint(generation loaded: Int) throws {
+        guard loaded > 0 else { return }
+        do {
+            for generation in 0..<loaded {
+                let file = checkpointURL(generation: generation)
+                if FileManager.default.fileExists(atPath: file.path) {
+                    try replace(url.appendingPathComponent(file.lastPathComponent + ".damaged"), by: file)
+                }
+            }
+            var generation = loaded
+            while FileManager.default.fileExists(atPath: checkpointURL(generation: generation).path) {
+                try replace(checkpointURL(generation: generation - loaded), by: checkpointURL(generation: generation))
+                generation += 1
+            }
+        } catch {
+            throw RunDirectoryError.cannotWrite(checkpointURL.path, "moving the loaded checkpoint forward: \(error.localizedDescription)")
+        }
+    }
+
+    /// Renames `source` over `target` (rename(2): atomic, replaces an existing target).
+    private func replace(_ target: URL, by source: URL) throws {
+        guard rename(source.path, target.path) == 0 else {
+            throw RunDirectoryError.cannotWrite(target.path, String(cString: strerror(errno)))
+        }
     }
 
     public func writeConfig(_ config: TrainingConfig) throws {

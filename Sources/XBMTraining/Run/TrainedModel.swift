@@ -19,7 +19,9 @@ public final class TrainedModel {
     /// bytes) and the dataset (`data`, or the one the run trained on).
     public static func load(runDirectory: String, data: String?, comm: Communicator) throws -> TrainedModel {
         let run = RunDirectory(path: runDirectory)
-        let checkpoint = try TrainingCheckpoint.read(from: run.checkpointURL, comm: comm)
+        let newest = try TrainingCheckpoint.readNewest(in: run, comm: comm)
+        if let warning = newest.warning, comm.rank == 0 { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+        let checkpoint = newest.checkpoint
         var config = checkpoint.config
         if let data { config.model.data = data }
         let dataset = try Dataset.load(directory: URL(fileURLWithPath: config.model.data, isDirectory: true))

@@ -63,9 +63,15 @@ public final class Trainer {
         dataset = try Dataset.load(directory: URL(fileURLWithPath: requested.model.data, isDirectory: true))
         dataFingerprint = dataset.fingerprint()
         var checkpoint: TrainingCheckpoint?
+        var fallback: Int?      // the generation resumed from when newer checkpoints did not load
         var config = requested
         if resume {
-            let saved = try TrainingCheckpoint.read(from: RunDirectory(path: requested.run.directory).checkpointURL, comm: comm)
+            let newest = try TrainingCheckpoint.readNewest(in: RunDirectory(path: requested.run.directory), comm: comm)
+            if let warning = newest.warning {
+                if comm.rank == 0 { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+                fallback = newest.generation
+            }
+            let saved = newest.checkpoint
             let outcome = try ResumePolicy.reconcile(requested: requested, saved: saved.config, overrides: resumeOverrides,
                                                      savedData: saved.dataFingerprint, currentData: dataFingerprint)
             config = outcome.config
@@ -112,6 +118,7 @@ public final class Trainer {
                 try initialWeights.apply(to: step.state.pointer, layout: network.stateLayout)
             }
         }
+        if let fallback { try runDirectory?.promoteCheckpoint(generation: fallback) }
         try runDirectory?.prepare(resumingAt: resume ? iteration : nil)
         try runDirectory?.writeConfig(config)
     }
@@ -301,9 +308,10 @@ public final class Trainer {
             throw TrainingError.nonFiniteParameters(iteration: iteration, name: name)
         }
         guard let runDirectory else { return }
-        try TrainingCheckpoint(step: components.step, sampler: sampler, drift: drift, iteration: iteration, config: config,
-                               dataFingerprint: dataFingerprint)
-            .write(to: runDirectory.checkpointURL)
+        let checkpoint = TrainingCheckpoint(step: components.step, sampler: sampler, drift: drift, iteration: iteration,
+                                            config: config, dataFingerprint: dataFingerprint)
+        try runDirectory.rotateCheckpoints(keep: config.run.keepCheckpoints)
+        try checkpoint.write(to: runDirectory.checkpointURL)
     }
 
     /// Logs D(t, Δ) and, under `--xbm-start auto`, starts the memory at the first value below

@@ -75,22 +75,71 @@ public struct TrainingCheckpoint {
         try archive.write(to: url)
     }
 
-    /// Rank 0 reads `url` and broadcasts its bytes; every rank parses them. A missing or
-    /// corrupted file is an error on every rank.
-    public static func read(from url: URL, comm: Communicator) throws -> TrainingCheckpoint {
+    /// A run's newest checkpoint that loads (`RunDirectory.checkpointGenerations`).
+    public struct Newest {
+        public var checkpoint: TrainingCheckpoint
+        /// 0 for `checkpoint.xbm`, k for `checkpoint.k.xbm`.
+        public var generation: Int
+        public var url: URL
+        /// The newer files that did not load, each with the reason (empty when the newest loaded).
+        public var skipped: [(url: URL, reason: String)]
+
+        /// The warning for the log when older weights had to be used.
+        public var warning: String? {
+            guard !skipped.isEmpty else { return nil }
+            let list = skipped.map { "\($0.url.lastPathComponent) (\($0.reason))" }.joined(separator: "; ")
+            return "warning: \(list) did not load; continuing from \(url.lastPathComponent) at iteration \(checkpoint.iteration) "
+                + "instead, and what the run logged after it is replayed"
+        }
+    }
+
+    /// The newest checkpoint of `run` that loads: rank 0 tries `checkpoint.xbm`, then
+    /// `checkpoint.1.xbm`, … (`--keep-checkpoints`) until one passes its checksums and parses,
+    /// and broadcasts its bytes; every rank parses them, so every rank ends alike. No file, or
+    /// none that loads, is an error on every rank naming each file and why.
+    public static func readNewest(in run: RunDirectory, comm: Communicator) throws -> Newest {
         var bytes: [UInt8] = []
-        var problem = ""
+        var report = Report()
         if comm.rank == 0 {
-            if let data = FileManager.default.contents(atPath: url.path) {
-                bytes = [UInt8](data)
-            } else {
-                problem = "--resume: no checkpoint at \(url.path); start without --resume, or point --run-dir at a run that saved one"
+            let candidates = run.checkpointGenerations()
+            for (generation, url) in candidates {
+                guard let data = FileManager.default.contents(atPath: url.path) else {
+                    report.skipped.append(.init(path: url.path, reason: "cannot be read"))
+                    continue
+                }
+                do {
+                    _ = try decode([UInt8](data), path: url.path)
+                    bytes = [UInt8](data)
+                    report.generation = generation
+                    break
+                } catch {
+                    report.skipped.append(.init(path: url.path, reason: "\(error)"))
+                }
+            }
+            if candidates.isEmpty {
+                report.failure = "--resume: no checkpoint at \(run.checkpointURL.path); start without --resume, or point --run-dir at a run that saved one"
+            } else if report.generation == nil {
+                report.failure = "--resume: no checkpoint in \(run.url.path) loads: "
+                    + report.skipped.map { "\(($0.path as NSString).lastPathComponent): \($0.reason)" }.joined(separator: "; ")
+                    + ". Start the run afresh (without --resume), or restore a copy of one of them"
             }
         }
-        let message = try comm.broadcast(bytes: Array(problem.utf8), root: 0)
-        if !message.isEmpty { throw ResumeError(String(decoding: message, as: UTF8.self)) }
+        report = try JSONDecoder().decode(Report.self, from: Data(try comm.broadcast(bytes: Array(JSONEncoder().encode(report)), root: 0)))
+        if let failure = report.failure { throw ResumeError(failure) }
+        guard let generation = report.generation else { throw ResumeError("--resume: rank 0 chose no checkpoint") }
+        let url = run.checkpointURL(generation: generation)
         // Every rank parses the same bytes, so every rank fails alike.
-        return try decode(try comm.broadcast(bytes: bytes, root: 0), path: url.path)
+        let checkpoint = try decode(try comm.broadcast(bytes: bytes, root: 0), path: url.path)
+        return Newest(checkpoint: checkpoint, generation: generation, url: url,
+                      skipped: report.skipped.map { (URL(fileURLWithPath: $0.path), $0.reason) })
+    }
+
+    /// What rank 0 found, for the other ranks.
+    private struct Report: Codable {
+        struct Skipped: Codable { var path: String, reason: String }
+        var generation: Int?
+        var skipped: [Skipped] = []
+        var failure: String?
     }
 
     /// Parses a checkpoint file's bytes; `path` names it in errors. Untrusted input: any
