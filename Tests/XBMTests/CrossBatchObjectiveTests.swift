@@ -16,19 +16,35 @@ final class CrossBatchObjectiveTests: XCTestCase {
     let weight: Float = 0.7
 
     func testAssembledGradientIsTheObjectivesGradientOnAnyRankCount() throws {
+        try checkAssembledGradient(kinds: [.npair, .multiSimilarity, .contrastive], olderRows: M - B)
+    }
+
+    /// The same with a memory that has wrapped: 10 older rows, then the batch's 8 overwrite
+    /// the first 6 of them, so the ring's live rows are two segments (slots 6…11 and 0…5) and
+    /// the batch's own rows sit on both sides of the seam. The contrastive one-pass kernel
+    /// (`ContrastiveStream`) walks those segments itself.
+    func testAssembledGradientWithAWrappedMemory() throws {
+        try checkAssembledGradient(kinds: [.contrastive, .multiSimilarity], olderRows: 10)
+    }
+
+    /// `olderRows` earlier rows are enqueued before the batch; the memory keeps the newest
+    /// M − B of them.
+    private func checkAssembledGradient(kinds: [LossKind], olderRows: Int) throws {
         var random = RandomSource(seed: 3)
         let embeddings = randomUnitRows(count: B, dimension: d, random: &random)
         let labels: [Int32] = [0, 0, 1, 1, 2, 2, 3, 0]
-        let older = randomUnitRows(count: M - B, dimension: d, random: &random)   // earlier batches in memory
-        let olderLabels: [Int32] = [1, 2, 3, 5]
-        for kind in [LossKind.npair, .multiSimilarity] {
+        let older = randomUnitRows(count: olderRows, dimension: d, random: &random)   // earlier batches in memory
+        let olderLabels = (0..<olderRows).map { Int32([1, 2, 3, 5][$0 % 4]) }
+        let overwritten = olderRows - (M - B)     // the oldest rows, which the batch overwrites
+        for kind in kinds {
             for reduction in MemoryReduction.allCases {
-                let expected = finiteDifferenceGradient(kind, reduction, embeddings, labels, older, olderLabels)
+                let expected = finiteDifferenceGradient(kind, reduction, embeddings, labels, Array(older[(overwritten * d)...]),
+                                                        Array(olderLabels[overwritten...]))
                 for ranks in [1, 2, 4] {
                     let gradients = try SimulatedRanks.run(size: ranks) { [B, d, M, weight] comm -> [Float] in
                         let memory = CrossBatchMemory(capacity: M, dimension: d)
                         _ = try older.withUnsafeBufferPointer { e in
-                            try olderLabels.withUnsafeBufferPointer { try memory.enqueue(embeddings: e.baseAddress!, labels: $0.baseAddress!, count: M - B) }
+                            try olderLabels.withUnsafeBufferPointer { try memory.enqueue(embeddings: e.baseAddress!, labels: $0.baseAddress!, count: olderRows) }
                         }
                         _ = try embeddings.withUnsafeBufferPointer { e in
                             try labels.withUnsafeBufferPointer { try memory.enqueue(embeddings: e.baseAddress!, labels: $0.baseAddress!, count: B) }

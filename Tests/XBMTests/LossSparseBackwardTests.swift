@@ -1,6 +1,6 @@
 import TestSupport
 import XBMKernels
-import XBMModel
+@testable import XBMModel
 import XCTest
 
 /// The backward over active pairs only (taken when few g_ij are non-zero) gives the gradients
@@ -46,20 +46,38 @@ final class LossSparseBackwardTests: XCTestCase {
                                   references: randomUnitRows(count: R, dimension: d, random: &random),
                                   referenceLabels: (0..<R).map { Int32($0 % 97) },
                                   ownIndex: (0..<b).map { Int32($0 * 3) })
+        for (path, make) in pathsWithoutReferenceGradient() {
+            func run(split: Bool) -> (PairLossResult, PairStatistics) {
+                let loss = make(split ? 1024 : Int.max)
+                let result = evaluate(loss, problem, reduction: .sum, scale: 0.5, referenceGradient: false)
+                return (result, loss.statistics)
+            }
+            let (one, oneStatistics) = run(split: false), (two, twoStatistics) = run(split: true)
+            XCTAssertEqual(one.value, two.value, path)
+            XCTAssertEqual(one.anchorGradient, two.anchorGradient, path)
+            XCTAssertEqual(oneStatistics, twoStatistics, path)
+            XCTAssertGreaterThan(oneStatistics.activeNegatives, 0, "\(path): vacuous, no active pair")
+        }
+    }
+
+    /// Every path a memory term (no dR) can take, each built with a given rows-per-thread
+    /// work: the products with the dense and with the sparse backward for every loss, and for
+    /// contrastive, whose memory term `makePairLoss` gives the one-pass kernel, that kernel too.
+    private func pathsWithoutReferenceGradient() -> [(String, (Int) -> PairLoss)] {
+        var paths: [(String, (Int) -> PairLoss)] = []
         for kind in LossKind.allCases {
             for density in [0.0, 1.0] {
-                func run(split: Bool) -> (PairLossResult, PairStatistics) {
-                    let loss = makePairLoss(kind, tuning: PairLossTuning(sparseBackwardDensity: density,
-                                                                         rowsWorkPerThread: split ? 1024 : Int.max))
-                    let result = evaluate(loss, problem, reduction: .sum, scale: 0.5, referenceGradient: false)
-                    return (result, loss.statistics)
-                }
-                let (one, oneStatistics) = run(split: false), (two, twoStatistics) = run(split: true)
-                XCTAssertEqual(one.value, two.value, "\(kind) density \(density)")
-                XCTAssertEqual(one.anchorGradient, two.anchorGradient, "\(kind) density \(density)")
-                XCTAssertEqual(oneStatistics, twoStatistics, "\(kind) density \(density)")
-                XCTAssertGreaterThan(oneStatistics.activeNegatives, 0, "\(kind): vacuous, no active pair")
+                paths.append(("\(kind), products, density \(density)", { work in
+                    let tuning = PairLossTuning(sparseBackwardDensity: density, rowsWorkPerThread: work)
+                    guard kind == .contrastive else { return makePairLoss(kind, tuning: tuning) }
+                    return GemmPairLoss(term: ContrastiveTerm(margin: LossOptions().contrastiveMargin,
+                                                              epsilon: LossOptions().contrastiveEpsilon), tuning: tuning)
+                }))
             }
         }
+        paths.append(("contrastive, one pass", { work in
+            makePairLoss(.contrastive, tuning: PairLossTuning(rowsWorkPerThread: work))
+        }))
+        return paths
     }
 }

@@ -63,6 +63,31 @@ final class ResumeTests: XCTestCase {
         }
     }
 
+    /// Shares of the schedule instead of iterations: a cosine schedule with a warm-up, and the
+    /// memory starting at 30% of it; split as Docs/reliability.md says to split one planned run
+    /// (`--iters 7 --schedule-iters 14`, then `--resume --iters 14`). A share resolved against
+    /// the part's length instead of the plan's would move the start and the rates.
+    func testASplitPlanWithSharesAndACosineScheduleMatchesTheWholeRun() throws {
+        let data = try TrainingFixtures.featureDataset()
+        func planned(_ directory: URL, iterations: Int) -> TrainingConfig {
+            var c = config(data: data, runDirectory: directory, iterations: iterations)
+            c.optimization.schedule = .cosine
+            c.optimization.warmup = 3
+            c.optimization.scheduleIters = 14
+            c.memory.start = .at(.fraction(0.3))
+            return c
+        }
+        let whole = try train(planned(TrainingFixtures.temporaryDirectory("cosine-whole"), iterations: 14), ranks: 2)
+        let split = TrainingFixtures.temporaryDirectory("cosine-split")
+        let first = try train(planned(split, iterations: 7), ranks: 2)
+        let second = try train(planned(split, iterations: 14), ranks: 2, resume: true)
+        XCTAssertEqual(first + second, whole)
+        // The start (30% of 14 iterations) lies in the first part, so the memory matters.
+        var plain = planned(TrainingFixtures.temporaryDirectory("cosine-plain"), iterations: 14)
+        plain.memory.size = 0
+        XCTAssertNotEqual(try train(plain, ranks: 2), whole, "vacuous: the memory changed nothing")
+    }
+
     func testResumeWithoutCheckpointIsAClearError() throws {
         let data = try TrainingFixtures.featureDataset()
         let empty = TrainingFixtures.temporaryDirectory("empty")
