@@ -38,12 +38,15 @@ let package = Package(
                        providers: [.apt(["libmatio-dev"])]),
         // A prefetch hint (a compiler builtin; no library).
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
+        // The CPU's features (CPUID), compiled for generic x86-64 so that the start-up check
+        // of a binary built for a newer CPU runs anywhere.
+        .target(name: "CCPUFeatures", path: "Sources/CCPUFeatures"),
 
         .target(name: "Collectives", dependencies: ["CMPI"]),
         // The library, in layers whose imports run one way (Docs/architecture.md; Launch/check-layers
         // fails on an import of a higher layer). Each depends only on the ones named here.
         // Flat buffers, BLAS, SIMD vectors and prefetch, thread splitting, checksums, random numbers.
-        .target(name: "XBMKernels", dependencies: ["CBLAS", "CPrefetch"]),
+        .target(name: "XBMKernels", dependencies: ["CBLAS", "CPrefetch", "CCPUFeatures"]),
         // File formats: .npy/.npz, PNG, safetensors, TensorBoard's event file, the checkpoint archive.
         .target(name: "XBMFormats", dependencies: [
             "XBMKernels", "Collectives",

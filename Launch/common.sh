@@ -42,11 +42,26 @@ target_cpu() {
     fi
 }
 
+# The x86-64 level a -target-cpu implies (x86-64-v3: AVX2, FMA, BMI; v4: AVX-512 F/CD/BW/DQ/VL),
+# which the binary checks the CPU for at start-up (BuildTarget in Sources/XBMKernels/CPUCheck.swift).
+target_level() {
+    case "$1" in
+        skylake-avx512|cascadelake|cooperlake|cannonlake|icelake-client|icelake-server|tigerlake|rocketlake|sapphirerapids|emeraldrapids|graniterapids|znver4|znver5|x86-64-v4) echo X86_64_V4 ;;
+        haswell|broadwell|skylake|alderlake|raptorlake|meteorlake|znver1|znver2|znver3|x86-64-v3) echo X86_64_V3 ;;
+        *) echo "" ;;
+    esac
+}
+
 # `swift build -c release` of xbm-dist for `target_cpu`; extra arguments are passed on.
 release_build() {
-    local cpu; cpu="$(target_cpu)"
+    local cpu level; cpu="$(target_cpu)"; level="$(target_level "$cpu")"
     local flags=()
     [ "$cpu" = generic ] || flags=(-Xswiftc -target-cpu -Xswiftc "$cpu")
+    if [ -n "$level" ]; then
+        flags+=(-Xswiftc "-DXBM_BUILT_FOR_$level")
+    elif [ "$cpu" != generic ]; then
+        log "note: target CPU $cpu is not in target_level (Launch/common.sh): the binary cannot check at start-up that a CPU has what it was built for"
+    fi
     log "building release (target CPU: $cpu)"
     swift build -c release "${flags[@]}" "$@" 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' >&2 || true
     test -x "$BIN" || { log "release build failed"; exit 1; }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import XBMKernels
 
 /// `xbm-dist` with no subcommand trains on the built-in hanzi benchmark with the defaults.
@@ -14,5 +15,11 @@ struct XBMDist: ParsableCommand {
     )
 }
 
+// First, before any code compiled for the build's target CPU runs: a binary built for a CPU
+// this one is not refuses with a message instead of dying by SIGILL (Docs/performance.md).
+if let problem = BuildTarget.problem() {
+    FileHandle.standardError.write(Data("error: \(problem)\n".utf8))
+    exit(2)
+}
 BLASKernels.selectKernels()
 XBMDist.main()
