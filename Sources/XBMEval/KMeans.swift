@@ -9,9 +9,9 @@ import XBMKernels
 // places and each rank takes a contiguous run of blocks; the squared distance
 // ‖x‖² − 2 x·c + ‖c‖² of a block's rows comes from one gemm (B, d) · (d, k), so a row's
 // distances do not depend on how many ranks there are. What the ranks add up is made exact:
-// point coordinates and k-means++ weights are rounded to integer multiples of a power of two
-// small enough that every sum of them stays below 2⁵² (`exactScale`), so Double adds them
-// without rounding, in any order. Seeding, assignments, centroids and the iteration count are
+// point coordinates are rounded to integer multiples of a power of two small enough that every
+// sum of them stays below 2⁵² (`exactScale`), so Double adds them without rounding, in any
+// order. Rank 0 seeds alone. Seeds, assignments, centroids and the iteration count are
 // therefore the same on any number of ranks, bit for bit.
 
 /// k-means (Lloyd's iterations) from k-means++ seeding (Arthur, Vassilvitskii, "k-means++: the
@@ -120,55 +120,61 @@ private struct KMeansWork {
         stride(from: rows.lowerBound, to: rows.upperBound, by: KMeans.blockRows).map { $0..<min($0 + KMeans.blockRows, rows.upperBound) }
     }
 
-    /// k-means++: fills `centroids` with k points drawn as `KMeans.cluster` describes. The
-    /// weights D(x)² are rounded to integers at `exactScale`, so that their sums, and the draw
-    /// that walks them, are the same on every rank count. Per centroid: one allgather of the
-    /// ranks' weight totals and one broadcast of the drawn index from the rank that holds it.
+    /// k-means++: fills `centroids` with k points drawn as `KMeans.cluster` describes. Rank 0
+    /// draws them alone over all n rows and broadcasts them: the draws are sequential in k,
+    /// and two collectives per centroid, as a split over ranks needs, cost more than the
+    /// arithmetic when ranks share cores (Docs/evaluation.md, Clustering).
     mutating func seed(random: inout RandomSource) throws {
-        // D² ≤ (2 max ‖x‖)², and a little more as Float computes it: bound it by 5 max ‖x‖².
-        let scale = KMeans.exactScale(count: n, bound: 5 * Double(squaredNorms.max() ?? 0))
-        var nearest = [Float](repeating: .infinity, count: rows.count)   // D(x)² of this rank's rows
-        var chosen = random.nextInt(below: n)
-        for centroid in 0..<k {
-            (centroids.withUnsafeMutableBufferPointer { $0.baseAddress! } + centroid * d).update(from: points + chosen * d, count: d)
-            if centroid == k - 1 { break }
-            lowerNearest(&nearest, toward: chosen)
-            let weights = nearest.map { (Double($0) * scale).rounded(.down) }
-            let rankTotals = try comm.allgather([weights.reduce(0, +)])
-            let total = rankTotals.reduce(0, +)
-            let target = (random.nextUniformDouble() * total).rounded(.down)      // in [0, total)
-            guard total > 0 else {
-                // Every point sits on a centroid already: any point does.
-                chosen = random.nextInt(below: n)
-                continue
-            }
-            var owner = 0, before = 0.0
-            while before + rankTotals[owner] <= target { before += rankTotals[owner]; owner += 1 }
-            var drawn: [UInt64] = [0]
-            if comm.rank == owner {
-                var cumulative = before
-                for (offset, weight) in weights.enumerated() {
-                    if cumulative + weight > target { drawn[0] = UInt64(rows.lowerBound + offset); break }
-                    cumulative += weight
-                }
-            }
-            try comm.broadcast(&drawn, root: owner)
-            chosen = Int(drawn[0])
-            assert(chosen < n, "k-means++ drew row \(chosen) of \(n)")
+        var chosen = [UInt64](repeating: 0, count: k)
+        if comm.rank == 0 { chosen = Self.seedRows(points: points, squaredNorms: squaredNorms, count: n, dimension: d, clusters: k,
+                                                   random: &random, products: products) }
+        try comm.broadcast(&chosen, root: 0)
+        for (centroid, row) in chosen.enumerated() {
+            (centroids.withUnsafeMutableBufferPointer { $0.baseAddress! } + centroid * d).update(from: points + Int(row) * d, count: d)
         }
     }
 
-    /// nearest[i] = min(nearest[i], ‖x_i − x_c‖²) over this rank's rows.
-    private func lowerNearest(_ nearest: inout [Float], toward c: Int) {
-        let centre = points + c * d
-        for block in blocks {
-            gemm(.none, .none, m: block.count, n: 1, k: d, a: points + block.lowerBound * d, lda: d,
-                 b: centre, ldb: 1, c: products.pointer, ldc: 1)
-            for row in block {
-                let distance = max(0, squaredNorms[row] - 2 * products[row - block.lowerBound] + squaredNorms[c])
-                nearest[row - rows.lowerBound] = min(nearest[row - rows.lowerBound], distance)
+    /// The k rows of k-means++ on one process. D(x)² of every row is kept up to date block by
+    /// block (blocks of `KMeans.blockRows`, one gemm each) with the block totals, so a draw
+    /// walks the block totals, then one block's rows.
+    private static func seedRows(points: UnsafePointer<Float>, squaredNorms: [Float], count n: Int, dimension d: Int,
+                                 clusters k: Int, random: inout RandomSource, products: FlatBuffer<Float>) -> [UInt64] {
+        let blockRows = KMeans.blockRows, blockCount = (n + blockRows - 1) / blockRows
+        var nearest = [Float](repeating: .infinity, count: n)             // D(x)², (n)
+        var blockTotals = [Double](repeating: 0, count: blockCount)      // Σ D(x)² of each block
+        var chosen = [UInt64(random.nextInt(below: n))]
+        while chosen.count < k {
+            let centre = Int(chosen.last!)
+            for block in 0..<blockCount {
+                let first = block * blockRows, rows = min(blockRows, n - first)
+                gemm(.none, .none, m: rows, n: 1, k: d, a: points + first * d, lda: d,
+                     b: points + centre * d, ldb: 1, c: products.pointer, ldc: 1)
+                var total = 0.0
+                for row in first..<(first + rows) {
+                    let distance = max(0, squaredNorms[row] - 2 * products[row - first] + squaredNorms[centre])
+                    nearest[row] = min(nearest[row], distance)
+                    total += Double(nearest[row])
+                }
+                blockTotals[block] = total
             }
+            let total = blockTotals.reduce(0, +)
+            var target = random.nextUniformDouble() * total                    // in [0, total)
+            guard total > 0 else {
+                // Every point sits on a centroid already: any point does.
+                chosen.append(UInt64(random.nextInt(below: n)))
+                continue
+            }
+            // The row whose share [Σ_{r<row} D², Σ_{r≤row} D²) holds the target: the block first.
+            var block = 0
+            while block < blockCount - 1 && target >= blockTotals[block] { target -= blockTotals[block]; block += 1 }
+            var row = block * blockRows
+            let last = min(row + blockRows, n) - 1
+            while row < last && target >= Double(nearest[row]) { target -= Double(nearest[row]); row += 1 }
+            // Rounding can carry the walk past the last row with weight: step back to it.
+            while nearest[row] == 0 && row > 0 { row -= 1 }
+            chosen.append(UInt64(row))
         }
+        return chosen
     }
 
     /// Assigns this rank's rows to their nearest centroids; returns how many changed cluster,
