@@ -108,11 +108,22 @@ public struct EmbeddedSplit {
 
 public enum EvaluationError: SameOnEveryRankError, Equatable {
     case noEvaluationSplit(String)
+    /// The retrieval picture of a dataset of feature vectors.
+    case noImagesToShow(String)
+    /// No query qualified for the retrieval picture (with `failuresOnly`: every top-1 is right).
+    case nothingToShow(failuresOnly: Bool)
 
     public var description: String {
         switch self {
         case .noEvaluationSplit(let path):
             return "dataset \(path) has no evaluation samples: split.npy needs 1 (test) or both 2 (query) and 3 (gallery)"
+        case .noImagesToShow(let path):
+            return "dataset \(path) holds feature vectors, not images, so there is no picture to draw: "
+                + "drop --show (the metrics need no images), or evaluate on the image dataset the features came from"
+        case .nothingToShow(let failuresOnly):
+            return failuresOnly
+                ? "no query to show with --show-failures: every query's nearest neighbour is of its own class"
+                : "no query to show: no query has another item of its class in the gallery"
         }
     }
 }

@@ -27,12 +27,16 @@ public struct RetrievalPicture {
     /// The neighbours per row (the longest row's).
     public let columns: Int
 
-    /// The layout of `examples` drawn from `dataset`'s images; throws `DatasetError.notImages`
-    /// for a dataset of feature vectors.
+    /// Throws `EvaluationError.noImagesToShow` unless `dataset` holds images: call it before
+    /// the work the picture needs.
+    public static func requireImages(_ dataset: Dataset) throws {
+        guard dataset.isImages else { throw EvaluationError.noImagesToShow(dataset.directory.path) }
+    }
+
+    /// The layout of `examples` drawn from `dataset`'s images (`requireImages`).
     public init(examples: [RetrievalExample], dataset: Dataset) throws {
-        guard case let .images(channels, height, width) = dataset.kind else {
-            throw DatasetError.notImages(path: dataset.directory.appendingPathComponent("x.npy").path)
-        }
+        try Self.requireImages(dataset)
+        guard case let .images(channels, height, width) = dataset.kind else { preconditionFailure("checked by requireImages") }
         self.examples = examples
         self.channels = channels
         sampleHeight = height

@@ -157,7 +157,8 @@ final class RetrievalPictureTests: XCTestCase {
                           split: [1, 1, 0, 0], meta: [:])
         let examples = Retrieval.examples(of: split, count: 1, neighbours: 1, seed: 0, failuresOnly: false)
         XCTAssertThrowsError(try RetrievalPicture(examples: examples, dataset: try Dataset.load(directory: directory))) { error in
-            XCTAssertEqual(error as? DatasetError, .notImages(path: directory.appendingPathComponent("x.npy").path))
+            XCTAssertEqual(error as? EvaluationError, .noImagesToShow(directory.path))
+            XCTAssertTrue("\(error)".contains("feature vectors") && "\(error)".contains("--show"), "\(error)")
         }
     }
 

@@ -258,7 +258,8 @@ public final class Trainer {
 
     /// Parameters and running statistics agree on every rank with synchronised batch norm;
     /// with `--bn local` rank 0's statistics are broadcast first, so every rank evaluates the
-    /// same model (as DistributedDataParallel's buffer broadcast does).
+    /// same model (as DistributedDataParallel's buffer broadcast does). The final evaluation
+    /// adds NMI and AMI (k-means seeded with `--seed`; Docs/evaluation.md, Clustering).
     private func evaluate(final: Bool) throws -> RetrievalMetrics {
         watchdog?.enter("an evaluation")
         let step = components.step
@@ -266,7 +267,8 @@ public final class Trainer {
         let started = Date()
         let metrics = try Evaluation.retrieval(dataset: dataset, network: components.inferenceNetwork,
                                                parameters: step.parameters.pointer, state: step.state.pointer,
-                                               ks: config.evaluation.recallCutoffs(for: dataset), comm: comm)
+                                               ks: config.evaluation.recallCutoffs(for: dataset),
+                                               clusteringSeed: final ? config.run.seed : nil, comm: comm)
         if let runDirectory {
             try runDirectory.append(MetricsRecord(iteration: iteration, retrieval: metrics,
                                                   seconds: Date().timeIntervalSince(started)))
