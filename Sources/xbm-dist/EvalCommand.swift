@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collectives
 import Foundation
 import XBMData
 import XBMEval
@@ -34,25 +35,45 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
+    /// What `run` does on every rank, from the parsed options.
+    var job: EvalJob {
+        EvalJob(runDir: runDir, data: data, recallK: recallK, clustering: clustering, seed: seed, show: show,
+                neighbours: neighbours, showFailures: showFailures,
+                out: URL(fileURLWithPath: out ?? RunDirectory(path: runDir).url.appendingPathComponent("retrieval.png").path))
+    }
+
     func run() throws {
-        let runDir = runDir, data = data, ks = recallK, clustering = clustering, seed = seed
-        let show = show, neighbours = neighbours, showFailures = showFailures
-        let out = URL(fileURLWithPath: out ?? RunDirectory(path: runDir).url.appendingPathComponent("retrieval.png").path)
-        try launch(launchOptions) { comm in
-            let model = try TrainedModel.load(runDirectory: runDir, data: data, comm: comm)
-            if show != nil { try RetrievalPicture.requireImages(model.dataset) }
-            let seed = seed ?? model.config.run.seed
-            let split = try model.embedSplit()
-            let metrics = try model.evaluate(split, ks: ks, clusteringSeed: clustering ? seed : nil)
-            if comm.rank == 0 { print(metrics.table) }
-            if let show {
-                let drawn = try model.writeRetrievalPicture(split, to: out, queries: show, neighbours: neighbours, seed: seed,
-                                                            failuresOnly: showFailures)
-                if comm.rank == 0 {
-                    print("wrote \(out.path): \(drawn) \(showFailures ? "failed " : "")quer\(drawn == 1 ? "y" : "ies") "
-                          + "with \(neighbours) neighbours each\(drawn < show ? " (only \(drawn) qualified)" : "")")
-                }
-            }
+        let job = job
+        try launch(launchOptions) { try job.run(comm: $0) }
+    }
+}
+
+/// `xbm-dist eval` on one rank: every rank embeds its share and computes the metrics, rank 0
+/// prints them and draws the picture.
+struct EvalJob: Sendable {
+    var runDir: String
+    var data: String?
+    var recallK: [Int]?
+    var clustering: Bool
+    var seed: UInt64?
+    var show: Int?
+    var neighbours: Int
+    var showFailures: Bool
+    var out: URL
+
+    func run(comm: Communicator) throws {
+        let model = try TrainedModel.load(runDirectory: runDir, data: data, comm: comm)
+        if show != nil { try RetrievalPicture.requireImages(model.dataset) }
+        let seed = seed ?? model.config.run.seed
+        let split = try model.embedSplit()
+        let metrics = try model.evaluate(split, ks: recallK, clusteringSeed: clustering ? seed : nil)
+        if comm.rank == 0 { print(metrics.table) }
+        guard let show else { return }
+        let drawn = try model.writeRetrievalPicture(split, to: out, queries: show, neighbours: neighbours, seed: seed,
+                                                    failuresOnly: showFailures)
+        if comm.rank == 0 {
+            print("wrote \(out.path): \(drawn) \(showFailures ? "failed " : "")quer\(drawn == 1 ? "y" : "ies") "
+                  + "with \(neighbours) neighbours each\(drawn < show ? " (only \(drawn) qualified)" : "")")
         }
     }
 }

@@ -9,9 +9,10 @@ import XCTest
 @testable import xbm_dist
 
 /// `xbm-dist eval` end to end, in this process: the trainer's final evaluation records NMI and
-/// AMI, and `eval --show` on 2 simulated ranks writes one PNG of the picture's size (rank 0
-/// alone draws it; RetrievalPictureTests checks its pixels), while a feature dataset is
-/// refused before any work.
+/// AMI, and `eval --show`'s job (what `run` launches on every rank) on 2 simulated ranks writes
+/// one PNG of the picture's size (rank 0 alone draws it; RetrievalPictureTests checks its
+/// pixels), while a feature dataset is refused before any work. (The launcher itself is not
+/// used: after MPISingletonTests this process looks launched by mpirun to it.)
 final class EvalShowTests: XCTestCase {
     func trainedRun(data: URL) throws -> URL {
         let run = TrainingFixtures.temporaryDirectory("eval-show")
@@ -42,8 +43,9 @@ final class EvalShowTests: XCTestCase {
         let data = try TrainingFixtures.imageDataset()
         let run = try trainedRun(data: data)
         let out = run.appendingPathComponent("retrieval.png")
-        try EvalCommand.parse(["--run-dir", run.path, "--show", "3", "--neighbours", "2", "--no-clustering",
-                               "--simulate-ranks", "2"]).run()
+        let job = try EvalCommand.parse(["--run-dir", run.path, "--show", "3", "--neighbours", "2", "--no-clustering"]).job
+        XCTAssertEqual(job.out, out, "--out defaults to the run directory's retrieval.png")
+        _ = try SimulatedRanks.run(size: 2) { try job.run(comm: $0) }
         let png = try [UInt8](Data(contentsOf: out))
         XCTAssertEqual(Array(png.prefix(8)), [137, 80, 78, 71, 13, 10, 26, 10])
         func bigEndian(_ i: Int) -> Int { Int(png[i]) << 24 | Int(png[i + 1]) << 16 | Int(png[i + 2]) << 8 | Int(png[i + 3]) }
@@ -55,11 +57,12 @@ final class EvalShowTests: XCTestCase {
     }
 
     func testFeatureDatasetsAreRefusedBeforeAnyWork() throws {
-        let run = try trainedRun(data: try TrainingFixtures.featureDataset())
+        let data = try TrainingFixtures.featureDataset()
+        let run = try trainedRun(data: data)
         let out = run.appendingPathComponent("picture.png")
-        XCTAssertThrowsError(try EvalCommand.parse(["--run-dir", run.path, "--show", "2", "--out", out.path,
-                                                    "--simulate-ranks", "2"]).run()) { error in
-            XCTAssertEqual((error as? ExitCode)?.rawValue, 2, "an error every rank sees alike: \(error)")
+        let job = try EvalCommand.parse(["--run-dir", run.path, "--show", "2", "--out", out.path]).job
+        XCTAssertThrowsError(try SimulatedRanks.run(size: 2) { try job.run(comm: $0) }) { error in
+            XCTAssertEqual(error as? EvaluationError, .noImagesToShow(try! Dataset.load(directory: data).directory.path), "\(error)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
     }
