@@ -80,14 +80,7 @@ extension String {
 /// are drawn in colour (channels red, green, blue), others in grey (the mean of their
 /// channels); cells are separated by a 2-pixel grey gap.
 public enum DatasetPreview {
-    /// The grid's pixels, (height, width, colour.channels) row major.
-    public struct Grid: Sendable {
-        public var width: Int, height: Int
-        public var colour: PNG.Colour
-        public var pixels: [UInt8]
-    }
-
-    public static func grid(_ dataset: Dataset, classes: Int, perClass: Int, scale: Int = 2) throws -> Grid {
+    public static func grid(_ dataset: Dataset, classes: Int, perClass: Int, scale: Int = 2) throws -> RasterImage {
         precondition(classes > 0 && perClass > 0 && scale > 0, "preview needs positive classes, per-class and scale, got \(classes), \(perClass), \(scale)")
         guard case let .images(channels, h, w) = dataset.kind else { throw DatasetError.notImages(path: dataset.directory.appendingPathComponent("x.npy").path) }
         let labels = Array(Set(dataset.labels)).sorted()
@@ -97,30 +90,18 @@ public enum DatasetPreview {
         for i in 0..<dataset.count where members[dataset.labels[i], default: []].count < perClass {
             members[dataset.labels[i], default: []].append(i)
         }
-        let colour: PNG.Colour = channels == 3 ? .rgb : .grey
         let gap = 2, cellW = w * scale, cellH = h * scale
-        let width = perClass * cellW + (perClass + 1) * gap, height = rows * cellH + (rows + 1) * gap
-        var pixels = [UInt8](repeating: 96, count: width * height * colour.channels)
-        let raw = dataset.rawSamples
+        let width: Int = perClass * cellW + (perClass + 1) * gap, height: Int = rows * cellH + (rows + 1) * gap
+        let colour: PNG.Colour = channels == 3 ? .rgb : .grey
+        var grid = RasterImage(width: width, height: height, colour: colour, background: RasterImage.RGB(grey: 96))
+        let raw = dataset.rawSamples, sampleBytes = channels * h * w
         for (row, label) in chosen.enumerated() {
             for (column, index) in (members[label] ?? []).enumerated() {
-                let image = index * channels * h * w
-                let left = gap + column * (cellW + gap), top = gap + row * (cellH + gap)
-                for y in 0..<cellH {
-                    for x in 0..<cellW {
-                        let pixel = ((top + y) * width + left + x) * colour.channels
-                        let source = image + (y / scale) * w + x / scale  // channel c at source + c·h·w
-                        if colour == .rgb {
-                            for c in 0..<3 { pixels[pixel + c] = raw[source + c * h * w] }
-                        } else {
-                            var sum = 0
-                            for c in 0..<channels { sum += Int(raw[source + c * h * w]) }
-                            pixels[pixel] = UInt8(sum / channels)
-                        }
-                    }
-                }
+                grid.draw(sample: UnsafeRawBufferPointer(rebasing: raw[(index * sampleBytes)..<((index + 1) * sampleBytes)]),
+                          channels: channels, height: h, width: w,
+                          x: gap + column * (cellW + gap), y: gap + row * (cellH + gap), scale: scale)
             }
         }
-        return Grid(width: width, height: height, colour: colour, pixels: pixels)
+        return grid
     }
 }

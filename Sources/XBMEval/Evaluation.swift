@@ -38,13 +38,11 @@ public enum Evaluation {
         return result
     }
 
-    /// Recall@K, MAP@R and R-precision of the dataset's evaluation split. With query (2) and
-    /// gallery (3) splits present they are used; otherwise the test split (1) is both, each
-    /// query excluded from its own neighbours. Queries are divided among the ranks and the
-    /// metric sums allreduced, so every rank returns the same metrics.
-    public static func retrieval(dataset: Dataset, network: EmbeddingNetwork,
-                                 parameters: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
-                                 ks: [Int], comm: Communicator) throws -> RetrievalMetrics {
+    /// Embeds the dataset's evaluation split: with query (2) and gallery (3) splits present
+    /// those, otherwise the test split (1) as both, each query left out of its own neighbours.
+    /// Every rank returns all of it.
+    public static func embedSplit(dataset: Dataset, network: EmbeddingNetwork, parameters: UnsafePointer<Float>,
+                                  state: UnsafeMutablePointer<Float>, comm: Communicator) throws -> EmbeddedSplit {
         let separate = dataset.split.contains(2) && dataset.split.contains(3)
         let queryIndices = separate ? dataset.split.indices.filter { dataset.split[$0] == 2 } : dataset.indices(.test)
         let galleryIndices = separate ? dataset.split.indices.filter { dataset.split[$0] == 3 } : queryIndices
@@ -57,25 +55,75 @@ public enum Evaluation {
             ? try embed(indices: galleryIndices, dataset: dataset, network: network,
                         parameters: parameters, state: state, comm: comm)
             : queries
-        let share = (queryIndices.count + comm.size - 1) / comm.size
-        let lower = min(comm.rank * share, queryIndices.count)
-        let range = lower..<min(lower + share, queryIndices.count)
+        return EmbeddedSplit(queryIndices: queryIndices, galleryIndices: galleryIndices,
+                             queryLabels: queryIndices.map { dataset.labels[$0] }, galleryLabels: galleryIndices.map { dataset.labels[$0] },
+                             queries: queries, gallery: gallery, dimension: network.embeddingSize, sameSet: !separate)
+    }
+
+    /// Recall@K, MAP@R and R-precision of an embedded split. Queries are divided among the
+    /// ranks and the metric sums allreduced, so every rank returns the same metrics.
+    public static func retrieval(_ split: EmbeddedSplit, ks: [Int], comm: Communicator) throws -> RetrievalMetrics {
+        let count = split.queryIndices.count
+        let share = (count + comm.size - 1) / comm.size
+        let lower = min(comm.rank * share, count)
         var accumulator = Retrieval.evaluate(
-            queries: queries.pointer, queryLabels: queryIndices.map { dataset.labels[$0] },
-            gallery: gallery.pointer, galleryLabels: galleryIndices.map { dataset.labels[$0] },
-            dimension: network.embeddingSize, sameSet: !separate, ks: ks.sorted(), queryRange: range)
+            queries: split.queries.pointer, queryLabels: split.queryLabels,
+            gallery: split.gallery.pointer, galleryLabels: split.galleryLabels,
+            dimension: split.dimension, sameSet: split.sameSet, ks: ks.sorted(), queryRange: lower..<min(lower + share, count))
         try accumulator.allreduce(over: comm)
         return accumulator.metrics
     }
+
+    /// The retrieval metrics of the dataset's evaluation split (`embedSplit`, `retrieval`) and,
+    /// with a `clusteringSeed`, NMI and AMI of k-means on its query embeddings
+    /// (`ClusteringMetrics.measure`). Every rank returns the same metrics.
+    public static func retrieval(dataset: Dataset, network: EmbeddingNetwork,
+                                 parameters: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
+                                 ks: [Int], clusteringSeed: UInt64? = nil, comm: Communicator) throws -> RetrievalMetrics {
+        let split = try embedSplit(dataset: dataset, network: network, parameters: parameters, state: state, comm: comm)
+        var metrics = try retrieval(split, ks: ks, comm: comm)
+        if let clusteringSeed {
+            metrics.clustering = try ClusteringMetrics.measure(embeddings: split.queries.pointer, labels: split.queryLabels,
+                                                               dimension: split.dimension, seed: clusteringSeed, comm: comm)
+        }
+        return metrics
+    }
+}
+
+/// A dataset's evaluation split, embedded by `Evaluation.embedSplit`.
+public struct EmbeddedSplit {
+    /// The dataset rows of the queries and of the gallery (the same rows when `sameSet`).
+    public let queryIndices: [Int]
+    public let galleryIndices: [Int]
+    public let queryLabels: [Int32]
+    public let galleryLabels: [Int32]
+    /// (Q, d) and (G, d), row major; one buffer when `sameSet`.
+    public let queries: FlatBuffer<Float>
+    public let gallery: FlatBuffer<Float>
+    /// d.
+    public let dimension: Int
+    /// Query set = gallery set (the test split): a query is not its own neighbour.
+    public let sameSet: Bool
 }
 
 public enum EvaluationError: SameOnEveryRankError, Equatable {
     case noEvaluationSplit(String)
+    /// The retrieval picture of a dataset of feature vectors.
+    case noImagesToShow(String)
+    /// No query qualified for the retrieval picture (with `failuresOnly`: every top-1 is right).
+    case nothingToShow(failuresOnly: Bool)
 
     public var description: String {
         switch self {
         case .noEvaluationSplit(let path):
             return "dataset \(path) has no evaluation samples: split.npy needs 1 (test) or both 2 (query) and 3 (gallery)"
+        case .noImagesToShow(let path):
+            return "dataset \(path) holds feature vectors, not images, so there is no picture to draw: "
+                + "drop --show (the metrics need no images), or evaluate on the image dataset the features came from"
+        case .nothingToShow(let failuresOnly):
+            return failuresOnly
+                ? "no query to show with --show-failures: every query's nearest neighbour is of its own class"
+                : "no query to show: no query has another item of its class in the gallery"
         }
     }
 }

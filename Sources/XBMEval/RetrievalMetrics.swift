@@ -12,25 +12,31 @@ public struct RetrievalMetrics: Codable, Sendable, Equatable {
     public var queries: Int
     /// Queries left out because no other gallery item shares their label (R = 0).
     public var skipped: Int
+    /// NMI and AMI of k-means on the query embeddings, when the evaluation clustered them.
+    public var clustering: ClusteringMetrics?
 
-    public init(recall: [Int: Double], mapAtR: Double, rPrecision: Double, queries: Int, skipped: Int) {
+    public init(recall: [Int: Double], mapAtR: Double, rPrecision: Double, queries: Int, skipped: Int,
+                clustering: ClusteringMetrics? = nil) {
         self.recall = recall
         self.mapAtR = mapAtR
         self.rPrecision = rPrecision
         self.queries = queries
         self.skipped = skipped
+        self.clustering = clustering
     }
 
     /// Recall@1 in percent (0 when 1 is not among the Ks).
     public var recallAtOne: Double { recall[1] ?? 0 }
 
-    /// Metric name and value, in report order: "R@K" ascending, then "MAP@R", "R-precision".
+    /// Metric name and value, in report order: "R@K" ascending, then "MAP@R", "R-precision",
+    /// and "NMI", "AMI" when the evaluation clustered.
     public var namedValues: [(name: String, value: Double)] {
         recall.keys.sorted().map { (name: "R@\($0)", value: recall[$0]!) }
             + [(name: "MAP@R", value: mapAtR), (name: "R-precision", value: rPrecision)]
+            + (clustering.map { [(name: "NMI", value: $0.nmi), (name: "AMI", value: $0.ami)] } ?? [])
     }
 
-    /// The keys of `metrics.json` (README.md): "R@1", "R@10", "R@100", "R@1000", "MAP@R", "R-precision".
+    /// The metrics by name: "R@1", "R@10", "R@100", "R@1000", "MAP@R", "R-precision" (and "NMI", "AMI").
     public var jsonObject: [String: Double] {
         Dictionary(uniqueKeysWithValues: namedValues.map { ($0.name, $0.value) })
     }
@@ -64,6 +70,7 @@ public struct RetrievalMetrics: Codable, Sendable, Equatable {
                      String(repeating: "-", count: nameWidth) + "  " + String(repeating: "-", count: valueWidth)]
         for (name, value) in rows { lines.append(pad(name, nameWidth, right: false) + "  " + pad(value, valueWidth, right: true)) }
         lines.append("queries: \(queries) (skipped \(skipped) with no other item of their class)")
+        if let clustering { lines.append(clustering.summary) }
         return lines.joined(separator: "\n")
     }
 }

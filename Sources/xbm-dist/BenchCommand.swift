@@ -8,8 +8,8 @@ import XBMTraining
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Check and time the collectives, the training step and retrieval.",
-        subcommands: [BenchStep.self, BenchCollectives.self, BenchRetrieval.self, BenchBLAS.self])
+        abstract: "Check and time the collectives, the training step, retrieval and clustering.",
+        subcommands: [BenchStep.self, BenchCollectives.self, BenchRetrieval.self, BenchClustering.self, BenchBLAS.self])
 }
 
 struct BenchCollectives: ParsableCommand {
@@ -116,6 +116,26 @@ struct BenchRetrieval: ParsableCommand {
             print(String(format: "{\"count\": %d, \"dim\": %d, \"seconds\": %.3f, \"gemm_seconds\": %.3f, \"ratio\": %.2f, \"R@1\": %.2f}",
                          count, dim, result.totalSeconds, result.gemmSeconds, result.totalSeconds / result.gemmSeconds,
                          result.metrics.recallAtOne))
+        }
+    }
+}
+
+/// `bench clustering`: NMI and AMI's k-means on synthetic embeddings, k = the classes.
+struct BenchClustering: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clustering",
+        abstract: "Time the clustering metrics (k-means++ and Lloyd's iterations with k = the classes, then NMI and AMI).")
+
+    @Option(help: "Number of embeddings.") var count: Int = 50_000
+    @Option(help: "Embedding size.") var dim: Int = 128
+    @Option(help: "Number of classes (k).") var classes: Int = 1877
+    @OptionGroup var launchOptions: LaunchOptions
+
+    func run() throws {
+        let count = count, dim = dim, classes = classes
+        try launch(launchOptions) { comm in
+            let timing = try ClusteringBenchmark.run(count: count, dimension: dim, classes: classes, comm: comm)
+            if comm.rank == 0 { print(timing.jsonLine(count: count, dimension: dim)) }
         }
     }
 }

@@ -114,7 +114,7 @@ struct DataCommand: ParsableCommand {
             let grid = try reportingErrors {
                 let dataset = try Dataset.load(directory: URL(fileURLWithPath: directory))
                 let grid = try DatasetPreview.grid(dataset, classes: classes, perClass: perClass)
-                try PNG.write(to: URL(fileURLWithPath: out), width: grid.width, height: grid.height, colour: grid.colour, pixels: grid.pixels)
+                try grid.write(to: URL(fileURLWithPath: out))
                 return grid
             }
             print("wrote \(out) (\(grid.width)×\(grid.height))")

@@ -26,7 +26,7 @@ final class DiagnosticsPlotTests: XCTestCase {
 
     func testReadsTheLog() {
         let plot = TrainingPlot(title: "t", metricsLog: log)
-        XCTAssertEqual(plot.loss.map(\.iteration), [10, 20, 30, 40, 50], "iteration 1's loss is left out")
+        XCTAssertEqual(plot.loss.map(\.iteration), [1, 10, 20, 30, 40, 50], "every series from its first line")
         XCTAssertEqual(plot.recallAtOne, [TrainingPlot.Point(iteration: 50, value: 55.5)])
         let d = plot.diagnostics
         XCTAssertEqual(d.batchActiveNegatives.map(\.iteration), [1, 10, 20, 30, 40, 50], "diagnostics keep iteration 1")

@@ -13,7 +13,7 @@ final class MetricsRecordTests: XCTestCase {
                           "batch_active_pos", "batch_active_neg", "batch_hardest_neg", "batch_hardest_pos",
                           "memory_active_pos", "memory_active_neg", "memory_hardest_neg", "memory_hardest_pos",
                           "memory_age", "memory_active_neg_age", "drift", "memory_drift",
-                          "memory_drift_compensated", "memory_drift_age", "MAP@R", "R-precision", "eval_seconds",
+                          "memory_drift_compensated", "memory_drift_age", "MAP@R", "R-precision", "NMI", "AMI", "eval_seconds",
                           "memory_count", "queries", "skipped_queries", "R@K"]
 
     func testTheKeysAreTheDocumentedSchema() {

@@ -52,6 +52,10 @@ public struct MetricsRecord: Equatable, Sendable {
     /// `MAP@R`, `R-precision`, in percent.
     public var mapAtR: Double?
     public var rPrecision: Double?
+    /// `NMI`, `AMI`: k-means on the query embeddings against their classes, in percent (the
+    /// final evaluation; Docs/evaluation.md, Clustering).
+    public var nmi: Double?
+    public var ami: Double?
     /// `eval_seconds`: the evaluation's wall time.
     public var evaluationSeconds: Double?
     /// `queries`, `skipped_queries`: queries scored, and left out for having no other item of
@@ -69,6 +73,8 @@ public struct MetricsRecord: Equatable, Sendable {
         rPrecision = metrics.rPrecision
         queries = metrics.queries
         skippedQueries = metrics.skipped
+        nmi = metrics.clustering?.nmi
+        ami = metrics.clustering?.ami
         evaluationSeconds = seconds
     }
 
@@ -94,7 +100,8 @@ public struct MetricsRecord: Equatable, Sendable {
         ("memory_age", \.memoryAge), ("memory_active_neg_age", \.memoryActiveNegativeAge),
         ("drift", \.drift), ("memory_drift", \.memoryDrift), ("memory_drift_compensated", \.memoryDriftCompensated),
         ("memory_drift_age", \.memoryDriftAge),
-        ("MAP@R", \.mapAtR), ("R-precision", \.rPrecision), ("eval_seconds", \.evaluationSeconds),
+        ("MAP@R", \.mapAtR), ("R-precision", \.rPrecision), ("NMI", \.nmi), ("AMI", \.ami),
+        ("eval_seconds", \.evaluationSeconds),
     ]
     /// Every integer-valued key but `iter`, with its field.
     public static let integers: [(key: String, field: WritableKeyPath<MetricsRecord, Int?> & Sendable)] = [

@@ -54,11 +54,47 @@ public final class TrainedModel {
             .write(to: url)
     }
 
+    /// The dataset's evaluation split, embedded (sharded over ranks, whole on every rank).
+    public func embedSplit() throws -> EmbeddedSplit {
+        try Evaluation.embedSplit(dataset: dataset, network: network, parameters: parameters.pointer, state: state.pointer, comm: comm)
+    }
+
     /// Retrieval metrics at `ks`, or when nil at the run's --recall-k, else the dataset's
-    /// meta.json `recall_k`, else the default cut-offs.
-    public func evaluate(ks: [Int]?) throws -> RetrievalMetrics {
-        try Evaluation.retrieval(dataset: dataset, network: network, parameters: parameters.pointer,
-                                 state: state.pointer, ks: ks ?? config.evaluation.recallCutoffs(for: dataset), comm: comm)
+    /// meta.json `recall_k`, else the default cut-offs; with a `clusteringSeed`, NMI and AMI too.
+    public func evaluate(_ split: EmbeddedSplit, ks: [Int]?, clusteringSeed: UInt64?) throws -> RetrievalMetrics {
+        var metrics = try Evaluation.retrieval(split, ks: ks ?? config.evaluation.recallCutoffs(for: dataset), comm: comm)
+        if let clusteringSeed {
+            metrics.clustering = try ClusteringMetrics.measure(embeddings: split.queries.pointer, labels: split.queryLabels,
+                                                               dimension: split.dimension, seed: clusteringSeed, comm: comm)
+        }
+        return metrics
+    }
+
+    /// Retrieval metrics of the evaluation split (`embedSplit`, then `evaluate`).
+    public func evaluate(ks: [Int]?, clusteringSeed: UInt64? = nil) throws -> RetrievalMetrics {
+        try evaluate(embedSplit(), ks: ks, clusteringSeed: clusteringSeed)
+    }
+
+    /// The retrieval picture of `queries` queries of `split` with their `neighbours` nearest
+    /// gallery items (`Retrieval.examples`, `RetrievalPicture`), written by rank 0 to `url` as
+    /// PNG. Returns the queries drawn (fewer than asked when fewer qualify).
+    public func writeRetrievalPicture(_ split: EmbeddedSplit, to url: URL, queries: Int, neighbours: Int, seed: UInt64,
+                                      failuresOnly: Bool) throws -> Int {
+        try RetrievalPicture.requireImages(dataset)
+        var drawn = [Int32(0)]
+        if comm.rank == 0 {
+            let examples = Retrieval.examples(of: split, count: queries, neighbours: neighbours, seed: seed, failuresOnly: failuresOnly)
+            if !examples.isEmpty {
+                let picture = try RetrievalPicture(examples: examples, dataset: dataset)
+                do { try picture.render(dataset: dataset).write(to: url) } catch {
+                    throw OutputFileError(path: url.path, reason: error.localizedDescription)
+                }
+            }
+            drawn[0] = Int32(examples.count)
+        }
+        try comm.broadcast(&drawn, root: 0)
+        guard drawn[0] > 0 else { throw EvaluationError.nothingToShow(failuresOnly: failuresOnly) }
+        return Int(drawn[0])
     }
 
     /// Embeds the samples of `role` (sharded over ranks) and rank 0 writes them as float32
@@ -73,5 +109,16 @@ public final class TrainedModel {
         }
         try comm.barrier()
         return indices.count
+    }
+}
+
+/// A file a command was asked to write and could not (rank 0 writes, so it ends the job
+/// through the launcher's abort path).
+public struct OutputFileError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var reason: String
+
+    public var description: String {
+        "cannot write \(path) (\(reason)); check that its directory exists and is writable"
     }
 }

@@ -279,13 +279,16 @@ public final class Trainer {
         return rankZeroState.pointer
     }
 
+    /// The final evaluation adds NMI and AMI (k-means seeded with `--seed`; Docs/evaluation.md,
+    /// Clustering).
     private func evaluate(final: Bool) throws -> RetrievalMetrics {
         watchdog?.enter("an evaluation")
         let step = components.step
         let started = Date()
         let metrics = try Evaluation.retrieval(dataset: dataset, network: components.inferenceNetwork,
                                                parameters: step.parameters.pointer, state: try inferenceState(),
-                                               ks: config.evaluation.recallCutoffs(for: dataset), comm: comm)
+                                               ks: config.evaluation.recallCutoffs(for: dataset),
+                                               clusteringSeed: final ? config.run.seed : nil, comm: comm)
         if let runDirectory {
             try runDirectory.append(MetricsRecord(iteration: iteration, retrieval: metrics,
                                                   seconds: Date().timeIntervalSince(started)))

@@ -8,9 +8,12 @@ import XBMFormats
 /// With pair diagnostics (Docs/losses.md, Diagnostics) two more panels follow: the hardest
 /// negative's similarity and the active negatives per anchor, batch against memory; with
 /// drift measurements a last panel shows the feature drift. A dashed vertical line marks
-/// where the memory term starts, a dotted one each drop of the learning rate.
-/// Non-finite values are left out; an empty panel shows "no data yet"; series of up to 60
-/// points also get a marker per point, so a single point is visible.
+/// where the memory term starts, a dotted one each drop of the learning rate; their labels
+/// go where they cover the fewest curve points, and each legend is a row above its panel, so
+/// neither hides data. Every series starts at its first logged iteration; long noisy ones are
+/// drawn faint under their smoothed line (`smooth`); a loss that falls more than tenfold gets
+/// a logarithmic axis. Non-finite values are left out; an empty panel shows "no data yet";
+/// series of up to 60 points also get a marker per point, so a single point is visible.
 public struct TrainingPlot: Sendable {
     public struct Point: Sendable, Equatable {
         public var iteration: Int
@@ -79,9 +82,8 @@ public struct TrainingPlot: Sendable {
                   recallAtOne: recallAtOne.map { Point(iteration: $0.iteration, value: $0.value) })
     }
 
-    /// The curves of a run's `metrics.jsonl` text: `loss` (without iteration 1, the random
-    /// network's, when later points follow: it would flatten the curve), `R@1`, and the
-    /// diagnostics. Lines that are not JSON objects with an `iter` are skipped.
+    /// The curves of a run's `metrics.jsonl` text: `loss`, `R@1`, and the diagnostics, each
+    /// from its first line on. Lines that are not JSON objects with an `iter` are skipped.
     public init(title: String, metricsLog: String) {
         var loss: [Point] = [], recall: [Point] = [], diagnostics = Diagnostics()
         var lastRate: Double?
@@ -112,13 +114,13 @@ public struct TrainingPlot: Sendable {
                 lastRate = rate
             }
         }
-        if loss.count > 1, loss[0].iteration == 1 { loss.removeFirst() }
         self.init(title: title, loss: loss, recallAtOne: recall)
         self.diagnostics = diagnostics
         recallAtK = recalls.keys.sorted().map { ($0, recalls[$0]!) }
     }
 
-    // Canvas (pixels): every panel spans x ∈ [left, width − right].
+    // Canvas (pixels): every panel spans x ∈ [left, width − right]; its legend is a row above
+    // its frame (in the band between the title or the previous panel's tick labels and it).
     static let width = 720.0, left = 78.0, right = 24.0
     static let panels: [(top: Double, bottom: Double)] = [(60, 270), (320, 510), (560, 770), (820, 1030), (1080, 1290)]
 
@@ -130,17 +132,49 @@ public struct TrainingPlot: Sendable {
         var smoothed = false
     }
 
+    private struct Panel {
+        var name: String
+        var series: [Series]
+        /// Positive values spanning more than a decade get a logarithmic axis (the loss).
+        var allowsLogarithmicAxis = false
+    }
+
+    /// A vertical line across every panel: where the memory starts, a drop of the rate.
+    private struct Marker {
+        var iteration: Int
+        var color: String
+        var dashes: String
+        /// Written beside the line in the first panel.
+        var label: String
+    }
+
     /// Series longer than this are smoothed when marked so.
     static let smoothingMinimum = 30
 
-    /// TensorBoard's smoothing: an exponential moving average with weight w = 0.9, debiased
-    /// for its start, s_t = m_t / (1 − w^t) with m_t = w·m_{t−1} + (1 − w)·v_t, m_0 = 0.
-    public static func smooth(_ points: [Point], weight: Double = 0.9) -> [Point] {
-        var average = 0.0, correction = 1.0
+    /// TensorBoard's smoothing, an exponential moving average debiased for its start, taken
+    /// over iterations instead of logged points. With Δ the series' usual spacing (the median
+    /// gap between its iterations), t_j the iteration of point j and h_j = min(t_j − t_{j−1}, Δ)
+    /// (t_0 = 0, at least 1) the iterations point j stands for,
+    ///
+    ///     s_i = Σ_{j≤i} w^((t_i − t_j)/Δ) · h_j · v_j  /  Σ_{j≤i} w^((t_i − t_j)/Δ) · h_j.
+    ///
+    /// So s_1 = v_1, and on a uniform grid (every h_j = Δ) s_i = (1 − w) Σ_j w^(i−j) v_j / (1 − wⁱ),
+    /// TensorBoard's debiased average. A run logs iteration 1 (the random network's loss, often
+    /// ten times the rest), then every Δ: that point stands for one iteration and weighs 1/Δ of
+    /// a regular one, where an average over points would hold the curve up for about
+    /// 1/(1 − w) = 10 points.
+    public static func smooth(_ points: [Point], weight w: Double = 0.9) -> [Point] {
+        let gaps = zip(points.dropFirst(), points).map { $0.iteration - $1.iteration }.sorted()
+        let spacing = Double(max(1, gaps.isEmpty ? 1 : gaps[gaps.count / 2]))
+        var weightedSum = 0.0, totalWeight = 0.0, previous = 0
         return points.map { point in
-            average = weight * average + (1 - weight) * point.value
-            correction *= weight
-            return Point(iteration: point.iteration, value: average / (1 - correction))
+            let gap = Double(point.iteration - previous)
+            let decay = pow(w, max(gap, 0) / spacing)
+            let standsFor = min(max(gap, 1), spacing)
+            weightedSum = decay * weightedSum + standsFor * point.value
+            totalWeight = decay * totalWeight + standsFor
+            previous = point.iteration
+            return Point(iteration: point.iteration, value: weightedSum / totalWeight)
         }
     }
 
@@ -151,22 +185,20 @@ public struct TrainingPlot: Sendable {
         let d = diagnostics
         var lossSeries = [Series(points: finite(loss), name: "loss", color: "#1f77b4", smoothed: true)]
         if !d.memoryTerm.isEmpty {
-            lossSeries.append(Series(points: finite(d.batchTerm), name: "batch term", color: "#ff7f0e", smoothed: true))
-            lossSeries.append(Series(points: finite(d.memoryTerm), name: "memory term", color: "#9467bd", smoothed: true))
+            lossSeries.append(Series(points: finite(d.batchTerm), name: "batch term", color: batchColor, smoothed: true))
+            lossSeries.append(Series(points: finite(d.memoryTerm), name: "memory term", color: memoryColor, smoothed: true))
         }
         let recallColors = ["#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
         let recallSeries = recallAtK.count > 1
             ? recallAtK.enumerated().map { Series(points: finite($1.points), name: "R@\($1.k)", color: recallColors[$0 % recallColors.count]) }
             : [Series(points: finite(recallAtOne), name: "Recall@1 (%)", color: "#d62728")]
-        var panels: [(name: String, series: [Series])] = [
-            ("loss", lossSeries),
-            (recallAtK.count > 1 ? "Recall@K (%)" : "Recall@1 (%)", recallSeries),
-        ]
+        var panels = [Panel(name: "loss", series: lossSeries, allowsLogarithmicAxis: true),
+                      Panel(name: recallAtK.count > 1 ? "Recall@K (%)" : "Recall@1 (%)", series: recallSeries)]
         if !d.isEmpty {
-            panels.append(("hardest negative similarity", [
+            panels.append(Panel(name: "hardest negative similarity", series: [
                 Series(points: finite(d.batchHardestNegative), name: "batch", color: batchColor),
                 Series(points: finite(d.memoryHardestNegative), name: "memory", color: memoryColor)]))
-            panels.append(("active negatives / anchor", [
+            panels.append(Panel(name: "active negatives / anchor", series: [
                 Series(points: finite(d.batchActiveNegatives), name: "batch", color: batchColor),
                 Series(points: finite(d.memoryActiveNegatives), name: "memory", color: memoryColor)]))
         }
@@ -178,12 +210,17 @@ public struct TrainingPlot: Sendable {
             if !d.memoryDriftCompensated.isEmpty {
                 series.append(Series(points: finite(d.memoryDriftCompensated), name: "memory rows compensated", color: "#9467bd"))
             }
-            panels.append(("feature drift", series))
+            panels.append(Panel(name: "feature drift", series: series))
         }
+        var markers: [Marker] = []
+        if !d.isEmpty, let start = d.memoryStart {
+            markers.append(Marker(iteration: start, color: "#606060", dashes: "4 3", label: "memory on"))
+        }
+        markers += d.rateDrops.map { Marker(iteration: $0.iteration, color: "#2ca02c", dashes: "1 3",
+                                            label: "lr ×\(formatted($0.factor, decimals: 2))") }
         let height = Self.panels[panels.count - 1].bottom + 50
         var iterations = panels.flatMap { $0.series.flatMap { $0.points.map { Double($0.iteration) } } }
-        if let start = d.memoryStart { iterations.append(Double(start)) }
-        iterations += d.rateDrops.map { Double($0.iteration) }
+        iterations += markers.map { Double($0.iteration) }
         let xAxis = Axis(low: iterations.min() ?? 0, high: iterations.max() ?? 1, integral: true)
         var svg = """
         <?xml version="1.0" encoding="UTF-8"?>
@@ -194,9 +231,8 @@ public struct TrainingPlot: Sendable {
 
         """
         for (index, panel) in panels.enumerated() {
-            svg += self.panel(series: panel.series, name: panel.name, xAxis: xAxis, frame: Self.panels[index],
-                              showsIterationLabel: index == panels.count - 1,
-                              memoryStart: d.isEmpty ? nil : d.memoryStart, rateDrops: d.rateDrops, labels: index == 0)
+            svg += self.panel(panel, xAxis: xAxis, frame: Self.panels[index], showsIterationLabel: index == panels.count - 1,
+                              markers: markers, labelsMarkers: index == 0)
         }
         return svg + "</svg>\n"
     }
@@ -206,14 +242,15 @@ public struct TrainingPlot: Sendable {
         try Data(svg().utf8).write(to: url, options: .atomic)
     }
 
-    private func panel(series: [Series], name: String, xAxis: Axis, frame: (top: Double, bottom: Double),
-                       showsIterationLabel: Bool, memoryStart: Int?, rateDrops: [(iteration: Int, factor: Double)],
-                       labels: Bool) -> String {
+    /// One panel: grid and ticks, the markers' lines, the curves, the markers' labels where they
+    /// cover the fewest curve points (`placeLabel`), and the legend as a row above the frame.
+    private func panel(_ panel: Panel, xAxis: Axis, frame: (top: Double, bottom: Double),
+                       showsIterationLabel: Bool, markers: [Marker], labelsMarkers: Bool) -> String {
         let (left, right) = (Self.left, Self.width - Self.right)
-        let values = series.flatMap { $0.points.map(\.value) }
-        let yAxis = Axis(low: values.min() ?? 0, high: values.max() ?? 1, integral: false)
-        func x(_ iteration: Double) -> Double { left + (iteration - xAxis.low) / (xAxis.high - xAxis.low) * (right - left) }
-        func y(_ value: Double) -> Double { frame.bottom - (value - yAxis.low) / (yAxis.high - yAxis.low) * (frame.bottom - frame.top) }
+        let yAxis = Axis.fitting(panel.series.flatMap { $0.points.map(\.value) }, allowLogarithmic: panel.allowsLogarithmicAxis)
+        func x(_ iteration: Int) -> Double { left + xAxis.fraction(Double(iteration)) * (right - left) }
+        func y(_ value: Double) -> Double { frame.bottom - yAxis.fraction(value) * (frame.bottom - frame.top) }
+        func pixels(_ points: [Point]) -> [PlotPoint] { points.map { PlotPoint(x: x($0.iteration), y: y($0.value)) } }
 
         var out = "<g>\n"
         for tick in yAxis.ticks {
@@ -222,104 +259,67 @@ public struct TrainingPlot: Sendable {
             out += "<text x=\"\(number(left - 6))\" y=\"\(ty)\" text-anchor=\"end\" dominant-baseline=\"middle\">\(yAxis.label(tick))</text>\n"
         }
         for tick in xAxis.ticks {
-            let tx = number(x(tick))
+            let tx = number(left + xAxis.fraction(tick) * (right - left))
             out += "<line x1=\"\(tx)\" y1=\"\(number(frame.bottom))\" x2=\"\(tx)\" y2=\"\(number(frame.bottom + 5))\" stroke=\"black\"/>\n"
             out += "<text x=\"\(tx)\" y=\"\(number(frame.bottom + 18))\" text-anchor=\"middle\">\(xAxis.label(tick))</text>\n"
         }
         out += "<rect x=\"\(number(left))\" y=\"\(number(frame.top))\" width=\"\(number(right - left))\" height=\"\(number(frame.bottom - frame.top))\" fill=\"none\" stroke=\"black\"/>\n"
         let middle = number((frame.top + frame.bottom) / 2)
-        out += "<text x=\"18\" y=\"\(middle)\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(middle))\">\(escaped(name))</text>\n"
+        let axisName = panel.name + (yAxis.logarithmic ? " (log scale)" : "")
+        out += "<text x=\"18\" y=\"\(middle)\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(middle))\">\(escaped(axisName))</text>\n"
         if showsIterationLabel {
             out += "<text x=\"\(number((left + right) / 2))\" y=\"\(number(frame.bottom + 40))\" text-anchor=\"middle\">iteration</text>\n"
         }
-        if let memoryStart {
-            let mx = number(x(Double(memoryStart)))
-            out += "<line x1=\"\(mx)\" y1=\"\(number(frame.top))\" x2=\"\(mx)\" y2=\"\(number(frame.bottom))\" stroke=\"#606060\" stroke-dasharray=\"4 3\"/>\n"
-            if labels {
-                out += "<text x=\"\(number(x(Double(memoryStart)) + 4))\" y=\"\(number(frame.top + 14))\" fill=\"#606060\">memory on</text>\n"
-            }
+        for marker in markers {
+            let mx = number(x(marker.iteration))
+            out += "<line x1=\"\(mx)\" y1=\"\(number(frame.top))\" x2=\"\(mx)\" y2=\"\(number(frame.bottom))\" stroke=\"\(marker.color)\" stroke-dasharray=\"\(marker.dashes)\"/>\n"
         }
-        for drop in rateDrops {
-            let dx = number(x(Double(drop.iteration)))
-            out += "<line x1=\"\(dx)\" y1=\"\(number(frame.top))\" x2=\"\(dx)\" y2=\"\(number(frame.bottom))\" stroke=\"#2ca02c\" stroke-dasharray=\"1 3\"/>\n"
-            if labels {
-                out += "<text x=\"\(number(x(Double(drop.iteration)) + 4))\" y=\"\(number(frame.top + 30))\" fill=\"#2ca02c\">lr ×\(formatted(drop.factor, decimals: 2))</text>\n"
-            }
-        }
-        if series.allSatisfy({ $0.points.isEmpty }) {
+        if panel.series.allSatisfy({ $0.points.isEmpty }) {
             out += "<text x=\"\(number((left + right) / 2))\" y=\"\(middle)\" text-anchor=\"middle\" fill=\"#808080\">no data yet</text>\n"
         }
-        func polyline(_ points: [Point], _ color: String, _ attributes: String) -> String {
-            let coordinates = points.map { "\(number(x(Double($0.iteration)))),\(number(y($0.value)))" }
+
+        var samples = CurveSamples()
+        func polyline(_ line: [PlotPoint], _ color: String, _ attributes: String) -> String {
+            samples.addPolyline(line)
+            let coordinates = line.map { "\(number($0.x)),\(number($0.y))" }
             return "<polyline fill=\"none\" stroke=\"\(color)\" \(attributes) points=\"\(coordinates.joined(separator: " "))\"/>\n"
         }
-        for line in series where !line.points.isEmpty {
+        for line in panel.series where !line.points.isEmpty {
             if line.smoothed && line.points.count > Self.smoothingMinimum {
-                out += polyline(line.points, line.color, "stroke-width=\"1\" stroke-opacity=\"0.3\"")
-                out += polyline(Self.smooth(line.points), line.color, "stroke-width=\"1.8\"")
+                out += polyline(pixels(line.points), line.color, "stroke-width=\"1\" stroke-opacity=\"0.3\"")
+                out += polyline(pixels(Self.smooth(line.points)), line.color, "stroke-width=\"1.8\"")
                 continue
             }
-            out += polyline(line.points, line.color, "stroke-width=\"1.5\"")
+            out += polyline(pixels(line.points), line.color, "stroke-width=\"1.5\"")
             if line.points.count <= 60 {
-                for point in line.points {
-                    out += "<circle cx=\"\(number(x(Double(point.iteration))))\" cy=\"\(number(y(point.value)))\" r=\"3\" fill=\"\(line.color)\"/>\n"
+                for point in pixels(line.points) {
+                    samples.addMarker(point, radius: 3)
+                    out += "<circle cx=\"\(number(point.x))\" cy=\"\(number(point.y))\" r=\"3\" fill=\"\(line.color)\"/>\n"
                 }
             }
         }
-        // Legend: a sample of each line and its name, top right inside the panel.
-        for (index, line) in series.enumerated() {
-            let legendY = number(frame.top + 16 + 16 * Double(index))
-            out += "<line x1=\"\(number(right - 130))\" y1=\"\(legendY)\" x2=\"\(number(right - 108))\" y2=\"\(legendY)\" stroke=\"\(line.color)\" stroke-width=\"2\"/>\n"
-            out += "<text x=\"\(number(right - 102))\" y=\"\(legendY)\" dominant-baseline=\"middle\">\(escaped(line.name))</text>\n"
+
+        if labelsMarkers {
+            let box = PlotBox(left: left, top: frame.top, right: right, bottom: frame.bottom)
+            var taken: [PlotBox] = []
+            for marker in markers {
+                let place = placeLabel(marker.label, lineX: x(marker.iteration), frame: box, samples: samples, taken: taken)
+                taken.append(place.box)
+                out += "<text x=\"\(number(place.x))\" y=\"\(number(place.y))\" text-anchor=\"\(place.endsAtX ? "end" : "start")\" "
+                    + "dominant-baseline=\"middle\" fill=\"\(marker.color)\">\(escaped(marker.label))</text>\n"
+            }
+        }
+
+        // Legend: a sample of each line with data and its name, in a row ending at the frame's right edge.
+        let legendY = number(frame.top - 10)
+        var entryRight = right
+        for line in panel.series.reversed() where !line.points.isEmpty {
+            let textLeft = entryRight - PlotText.width(line.name)
+            out += "<line x1=\"\(number(textLeft - 28))\" y1=\"\(legendY)\" x2=\"\(number(textLeft - 6))\" y2=\"\(legendY)\" stroke=\"\(line.color)\" stroke-width=\"2\"/>\n"
+            out += "<text x=\"\(number(textLeft))\" y=\"\(legendY)\" dominant-baseline=\"middle\">\(escaped(line.name))</text>\n"
+            entryRight = textLeft - 28 - 16
         }
         return out + "</g>\n"
     }
 }
 
-/// An axis range widened to "nice" tick values (1, 2 or 5 × 10ⁿ apart, about 5 ticks).
-private struct Axis {
-    let low: Double, high: Double, step: Double
-    let integral: Bool
-
-    init(low dataLow: Double, high dataHigh: Double, integral: Bool) {
-        var low = dataLow, high = dataHigh
-        if high - low < max(abs(high), 1) * 1e-9 {                // one value: open a window around it
-            let half = integral ? 1 : max(abs(low) * 0.1, 0.5)
-            low -= half; high += half
-        }
-        let rough = (high - low) / 5
-        let magnitude = pow(10, floor(log10(rough)))
-        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= rough } ?? 10 * magnitude
-        self.step = integral ? max(1, step.rounded()) : step
-        self.low = floor(low / self.step) * self.step
-        self.high = ceil(high / self.step) * self.step
-        self.integral = integral
-    }
-
-    var ticks: [Double] {
-        let count = Int(((high - low) / step).rounded())
-        return (0...count).map { low + Double($0) * step }
-    }
-
-    func label(_ value: Double) -> String {
-        if integral || step >= 1 { return formatted(value, decimals: 0) }
-        return formatted(value, decimals: max(0, Int(-floor(log10(step)))))
-    }
-}
-
-private func number(_ value: Double) -> String { formatted(value, decimals: 2) }
-
-private func escaped(_ text: String) -> String {
-    var out = ""
-    for character in text {
-        switch character {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&apos;"
-        default: out.append(character)
-        }
-    }
-    return out
-}
