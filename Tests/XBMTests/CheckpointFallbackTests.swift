@@ -23,6 +23,7 @@ final class CheckpointFallbackTests: XCTestCase {
         return c
     }
 
+    @discardableResult
     private func train(_ config: TrainingConfig, resume: Bool = false) throws -> [Double] {
         let trainer = try Trainer(config: config, comm: SingleProcessCommunicator(), resume: resume)
         trainer.evaluateAtEnd = false
