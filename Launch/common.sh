@@ -67,6 +67,17 @@ release_build() {
     test -x "$BIN" || { log "release build failed"; exit 1; }
 }
 
+# tbf on interface $2 of network namespace $1 (Launch/netlink, Launch/slurm-local): rate $3
+# Gbit/s, a bucket of 1 ms of traffic (at least 32 KiB: with a 100 µs bucket the qdisc's timer,
+# late on a loaded machine, cut a 1 Gbit/s link to a third) and a queue of 5 ms, shallow like a
+# switch port's.
+tbf_limit() {
+    local ns="$1" dev="$2" gbit="$3"
+    local burst; burst="$(awk -v g="$gbit" 'BEGIN { b = int(g * 1e9 / 8 * 1e-3); print (b > 32768 ? b : 32768) }')"
+    ip netns exec "$ns" tc qdisc replace dev "$dev" root tbf rate "${gbit}gbit" burst "$burst" latency 5ms ||
+        { log "tc tbf failed on $dev: is the sch_tbf module available (modprobe sch_tbf)?"; exit 1; }
+}
+
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
 
 # mpirun with what this kind of machine needs: root is allowed explicitly, more ranks than
