@@ -32,7 +32,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STEP_TIMEOUT = 2          # seconds: how long a stopped rank holds the others
+STEP_TIMEOUT = 5          # seconds: how long a stopped rank holds the others (a slow disk must not trip it)
 CHECKPOINT_EVERY = 10
 RANK_COUNTS = (1, 2, 4)
 
@@ -150,9 +150,9 @@ def main():
             # Wait until the job has trained a random number of iterations past the last one
             # logged before it started (a resumed job first trims the log back to its
             # checkpoint, then trains through the lost iterations again).
-            target = last_logged_iteration(run_dir) + chooser.randint(5, 60)
+            target = last_logged_iteration(run_dir) + chooser.randint(3, 25)
             while job.poll() is None and last_logged_iteration(run_dir) < target:
-                time.sleep(0.02)
+                time.sleep(0.005)
             victims = ranks_of(job.pid, os.path.basename(binary))
             if job.poll() is None and victims:
                 victim = chooser.choice(victims)
