@@ -100,6 +100,7 @@ public struct TrainingCheckpoint {
     public static func readNewest(in run: RunDirectory, comm: Communicator) throws -> Newest {
         var bytes: [UInt8] = []
         var report = Report()
+        var loaded: TrainingCheckpoint?     // rank 0's, parsed while choosing
         if comm.rank == 0 {
             let candidates = run.checkpointGenerations()
             for (generation, url) in candidates {
@@ -108,11 +109,12 @@ public struct TrainingCheckpoint {
                     continue
                 }
                 do {
-                    _ = try decode([UInt8](data), path: url.path)
                     bytes = [UInt8](data)
+                    loaded = try decode(bytes, path: url.path)
                     report.generation = generation
                     break
                 } catch {
+                    bytes = []
                     report.skipped.append(.init(path: url.path, reason: "\(error)"))
                 }
             }
@@ -128,8 +130,9 @@ public struct TrainingCheckpoint {
         if let failure = report.failure { throw ResumeError(failure) }
         guard let generation = report.generation else { throw ResumeError("--resume: rank 0 chose no checkpoint") }
         let url = run.checkpointURL(generation: generation)
-        // Every rank parses the same bytes, so every rank fails alike.
-        let checkpoint = try decode(try comm.broadcast(bytes: bytes, root: 0), path: url.path)
+        // The other ranks parse the bytes rank 0 parsed, so they succeed alike.
+        let received = try comm.broadcast(bytes: bytes, root: 0)
+        let checkpoint = try loaded ?? decode(received, path: url.path)
         return Newest(checkpoint: checkpoint, generation: generation, url: url,
                       skipped: report.skipped.map { (URL(fileURLWithPath: $0.path), $0.reason) })
     }
