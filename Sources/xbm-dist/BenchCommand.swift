@@ -85,6 +85,9 @@ struct BenchStep: ParsableCommand {
         if options.memory.xbmSize == nil && options.config == nil { config.memory.size = 0 }
         if features != nil { config.model.model = .mlp }
         let shape = features.map { [$0] } ?? [1, 32, 32]
+        if overlapGradients && config.optimization.deterministic {
+            throw ValidationError("--deterministic adds the gradient's chunks after the backward and cannot overlap it; drop --overlap-gradients")
+        }
         let steps = steps, pretrain = pretrain, frozen = config
         let overlap = overlapGradients ? GradientOverlap(bucketBytes: bucketKib * 1024, pollsBetweenLayers: pollBetweenLayers) : nil
         let latency = emulatedLatencyUs > 0 ? LatencyModel(perMessage: emulatedLatencyUs * 1e-6) : nil

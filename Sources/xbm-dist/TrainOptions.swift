@@ -97,7 +97,8 @@ struct OptimizationArguments: ParsableArguments {
         [.init(batch, \.batch), .init(instances, \.instances), .init(iters, \.iters),
          .init(scheduleIters, \.scheduleIters), .init(optimizer, \.optimizer), .init(lr, \.lr), .init(weightDecay, \.weightDecay),
          .init(momentum, \.momentum), .init(schedule, \.schedule), .init(gamma, \.gamma),
-         .init(warmup, \.warmup), .init(milestones.isEmpty ? nil : Array(milestones.joined()), \.milestones)]
+         .init(warmup, \.warmup), .init(milestones.isEmpty ? nil : Array(milestones.joined()), \.milestones),
+         .init(deterministic, \.deterministic), .init(deterministicChunks, \.deterministicChunks)]
     }
 
     @Option(help: "Global batch B; each rank takes B / ranks (default \(defaults.optimization.batch)).") var batch: Int?
@@ -116,6 +117,10 @@ struct OptimizationArguments: ParsableArguments {
     var milestones: [[IterationPoint]] = []
     @Option(help: "Step schedule factor (default \(defaults.optimization.gamma)).") var gamma: Double?
     @Option(help: "Linear warm-up iterations (default \(defaults.optimization.warmup)).") var warmup: Int?
+    @Flag(inversion: .prefixedNo, help: "The same bits on any number of ranks and threads that divides --deterministic-chunks: 1 rank, mpirun -np 4 and --simulate-ranks 8 train byte-identical weights (Docs/distributed.md) (default off).")
+    var deterministic: Bool?
+    @Option(help: "With --deterministic: chunks K of the global batch that every sum over samples is taken per; the guarantee covers the rank counts that divide K (default \(defaults.optimization.deterministicChunks)).")
+    var deterministicChunks: Int?
 }
 
 struct MemoryArguments: ParsableArguments {

@@ -28,6 +28,7 @@ final class GradientOverlapTests: XCTestCase {
         var embeddingSize: Int { base.embeddingSize }
         var maxBatch: Int { base.maxBatch }
         var headParameterNames: [String] { base.headParameterNames }
+        var batchNorm: BatchNormSync { base.batchNorm }
         func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>, random: inout RandomSource) {
             base.initialize(parameters: parameters, state: state, random: &random)
         }

@@ -16,6 +16,19 @@ import XBMKernels
 // Sums are accumulated in Double (from 64-row Float partial sums) so Σx² − Mμ² does not
 // cancel badly.
 
+extension BatchNormSync {
+    /// Turns this rank's sums — `chunks` rows of `width` at `sums` — into the global batch's,
+    /// in the first row: nothing for `.local` (one chunk), the reducer's allreduce for
+    /// `.synchronized`, the ordered combination of every rank's chunks for `.chunked`.
+    func combine(_ sums: UnsafeMutablePointer<Double>, chunks: Int, width: Int) throws {
+        switch self {
+        case .local: break
+        case let .synchronized(reducer): try reducer(UnsafeMutableBufferPointer(start: sums, count: width))
+        case let .chunked(_, combine): try combine(UnsafeMutableBufferPointer(start: sums, count: chunks * width), width)
+        }
+    }
+}
+
 /// Failures of a layer call that depend on data, not on programming errors.
 public enum LayerError: Error, CustomStringConvertible, Equatable {
     /// Training-mode batch norm needs at least two values per channel (over all ranks).
@@ -59,12 +72,17 @@ func batchNormTrainingStatistics(mean: UnsafeMutablePointer<Float>, inverseStd: 
                                  sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
                                  input: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
                                  rows m: Int, channels: Int, sync: BatchNormSync, name: String) throws -> Int {
-    let sumX = sums, sumXX = sums + channels
-    channelSums(sumFirst: sumX, sumProduct: sumXX, first: input, second: input, rows: m, channels: channels)
-    sums[2 * channels] = Double(m)
-    if case let .synchronized(reducer) = sync {
-        try reducer(UnsafeMutableBufferPointer(start: sums, count: 2 * channels + 1))
+    // Per chunk of whole samples (one chunk but with `.chunked`): Σx, Σx², rows.
+    let chunks = sync.chunks, width = 2 * channels + 1
+    precondition(m % chunks == 0, "batch norm \(name): \(m) rows are not \(chunks) equal chunks")
+    for j in 0..<chunks {
+        let rows = j * (m / chunks)..<(j + 1) * (m / chunks), chunkSums = sums + j * width
+        channelSums(sumFirst: chunkSums, sumProduct: chunkSums + channels, first: input + rows.lowerBound * channels,
+                    second: input + rows.lowerBound * channels, rows: rows.count, channels: channels)
+        chunkSums[2 * channels] = Double(rows.count)
     }
+    try sync.combine(sums, chunks: chunks, width: width)
+    let sumX = sums, sumXX = sums + channels
     let total = Int(sums[2 * channels].rounded())
     guard total >= 2 else { throw LayerError.batchNormNeedsTwoValues(layer: name, count: total) }
     let count = Double(total)
@@ -149,12 +167,18 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
                        outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>,
                        scale: UnsafePointer<Float>, mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>,
                        reluOutput: UnsafePointer<Float>? = nil,
-                       globalCount: Int, rows m: Int, channels: Int, sync: BatchNormSync) throws {
-    channelSums(sumFirst: sums, sumProduct: sums + channels, first: outputGradient, second: input, mask: reluOutput,
-                rows: m, channels: channels)
+                       globalCount: Int, rows m: Int, channels: Int, sync: BatchNormSync,
+                       gradientChunks: GradientChunks = .whole) throws {
+    let chunks = sync.chunks
+    precondition(m % chunks == 0 && gradientChunks.count == chunks, "batch norm backward: \(m) rows in \(chunks) chunks")
+    for j in 0..<chunks {
+        let first = j * (m / chunks) * channels, chunkSums = sums + j * 2 * channels
+        channelSums(sumFirst: chunkSums, sumProduct: chunkSums + channels, first: outputGradient + first, second: input + first,
+                    mask: reluOutput.map { $0 + first }, rows: m / chunks, channels: channels)
+    }
     try batchNormBackwardCoefficients(scaleGradient: scaleGradient, shiftGradient: shiftGradient, sums: sums,
                                       coefficients: coefficients, scale: scale, mean: mean, inverseStd: inverseStd,
-                                      globalCount: globalCount, channels: channels, sync: sync)
+                                      globalCount: globalCount, channels: channels, sync: sync, gradientChunks: gradientChunks)
     let k = coefficients, u = k + channels, v = u + channels
     parallelChunks(m, minimumChunk: max(1, 16384 / channels)) { rows in
         for row in rows {
@@ -180,20 +204,24 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
 /// From the local Σg (sums[0..<C]) and Σg·x (sums[C..<2C]): adds dβ = Σg and dγ = Σg·x̂ with
 /// Σg·x̂ = r·(Σg·x − μ·Σg), sums both over the ranks of `sync`, and writes the coefficients of
 /// dx = k·g + u·x + v to coefficients[0..<3C]: k = γr, u = −k·r·B, v = −k·A + k·r·B·μ with
-/// A = Σg/M, B = Σg·x̂/M.
+/// A = Σg/M, B = Σg·x̂/M. With `.chunked` sync, `sums` holds one row of 2C per chunk, and each
+/// chunk's dβ and dγ go to that chunk's gradient.
 func batchNormBackwardCoefficients(scaleGradient: UnsafeMutablePointer<Float>, shiftGradient: UnsafeMutablePointer<Float>,
                                    sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
                                    scale: UnsafePointer<Float>, mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>,
-                                   globalCount: Int, channels: Int, sync: BatchNormSync) throws {
+                                   globalCount: Int, channels: Int, sync: BatchNormSync,
+                                   gradientChunks: GradientChunks = .whole) throws {
+    for j in 0..<sync.chunks {
+        let sumG = sums + j * 2 * channels, sumGX = sumG + channels
+        let dShift = shiftGradient + j * gradientChunks.stride, dScale = scaleGradient + j * gradientChunks.stride
+        for c in 0..<channels {
+            sumGX[c] = Double(inverseStd[c]) * (sumGX[c] - Double(mean[c]) * sumG[c])
+            dShift[c] += Float(sumG[c])
+            dScale[c] += Float(sumGX[c])
+        }
+    }
+    try sync.combine(sums, chunks: sync.chunks, width: 2 * channels)
     let sumG = sums, sumGX = sums + channels
-    for c in 0..<channels {
-        sumGX[c] = Double(inverseStd[c]) * (sumGX[c] - Double(mean[c]) * sumG[c])
-        shiftGradient[c] += Float(sumG[c])
-        scaleGradient[c] += Float(sumGX[c])
-    }
-    if case let .synchronized(reducer) = sync {
-        try reducer(UnsafeMutableBufferPointer(start: sums, count: 2 * channels))
-    }
     let count = Double(globalCount)
     let k = coefficients, u = k + channels, v = u + channels
     for c in 0..<channels {
@@ -276,16 +304,16 @@ final class BatchNormSaved {
     let mean: FlatBuffer<Float>          // (C)
     let inverseStd: FlatBuffer<Float>    // (C)
     let coefficients: FlatBuffer<Float>  // (5C) the forward's affine a, b, then the backward's k, u, v
-    let sums: FlatBuffer<Double>         // (2C + 1) workspace, the buffer handed to the reducer
+    let sums: FlatBuffer<Double>         // (chunks, 2C + 1) workspace, the buffer handed to the reducer
     var globalCount = 0
 
-    init(channels: Int, name: String) {
+    init(channels: Int, name: String, chunks: Int = 1) {
         self.channels = channels
         self.name = name
         mean = FlatBuffer(count: channels)
         inverseStd = FlatBuffer(count: channels)
         coefficients = FlatBuffer(count: 5 * channels)
-        sums = FlatBuffer(count: 2 * channels + 1)
+        sums = FlatBuffer(count: chunks * (2 * channels + 1))
     }
 
     /// The forward's y = a·x + b: a at [0, C), b at [C, 2C); kept until the next forward.

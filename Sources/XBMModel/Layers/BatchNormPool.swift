@@ -77,7 +77,8 @@ private func routedGradient(_ x0: FloatVector, _ x1: FloatVector, _ x2: FloatVec
 func batchNormReLUPoolBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient: UnsafeMutablePointer<Float>,
                                shiftGradient: UnsafeMutablePointer<Float>, pooledGradient: UnsafePointer<Float>,
                                input x: UnsafePointer<Float>, scale: UnsafePointer<Float>, saved: BatchNormSaved,
-                               count n: Int, height: Int, width: Int, sync: BatchNormSync) throws {
+                               count n: Int, height: Int, width: Int, sync: BatchNormSync,
+                               gradientChunks: GradientChunks = .whole) throws {
     let channels = saved.channels, rowStride = width * channels, outputRows = n * height / 2
     let a = UnsafePointer(saved.affine), b = a + channels
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: outputRows * 2 * channels)
@@ -103,13 +104,19 @@ func batchNormReLUPoolBackward(inputGradient: UnsafeMutablePointer<Float>, scale
             }
         }
     }
-    let sums = saved.sums.pointer
-    addInOrder(outputRows, partialsOf: 2 * channels, partials, into: sums, sums + channels)
+    // The rows of each chunk of whole images (one chunk unless `.chunked`) in order.
+    let sums = saved.sums.pointer, chunks = sync.chunks, chunkRows = outputRows / chunks
+    precondition(n % chunks == 0 && gradientChunks.count == chunks, "pooled batch norm backward: \(n) images in \(chunks) chunks")
+    for j in 0..<chunks {
+        let chunkSums = sums + j * 2 * channels
+        addInOrder(chunkRows, partialsOf: 2 * channels, partials + j * chunkRows * 2 * channels,
+                   into: chunkSums, chunkSums + channels)
+    }
     let coefficients = saved.backwardCoefficients
     try batchNormBackwardCoefficients(scaleGradient: scaleGradient, shiftGradient: shiftGradient, sums: sums,
                                       coefficients: coefficients, scale: scale, mean: saved.mean.pointer,
                                       inverseStd: saved.inverseStd.pointer, globalCount: saved.globalCount,
-                                      channels: channels, sync: sync)
+                                      channels: channels, sync: sync, gradientChunks: gradientChunks)
     let k = UnsafePointer(coefficients), u = k + channels, v = u + channels
     parallelChunks(outputRows, minimumChunk: minimumChunk) { rows in
         for outputRow in rows {

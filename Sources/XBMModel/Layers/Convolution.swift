@@ -126,14 +126,19 @@ func conv3x3Forward(output: UnsafeMutablePointer<Float>, columns: UnsafeMutableP
 func conv3x3Backward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient: UnsafeMutablePointer<Float>,
                      columns: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
                      input: UnsafePointer<Float>?, weight: UnsafePointer<Float>,
-                     count n: Int, height: Int, width: Int, inputChannels: Int, outputChannels: Int) {
+                     count n: Int, height: Int, width: Int, inputChannels: Int, outputChannels: Int,
+                     chunks: GradientChunks = .whole) {
     let positions = n * height * width, k = 9 * inputChannels
     if let input {
         im2col3x3(columns: columns, input: input, count: n, height: height, width: width, channels: inputChannels)
     }
-    gemm(.transposed, .none, m: outputChannels, n: k, k: positions,
-         a: outputGradient, lda: outputChannels, b: columns, ldb: k,
-         beta: 1, c: weightGradient, ldc: k)
+    precondition(n % chunks.count == 0, "conv backward: \(n) images are not \(chunks.count) equal chunks")
+    for j in 0..<chunks.count {
+        let rows = chunks.range(j, of: positions)
+        gemm(.transposed, .none, m: outputChannels, n: k, k: rows.count,
+             a: outputGradient + rows.lowerBound * outputChannels, lda: outputChannels, b: columns + rows.lowerBound * k, ldb: k,
+             beta: 1, c: weightGradient + j * chunks.stride, ldc: k)
+    }
     guard let inputGradient else { return }
     gemm(.none, .none, m: positions, n: k, k: outputChannels,
          a: outputGradient, lda: outputChannels, b: weight, ldb: k, c: columns, ldc: k)

@@ -77,11 +77,15 @@ func conv3x3SingleChannelForward(output: UnsafeMutablePointer<Float>, transposed
 
 /// Adds dWeight[o, ky, kx] += Σ_{i, y, x} dOutput[i, y, x, o] · padded[i, y+ky, x+kx].
 /// Groups of 16 output channels go to different threads; each keeps its nine partial sums
-/// in registers for one image at a time, then adds them to the total.
+/// in registers for one image at a time, then adds them to the total (its chunk's, with
+/// several `chunks`).
 @inline(never)
 func conv3x3SingleChannelBackward(weightGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
-                                  padded: UnsafePointer<Float>, count n: Int, height: Int, width: Int, outputChannels co: Int) {
+                                  padded: UnsafePointer<Float>, count n: Int, height: Int, width: Int, outputChannels co: Int,
+                                  chunks: GradientChunks = .whole) {
     let groups = (co + vectorWidth - 1) / vectorWidth, paddedWidth = width + 2
+    precondition(n % chunks.count == 0, "conv backward: \(n) images are not \(chunks.count) equal chunks")
+    let imagesPerChunk = n / chunks.count
     parallelChunks(groups, minimumChunk: 1) { groupRange in
         for group in groupRange {
             let o0 = group * vectorWidth, lanes = min(vectorWidth, co - o0)
@@ -98,7 +102,7 @@ func conv3x3SingleChannelBackward(weightGradient: UnsafeMutablePointer<Float>, o
                     }
                 }
                 for lane in 0..<lanes {
-                    let d = weightGradient + (o0 + lane) * 9
+                    let d = weightGradient + (i / imagesPerChunk) * chunks.stride + (o0 + lane) * 9
                     d[0] += s0[lane]; d[1] += s1[lane]; d[2] += s2[lane]
                     d[3] += s3[lane]; d[4] += s4[lane]; d[5] += s5[lane]
                     d[6] += s6[lane]; d[7] += s7[lane]; d[8] += s8[lane]

@@ -34,14 +34,16 @@ final class EmbeddingHead {
         return UnsafePointer(embeddings.pointer)
     }
 
-    /// Backward of the last forward: adds dW and db, and writes dFeatures (n, F).
+    /// Backward of the last forward: adds dW and db (per chunk of samples with several
+    /// `chunks`), and writes dFeatures (n, F).
     func backward(featuresGradient: UnsafeMutablePointer<Float>, weightGradient: UnsafeMutablePointer<Float>,
                   biasGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
-                  features: UnsafePointer<Float>, weight: UnsafePointer<Float>, count n: Int) {
+                  features: UnsafePointer<Float>, weight: UnsafePointer<Float>, count n: Int,
+                  chunks: GradientChunks = .whole) {
         l2NormalizeBackward(inputGradient: projectedGradient.pointer, outputGradient: outputGradient,
                             output: embeddings.pointer, norms: norms.pointer, count: n, dimension: embeddingSize)
         linearBackward(inputGradient: featuresGradient, weightGradient: weightGradient, biasGradient: biasGradient,
                        outputGradient: projectedGradient.pointer, input: features, weight: weight,
-                       count: n, inputSize: featureSize, outputSize: embeddingSize)
+                       count: n, inputSize: featureSize, outputSize: embeddingSize, chunks: chunks)
     }
 }

@@ -13,18 +13,24 @@ func linearForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Flo
 }
 
 /// Adds dWeight (O, I) += dOutputᵀ · input and dBias (O) += Σ_i dOutput[i]; unless
-/// `inputGradient` is nil, writes dInput (n, I) = dOutput (n, O) · weight (O, I).
+/// `inputGradient` is nil, writes dInput (n, I) = dOutput (n, O) · weight (O, I). With several
+/// `chunks`, each chunk of samples adds its dWeight and dBias into its own gradient.
 @inline(never)
 func linearBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient: UnsafeMutablePointer<Float>,
                     biasGradient: UnsafeMutablePointer<Float>?, outputGradient: UnsafePointer<Float>,
                     input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                    count n: Int, inputSize: Int, outputSize: Int) {
-    gemm(.transposed, .none, m: outputSize, n: inputSize, k: n,
-         a: outputGradient, lda: outputSize, b: input, ldb: inputSize, beta: 1, c: weightGradient, ldc: inputSize)
-    if let biasGradient {
-        for i in 0..<n {
-            let g = outputGradient + i * outputSize
-            for o in 0..<outputSize { biasGradient[o] += g[o] }
+                    count n: Int, inputSize: Int, outputSize: Int, chunks: GradientChunks = .whole) {
+    precondition(n % chunks.count == 0, "linear backward: \(n) samples are not \(chunks.count) equal chunks")
+    for j in 0..<chunks.count {
+        let samples = chunks.range(j, of: n), offset = j * chunks.stride
+        gemm(.transposed, .none, m: outputSize, n: inputSize, k: samples.count,
+             a: outputGradient + samples.lowerBound * outputSize, lda: outputSize,
+             b: input + samples.lowerBound * inputSize, ldb: inputSize, beta: 1, c: weightGradient + offset, ldc: inputSize)
+        if let biasGradient = biasGradient.map({ $0 + offset }) {
+            for i in samples {
+                let g = outputGradient + i * outputSize
+                for o in 0..<outputSize { biasGradient[o] += g[o] }
+            }
         }
     }
     if let inputGradient {

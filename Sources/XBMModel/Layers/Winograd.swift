@@ -158,7 +158,8 @@ func winogradForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<F
 /// count), then dV and the input transform's adjoint, by groups of images (dV in the scratch) or by ξ.
 @inline(never)
 func winogradBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient: UnsafeMutablePointer<Float>,
-                      outputGradient: UnsafePointer<Float>, count n: Int, workspace w: WinogradWorkspace) {
+                      outputGradient: UnsafePointer<Float>, count n: Int, workspace w: WinogradWorkspace,
+                      chunks: GradientChunks = .whole) {
     precondition(n >= 1 && n <= w.maxBatch, "winogradBackward: count \(n) outside 1...\(w.maxBatch)")
     let ci = w.inputChannels, co = w.outputChannels, tiles = n * w.tilesPerImage, pixels = w.height * w.width
     let v = w.transformedInput.pointer, dm = w.products.pointer
@@ -169,13 +170,19 @@ func winogradBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradien
                                        outputGradient: outputGradient + first * pixels * co, images: images.count,
                                        height: w.height, width: w.width, channels: co)
     }
-    parallelProducts(16, threads: productThreads) { planes in
-        for xi in planes {
-            gemm(.transposed, .none, m: co, n: ci, k: tiles, a: dm + xi * tiles * co, lda: co,
-                 b: v + xi * tiles * ci, ldb: ci, c: du + xi * co * ci, ldc: ci)
+    // dU = dMᵀ V per plane, over each chunk's tiles (all of them unless chunked), then back to dW.
+    precondition(n % chunks.count == 0, "winogradBackward: \(n) images are not \(chunks.count) equal chunks")
+    for j in 0..<chunks.count {
+        let chunkTiles = chunks.range(j, of: tiles)
+        parallelProducts(16, threads: productThreads) { planes in
+            for xi in planes {
+                gemm(.transposed, .none, m: co, n: ci, k: chunkTiles.count, a: dm + xi * tiles * co + chunkTiles.lowerBound * co,
+                     lda: co, b: v + xi * tiles * ci + chunkTiles.lowerBound * ci, ldb: ci, c: du + xi * co * ci, ldc: ci)
+            }
         }
+        winogradWeightTransformAdjoint(weightGradient: weightGradient + j * chunks.stride, transformed: du,
+                                       inputChannels: ci, outputChannels: co)
     }
-    winogradWeightTransformAdjoint(weightGradient: weightGradient, transformed: du, inputChannels: ci, outputChannels: co)
     guard let inputGradient else { return }
     guard w.usesGroups(n) else {
         // dV over all tiles into V, whose forward values dU no longer needs.

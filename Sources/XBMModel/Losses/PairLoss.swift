@@ -138,22 +138,22 @@ public struct PairStatistics: Sendable, Equatable {
         activeNegatives > 0 ? Double(activeNegativeAgeSum) / Double(activeNegatives) : nil
     }
 
-    /// The sums as Float, to ride on an allreduce (`floatCount` values). `anchors` is not
-    /// among them: the caller knows the global count.
+    /// The sums as Float or Double, to ride on a collective (`floatCount` values). `anchors` is
+    /// not among them: the caller knows the global count.
     public static let floatCount = 7
 
-    public func write(to values: UnsafeMutablePointer<Float>) {
-        values[0] = Float(activePositives)
-        values[1] = Float(activeNegatives)
-        values[2] = Float(hardestNegativeSum)
-        values[3] = Float(anchorsWithNegatives)
-        values[4] = Float(hardestPositiveSum)
-        values[5] = Float(anchorsWithPositives)
-        values[6] = Float(activeNegativeAgeSum)
+    public func write<T: BinaryFloatingPoint>(to values: UnsafeMutablePointer<T>) {
+        values[0] = T(activePositives)
+        values[1] = T(activeNegatives)
+        values[2] = T(hardestNegativeSum)
+        values[3] = T(anchorsWithNegatives)
+        values[4] = T(hardestPositiveSum)
+        values[5] = T(anchorsWithPositives)
+        values[6] = T(activeNegativeAgeSum)
     }
 
     /// The inverse of `write(to:)` (counts rounded to integers), for `anchors` anchors.
-    public init(reading values: UnsafePointer<Float>, anchors: Int) {
+    public init<T: BinaryFloatingPoint>(reading values: UnsafePointer<T>, anchors: Int) {
         self.anchors = anchors
         activePositives = Int(values[0].rounded())
         activeNegatives = Int(values[1].rounded())

@@ -8,6 +8,43 @@ public enum BatchNormSync {
     /// forward (Σx, Σx², count) and in backward (Σdy, Σdy·x̂), the same number of times on
     /// every rank.
     case synchronized(reducer: (UnsafeMutableBufferPointer<Double>) throws -> Void)
+    /// Statistics over the global batch that do not depend on how it is split over ranks or
+    /// threads (`--deterministic`, Docs/distributed.md): this rank's samples are cut into
+    /// `chunks` equal chunks, every sum is taken per chunk (in row order), and `combine` gets
+    /// this rank's chunk sums — `chunks` rows of `width` Doubles at the start of the buffer — and
+    /// leaves in the first row the sums over every chunk of the global batch, added in chunk
+    /// order. The backward's parameter gradients then come per chunk too (`GradientChunks`).
+    case chunked(chunks: Int, combine: (_ rows: UnsafeMutableBufferPointer<Double>, _ width: Int) throws -> Void)
+
+    /// Chunks of the local batch that sums are taken over: 1 unless `.chunked`.
+    public var chunks: Int {
+        if case let .chunked(chunks, _) = self { chunks } else { 1 }
+    }
+}
+
+/// How a backward lays out the parameter gradients it adds: one gradient of the whole local
+/// batch (`whole`), or one per chunk of consecutive samples, chunk j's at `j · stride` floats
+/// from the first (`BatchNormSync.chunked`, `--deterministic`). Chunks are equal and hold
+/// whole samples.
+public struct GradientChunks: Sendable, Equatable {
+    /// Chunks of the local batch.
+    public var count: Int
+    /// Floats from one chunk's gradient to the next's (the parameter count).
+    public var stride: Int
+
+    public init(count: Int, stride: Int) {
+        precondition(count >= 1 && (count == 1 || stride >= 0), "GradientChunks needs count ≥ 1, got \(count)")
+        self.count = count
+        self.stride = stride
+    }
+
+    public static let whole = GradientChunks(count: 1, stride: 0)
+
+    /// Chunk j's samples (or rows, given `count` of them) among `total`.
+    @inline(__always) func range(_ j: Int, of total: Int) -> Range<Int> {
+        let size = total / count
+        return j * size..<(j + 1) * size
+    }
 }
 
 public enum ForwardMode: Sendable {
@@ -32,6 +69,9 @@ public protocol EmbeddingNetwork: AnyObject {
     var embeddingSize: Int { get }
     /// The largest `count` that `forward` accepts.
     var maxBatch: Int { get }
+    /// Where training-mode batch norm takes its statistics (and, `.chunked`, how the backward
+    /// lays out the gradients).
+    var batchNorm: BatchNormSync { get }
     /// The parameters of the embedding head, the last linear layer (`--redraw-head` draws
     /// them afresh when a run starts from trained weights).
     var headParameterNames: [String] { get }
@@ -47,7 +87,8 @@ public protocol EmbeddingNetwork: AnyObject {
                  state: UnsafeMutablePointer<Float>, mode: ForwardMode) throws -> UnsafePointer<Float>
 
     /// Backward of the last `.training` forward: given dL/d(embeddings) (count, d), *adds*
-    /// dL/dθ into `gradients`.
+    /// dL/dθ into `gradients`. With `.chunked` batch norm, `gradients` holds one gradient per
+    /// chunk of the batch (`gradientChunks`), each summed over that chunk's samples only.
     ///
     /// `gradientsFinal`, when given, is called each time the backward has finished with the
     /// gradients at flat offsets `offset..<parameterLayout.count`, with decreasing offsets
@@ -60,6 +101,11 @@ public protocol EmbeddingNetwork: AnyObject {
 }
 
 extension EmbeddingNetwork {
+    /// The layout of the gradients `backward` adds: per chunk with `.chunked` batch norm.
+    public func gradientChunks(batchNorm: BatchNormSync) -> GradientChunks {
+        GradientChunks(count: batchNorm.chunks, stride: parameterLayout.count)
+    }
+
     /// The backward without notifications.
     public func backward(outputGradient: UnsafePointer<Float>, parameters: UnsafePointer<Float>,
                          gradients: UnsafeMutablePointer<Float>) throws {

@@ -58,7 +58,7 @@ public final class GlyphNet: EmbeddingNetwork {
         let saved: BatchNormSaved
 
         init(index: Int, inputChannels: Int, outputChannels: Int, height: Int, width: Int, pools: Bool, winograd: Bool,
-             maxBatch: Int, parameters: inout ParameterLayout, state: inout ParameterLayout) {
+             maxBatch: Int, chunks: Int, parameters: inout ParameterLayout, state: inout ParameterLayout) {
             self.inputChannels = inputChannels
             self.outputChannels = outputChannels
             self.height = height
@@ -84,7 +84,7 @@ public final class GlyphNet: EmbeddingNetwork {
             activatedGradient = pools ? nil : FlatBuffer(count: full)
             pooled = pools ? FlatBuffer(count: full / 4) : nil
             pooledGradient = pools ? FlatBuffer(count: full / 4) : nil
-            saved = BatchNormSaved(channels: outputChannels, name: "bn\(name)")
+            saved = BatchNormSaved(channels: outputChannels, name: "bn\(name)", chunks: chunks)
         }
 
         var output: FlatBuffer<Float> { pooled ?? activated! }
@@ -121,7 +121,7 @@ public final class GlyphNet: EmbeddingNetwork {
         for (index, outputChannels) in blockWidths.enumerated() {
             built.append(Block(index: index, inputChannels: channels, outputChannels: outputChannels,
                                height: height >> index, width: width >> index, pools: index < 3, winograd: winograd,
-                               maxBatch: maxBatch, parameters: &parameters, state: &state))
+                               maxBatch: maxBatch, chunks: batchNorm.chunks, parameters: &parameters, state: &state))
             channels = outputChannels
         }
         blocks = built
@@ -197,9 +197,10 @@ public final class GlyphNet: EmbeddingNetwork {
         precondition(n > 0, "GlyphNet.backward needs a preceding .training forward")
         // Activation gradients are written by each kernel (a chain has no fan-out), so only
         // the parameter gradients accumulate and nothing needs zeroing here.
+        let chunks = gradientChunks(batchNorm: batchNorm)
         head.backward(featuresGradient: featuresGradient.pointer, weightGradient: gradients + fcWeight,
                       biasGradient: gradients + fcBias, outputGradient: outputGradient,
-                      features: features.pointer, weight: parameters + fcWeight, count: n)
+                      features: features.pointer, weight: parameters + fcWeight, count: n, chunks: chunks)
         try gradientsFinal?(fcWeight)
         let last = blocks[blocks.count - 1]
         globalAveragePoolBackward(inputGradient: last.activatedGradient!.pointer, outputGradient: featuresGradient.pointer,
@@ -213,14 +214,15 @@ public final class GlyphNet: EmbeddingNetwork {
                     inputGradient: block.convolvedGradient.pointer, scaleGradient: gradients + block.bnScale,
                     shiftGradient: gradients + block.bnShift, pooledGradient: pooledGradient.pointer,
                     input: block.convolved.pointer, scale: parameters + block.bnScale, saved: saved,
-                    count: n, height: h, width: w, sync: batchNorm)
+                    count: n, height: h, width: w, sync: batchNorm, gradientChunks: chunks)
             } else {
                 try batchNormBackward(
                     inputGradient: block.convolvedGradient.pointer, scaleGradient: gradients + block.bnScale,
                     shiftGradient: gradients + block.bnShift, sums: saved.sums.pointer, coefficients: saved.backwardCoefficients,
                     outputGradient: block.activatedGradient!.pointer, input: block.convolved.pointer,
                     scale: parameters + block.bnScale, mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
-                    reluOutput: block.activated!.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm)
+                    reluOutput: block.activated!.pointer, globalCount: saved.globalCount, rows: rows, channels: co, sync: batchNorm,
+                    gradientChunks: chunks)
             }
             // Each block kept its im2col, Winograd-transformed input, or (the first block) padded input.
             let previous = index > 0 ? blocks[index - 1] : nil
@@ -228,20 +230,21 @@ public final class GlyphNet: EmbeddingNetwork {
                 assert(previous == nil, "only the first block reads one channel")
                 conv3x3SingleChannelBackward(weightGradient: gradients + block.convWeight,
                                              outputGradient: block.convolvedGradient.pointer, padded: block.columns.pointer,
-                                             count: n, height: h, width: w, outputChannels: co)
+                                             count: n, height: h, width: w, outputChannels: co, chunks: chunks)
                 try gradientsFinal?(block.convWeight)
                 continue
             }
             if let winograd = block.winograd {
                 winogradBackward(inputGradient: previous?.pooledGradient?.pointer, weightGradient: gradients + block.convWeight,
-                                 outputGradient: block.convolvedGradient.pointer, count: n, workspace: winograd)
+                                 outputGradient: block.convolvedGradient.pointer, count: n, workspace: winograd, chunks: chunks)
                 try gradientsFinal?(block.convWeight)
                 continue
             }
             conv3x3Backward(inputGradient: previous?.pooledGradient?.pointer, weightGradient: gradients + block.convWeight,
                             columns: block.columns.pointer, outputGradient: block.convolvedGradient.pointer,
                             input: nil, weight: parameters + block.convWeight,
-                            count: n, height: h, width: w, inputChannels: block.inputChannels, outputChannels: co)
+                            count: n, height: h, width: w, inputChannels: block.inputChannels, outputChannels: co,
+                            chunks: chunks)
             try gradientsFinal?(block.convWeight)
         }
     }

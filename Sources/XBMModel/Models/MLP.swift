@@ -55,7 +55,7 @@ public final class MLP: EmbeddingNetwork {
         hiddenGradient = FlatBuffer(count: maxBatch * hiddenSize)
         activatedGradient = FlatBuffer(count: maxBatch * hiddenSize)
         head = EmbeddingHead(featureSize: hiddenSize, embeddingSize: embeddingSize, maxBatch: maxBatch)
-        saved = BatchNormSaved(channels: hiddenSize, name: "bn1")
+        saved = BatchNormSaved(channels: hiddenSize, name: "bn1", chunks: batchNorm.chunks)
     }
 
     public func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>,
@@ -85,10 +85,10 @@ public final class MLP: EmbeddingNetwork {
                          gradients: UnsafeMutablePointer<Float>, gradientsFinal: ((_ offset: Int) throws -> Void)?) throws {
         let n = lastCount
         precondition(n > 0, "MLP.backward needs a preceding .training forward")
-        let h = hiddenSize
+        let h = hiddenSize, chunks = gradientChunks(batchNorm: batchNorm)
         head.backward(featuresGradient: activatedGradient.pointer, weightGradient: gradients + fc2Weight,
                       biasGradient: gradients + fc2Bias, outputGradient: outputGradient,
-                      features: activated.pointer, weight: parameters + fc2Weight, count: n)
+                      features: activated.pointer, weight: parameters + fc2Weight, count: n, chunks: chunks)
         try gradientsFinal?(fc2Weight)
         reluBackward(inputGradient: activatedGradient.pointer, outputGradient: activatedGradient.pointer,
                      output: activated.pointer, count: n * h)
@@ -97,10 +97,10 @@ public final class MLP: EmbeddingNetwork {
             sums: saved.sums.pointer, coefficients: saved.backwardCoefficients,
             outputGradient: activatedGradient.pointer, input: hidden.pointer, scale: parameters + bnScale,
             mean: saved.mean.pointer, inverseStd: saved.inverseStd.pointer,
-            globalCount: saved.globalCount, rows: n, channels: h, sync: batchNorm)
+            globalCount: saved.globalCount, rows: n, channels: h, sync: batchNorm, gradientChunks: chunks)
         linearBackward(inputGradient: nil, weightGradient: gradients + fc1Weight, biasGradient: nil,
                        outputGradient: hiddenGradient.pointer, input: input.pointer, weight: parameters + fc1Weight,
-                       count: n, inputSize: inputSize, outputSize: h)
+                       count: n, inputSize: inputSize, outputSize: h, chunks: chunks)
         try gradientsFinal?(fc1Weight)
     }
 

@@ -157,11 +157,18 @@ public struct OptimizationConfig: Codable, Equatable, Sendable {
     public var gamma = 0.1
     /// `--warmup`: linear warm-up iterations.
     public var warmup = 0
+    /// `--deterministic`: every sum over samples taken per chunk of the global batch and the
+    /// chunks added exactly or in chunk order, so the run computes the same bits on any number
+    /// of ranks and threads (Docs/distributed.md, "Deterministic training").
+    public var deterministic = false
+    /// `--deterministic-chunks`: K, the chunks of the global batch with `--deterministic`; the
+    /// rank counts the guarantee covers are the divisors of K.
+    public var deterministicChunks = 8
 
     public init() {}
     enum CodingKeys: String, CodingKey, CaseIterable {
         case batch, instances, iters, scheduleIters = "schedule-iters", optimizer, lr, weightDecay = "weight-decay", momentum
-        case schedule, milestones, gamma, warmup
+        case schedule, milestones, gamma, warmup, deterministic, deterministicChunks = "deterministic-chunks"
     }
     static let keys = CodingKeys.allCases.map(\.rawValue)
 

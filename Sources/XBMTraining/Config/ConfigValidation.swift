@@ -50,6 +50,15 @@ extension TrainingConfig {
         let local = o.batch / ranks
         try require(local % o.instances == 0,
                     "the local batch \(local) (= --batch \(o.batch) / \(ranks) ranks) is not a multiple of --instances \(o.instances)")
+        if o.deterministic {
+            let K = o.deterministicChunks
+            try require(model.bn == .sync, "--deterministic needs --bn sync: with --bn local each rank normalises by its own "
+                        + "batch's statistics, which depend on the number of ranks")
+            try require(K >= 1 && o.batch % K == 0, "--deterministic-chunks \(K) must divide --batch \(o.batch): "
+                        + "the chunks are equal runs of whole samples")
+            try require(K % ranks == 0, "--deterministic-chunks \(K) is not a multiple of the \(ranks) ranks: every rank must "
+                        + "hold whole chunks; use a K that every rank count you will run on divides (e.g. \(K * ranks / gcd(K, ranks)))")
+        }
         try require(model.dim >= 2, "--dim must be at least 2, got \(model.dim)")
         try require(model.hidden >= 1, "--hidden must be at least 1, got \(model.hidden)")
         try require(o.iters >= 0, "--iters must be non-negative, got \(o.iters)")
@@ -89,3 +98,6 @@ extension TrainingConfig {
         }
     }
 }
+
+/// The greatest common divisor of two non-negative integers.
+private func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }

@@ -27,6 +27,8 @@ public final class Trainer {
     public let components: TrainingComponents
     /// Evaluate at the end of the run (tests of the step switch it off).
     public var evaluateAtEnd = true
+    /// What the last step of `run()` returned (nil before it).
+    public private(set) var lastStepResult: DistributedStep.Result?
     /// Print progress and tables (rank 0 only in any case).
     public var verbose = true
     /// Asked once per step whether this rank wants the run to stop (a signal arrived). The
@@ -165,6 +167,7 @@ public final class Trainer {
                                  iteration: iteration, learningRate: learningRate, stopRequested: stopRequested())
                 }
             }
+            lastStepResult = result
             if config.memory.refresh > 0, let memory = step.memory, iteration >= step.memoryStart, memory.count > 0 {
                 watchdog.enter("the memory refresh", iteration: iteration)
                 try refreshMemory(memory)

@@ -21,9 +21,12 @@ public struct TrainingComponents {
         self.config = config
         modelKind = config.model.model.resolved(isImages: isImages)
         let localBatch = config.optimization.batch / comm.size
-        let batchNorm: BatchNormSync = switch config.model.bn {
-        case .local: .local
-        case .sync: .synchronized(reducer: { [unowned comm] buffer in try comm.allreduceSum(buffer) })
+        let o = config.optimization
+        let deterministicChunks = o.deterministic ? o.deterministicChunks : nil
+        let batchNorm: BatchNormSync = switch (config.model.bn, deterministicChunks) {
+        case (.local, _): .local
+        case (.sync, nil): .synchronized(reducer: { [unowned comm] buffer in try comm.allreduceSum(buffer) })
+        case let (.sync, chunks?): ChunkedStatistics(comm: comm).batchNormSync(chunks: chunks / comm.size)
         }
         network = try config.model.makeNetwork(sampleShape: sampleShape, isImages: isImages,
                                                maxBatch: localBatch, batchNorm: batchNorm)
@@ -39,7 +42,8 @@ public struct TrainingComponents {
                                optimizer: config.optimization.makeOptimizer(layout: network.parameterLayout),
                                globalBatch: config.optimization.batch,
                                compensation: config.memory.compensate == .moments
-                                   ? MomentMatching(window: MemoryConfig.compensationWindow) : nil)
+                                   ? MomentMatching(window: MemoryConfig.compensationWindow) : nil,
+                               deterministicChunks: deterministicChunks)
         schedule = config.optimization.makeSchedule()
     }
 }

@@ -58,17 +58,79 @@ public final class CrossBatchObjective {
     /// The global batch as the loss's one reference segment, kept so that the steady-state
     /// step builds no array.
     private var batchReferences: [ReferenceSegment] = []
+    /// `--deterministic`: this rank's anchors in this many chunks (nil: one evaluation each).
+    public let chunks: Int?
+    /// (B) 0..<B, the own index of every anchor of the global batch (chunked only).
+    private let everyRowIndex: FlatBuffer<Int32>
 
     public init(loss: PairLoss, memoryWeight: Float, memoryReduction: MemoryReduction,
-                globalBatch: Int, rank: Int, ranks: Int) {
+                globalBatch: Int, rank: Int, ranks: Int, chunks: Int? = nil) {
         self.loss = loss
         self.memoryWeight = memoryWeight
         self.memoryReduction = memoryReduction
         self.globalBatch = globalBatch
+        self.chunks = chunks
         rows = GlobalBatch.localRows(rank: rank, ranks: ranks, batchSize: globalBatch)
+        precondition(rows.count % (chunks ?? 1) == 0, "\(rows.count) anchors are not \(chunks ?? 1) equal chunks")
         batchOwnIndex = FlatBuffer(count: rows.count, initialValue: -1)
         memoryOwnIndex = FlatBuffer(count: rows.count, initialValue: -1)
         for (i, row) in rows.enumerated() { batchOwnIndex[i] = Int32(row) }
+        everyRowIndex = FlatBuffer(count: chunks == nil ? 0 : globalBatch, initialValue: 0)
+        for i in 0..<everyRowIndex.count { everyRowIndex[i] = Int32(i) }
+    }
+
+    /// One chunk's memory term: Σ ℓ over its anchors, then its `PairStatistics` sums.
+    public static let chunkRecordCount = 1 + PairStatistics.floatCount
+
+    /// `--deterministic` (Docs/distributed.md, "Deterministic training"): the same loss as
+    /// `accumulate`, computed so that no value depends on how the global batch is split.
+    ///
+    /// - The batch term is evaluated for all B anchors on every rank (B × B pairs, a small
+    ///   part of the step), so every rank computes the whole of ∂L/∂E's batch part itself, in
+    ///   the order one rank would, and no sum over ranks is needed for it.
+    /// - The memory term touches only its anchors' rows; it runs per chunk of this rank's
+    ///   anchors, always `b / chunks` anchors at a time, and writes each chunk's Σ ℓ and pair
+    ///   statistics to `records` (`chunks` rows of `chunkRecordCount`), which the caller
+    ///   gathers from every rank and adds in chunk order.
+    ///
+    /// Returns the batch term's Σ ℓ over all B anchors and its statistics (the same on every
+    /// rank); the memory fields of the result are those of this rank's chunks alone.
+    public func accumulateChunked(embeddings: UnsafePointer<Float>, labels: UnsafePointer<Int32>, dimension d: Int,
+                                  memory: CrossBatchMemory?, memoryReferences: [ReferenceSegment]? = nil,
+                                  gradient: UnsafeMutablePointer<Float>, records: UnsafeMutablePointer<Double>) -> Sums {
+        guard let chunks else { preconditionFailure("accumulateChunked needs an objective made with chunks") }
+        let B = globalBatch, first = rows.lowerBound, scale = 1 / Float(B)
+        if batchReferences.first?.embeddings != embeddings || batchReferences.first?.labels != labels {
+            batchReferences = [ReferenceSegment(embeddings: embeddings, labels: labels, count: B)]
+        }
+        let batchInput = PairLossInput(anchors: embeddings, anchorLabels: labels, anchorCount: B, dimension: d,
+                                       references: batchReferences, ownIndex: everyRowIndex.pointer)
+        let batchSum = loss.evaluate(batchInput, reduction: .sum, scale: scale, anchorGradient: gradient, referenceGradient: gradient)
+        let batchStatistics = loss.statistics
+        records.update(repeating: 0, count: chunks * Self.chunkRecordCount)
+
+        guard let memory, memory.count > 0, memoryWeight > 0 else {
+            return Sums(batch: batchSum, memory: 0, batchStatistics: batchStatistics, memoryStatistics: nil)
+        }
+        for (i, row) in rows.enumerated() { memoryOwnIndex[i] = Int32(memory.storagePosition(ofLastBatchRow: row)) }
+        let (reduction, factor) = memoryReduction.pairReduction(globalBatch: B, rows: memory.count)
+        let size = rows.count / chunks
+        var memorySum = 0.0, memoryStatistics = PairStatistics()
+        for j in 0..<chunks {
+            let offset = j * size
+            var input = PairLossInput(
+                anchors: embeddings + (first + offset) * d, anchorLabels: labels + first + offset, anchorCount: size,
+                dimension: d, references: memoryReferences ?? memory.referenceSegments, ownIndex: memoryOwnIndex.pointer + offset)
+            input.now = memory.clock
+            let sum = loss.evaluate(input, reduction: reduction, scale: scale * memoryWeight * factor,
+                                    anchorGradient: gradient + (first + offset) * d, referenceGradient: nil) * Double(factor)
+            let record = records + j * Self.chunkRecordCount
+            record[0] = sum
+            loss.statistics.write(to: record + 1)
+            memorySum += sum
+            memoryStatistics = memoryStatistics + loss.statistics
+        }
+        return Sums(batch: batchSum, memory: memorySum, batchStatistics: batchStatistics, memoryStatistics: memoryStatistics)
     }
 
     /// Adds this rank's share of ∂L/∂E into `gradient` (B, d) and returns the sums of ℓ over

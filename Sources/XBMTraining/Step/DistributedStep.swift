@@ -60,6 +60,8 @@ public final class DistributedStep {
     /// Overlap); the parameters come out the same.
     public var gradientOverlap: GradientOverlap? {
         didSet {
+            precondition(gradientOverlap == nil || exactReduction == nil,
+                         "--deterministic reduces the gradient after the backward; it does not overlap")
             buckets = gradientOverlap.map { GradientBuckets(comm: comm, gradients: gradients.buffer, overlap: $0) }
             gradientsFinal = buckets.map { buckets in { try buckets.gradientsFinal(from: $0) } }
         }
@@ -81,9 +83,21 @@ public final class DistributedStep {
     private let embeddingGradient: FlatBuffer<Float>
     private let objective: CrossBatchObjective
 
+    /// `--deterministic`: the chunks of the global batch that every sum over samples is taken
+    /// per (nil: sums over each rank's local batch, added across ranks by allreduce).
+    public let deterministicChunks: Int?
+    /// The exact sum of the chunks' parameter gradients (deterministic only).
+    private let exactReduction: ExactGradientReduction?
+    /// (localChunks · chunkRecordCount + 1): this rank's memory-term records and stop flag, and
+    /// (ranks, the same) gathered: the deterministic step's only collective before the backward.
+    private let lossRecords: FlatBuffer<Double>
+    private let gatheredLossRecords: FlatBuffer<Double>
+
+    /// - Parameter deterministicChunks: with `--deterministic`, K chunks of the global batch, a
+    ///   multiple of the rank count; the network's batch norm must be `.chunked` with K / N chunks.
     public init(comm: Communicator, network: EmbeddingNetwork, loss: PairLoss, memory: CrossBatchMemory?,
                 memoryWeight: Float, memoryReduction: MemoryReduction, memoryStart: Int, optimizer: Optimizer,
-                globalBatch: Int, compensation: MomentMatching? = nil) {
+                globalBatch: Int, compensation: MomentMatching? = nil, deterministicChunks: Int? = nil) {
         precondition(globalBatch % comm.size == 0, "global batch \(globalBatch) not divisible by \(comm.size) ranks")
         self.comm = comm
         self.network = network
@@ -102,8 +116,20 @@ public final class DistributedStep {
         state = FlatBuffer(count: network.stateLayout.count)
         globalEmbeddings = FlatBuffer(count: globalBatch * dimension)
         embeddingGradient = FlatBuffer(count: globalBatch * dimension + 3 + 2 * PairStatistics.floatCount)
+        self.deterministicChunks = deterministicChunks
+        let localChunks = deterministicChunks.map { chunks in
+            precondition(chunks % comm.size == 0 && globalBatch % chunks == 0,
+                         "\(chunks) deterministic chunks need a multiple of the \(comm.size) ranks and a divisor of the batch \(globalBatch)")
+            precondition(network.gradientChunks(batchNorm: network.batchNorm).count == chunks / comm.size,
+                         "--deterministic needs the network's batch norm chunked in \(chunks / comm.size) chunks")
+            return chunks / comm.size
+        }
+        exactReduction = localChunks.map { ExactGradientReduction(comm: comm, layout: network.parameterLayout, localChunks: $0) }
+        let recordCount = (localChunks ?? 0) * CrossBatchObjective.chunkRecordCount + 1
+        lossRecords = FlatBuffer(count: localChunks == nil ? 0 : recordCount)
+        gatheredLossRecords = FlatBuffer(count: localChunks == nil ? 0 : comm.size * recordCount)
         objective = CrossBatchObjective(loss: loss, memoryWeight: memoryWeight, memoryReduction: memoryReduction,
-                                        globalBatch: globalBatch, rank: comm.rank, ranks: comm.size)
+                                        globalBatch: globalBatch, rank: comm.rank, ranks: comm.size, chunks: localChunks)
     }
 
     /// Seeded initialisation on rank 0, then a broadcast, so every rank starts from the same
@@ -146,11 +172,58 @@ public final class DistributedStep {
             try memory.enqueue(embeddings: globalEmbeddings.pointer, labels: labels, samples: samples, count: B)
             memoryInUse = memory
         }
-        let sums = objective.accumulate(
-            embeddings: globalEmbeddings.pointer, labels: labels, dimension: d,
-            memory: memoryInUse, memoryReferences: memoryInUse.flatMap { memory in compensation?.compensated(memory) },
-            gradient: dE)
+        let memoryReferences = memoryInUse.flatMap { memory in compensation?.compensated(memory) }
+        let parts = exactReduction == nil
+            ? try allreducedLoss(labels: labels, memory: memoryInUse, memoryReferences: memoryReferences, stopRequested: stopRequested)
+            : try gatheredLoss(labels: labels, memory: memoryInUse, memoryReferences: memoryReferences, stopRequested: stopRequested)
+        let total = parts.batchTerm + Double(memoryWeight) * parts.memoryTerm
+        guard total.isFinite else {
+            throw TrainingError.nonFiniteLoss(iteration: iteration, batchTerm: parts.batchTerm, memoryTerm: parts.memoryTerm)
+        }
 
+        phaseObserver?("the backward pass")
+        let outputGradient = dE + objective.rows.lowerBound * d
+        if let exactReduction {
+            exactReduction.chunkGradients.zero()
+            try network.backward(outputGradient: outputGradient, parameters: parameters.pointer,
+                                 gradients: exactReduction.chunkGradients.pointer, gradientsFinal: nil)
+            phaseObserver?("the allreduce of the parameter gradient")
+            try exactReduction.reduce(into: gradients.pointer)
+        } else {
+            gradients.zero()
+            buckets?.begin()
+            try network.backward(outputGradient: outputGradient, parameters: parameters.pointer,
+                                 gradients: gradients.pointer, gradientsFinal: gradientsFinal)
+            phaseObserver?("the allreduce of the parameter gradient")
+            if let buckets {
+                try buckets.finish()
+            } else {
+                try comm.allreduceSum(gradients.buffer)
+            }
+        }
+        phaseObserver?("the optimizer step")
+        optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, learningRate: learningRate)
+        return Result(loss: total, batchTerm: parts.batchTerm, memoryTerm: parts.memoryTerm, stopRequested: parts.stopRequested,
+                      batchStatistics: parts.batchStatistics, memoryStatistics: parts.memoryStatistics,
+                      memoryAge: parts.memoryStatistics == nil ? nil : memoryInUse?.meanAge)
+    }
+
+    /// The loss's terms and what rides with them, identical on every rank.
+    private struct LossParts {
+        var batchTerm: Double
+        var memoryTerm: Double
+        var stopRequested: Bool
+        var batchStatistics: PairStatistics
+        var memoryStatistics: PairStatistics?
+    }
+
+    /// This rank's anchors' share of ∂L/∂E, then one allreduce of ∂L/∂E with the loss parts,
+    /// the stop flag and the pair statistics riding on it.
+    private func allreducedLoss(labels: UnsafePointer<Int32>, memory: CrossBatchMemory?,
+                                memoryReferences: [ReferenceSegment]?, stopRequested: Bool) throws -> LossParts {
+        let B = globalBatch, d = dimension, dE = embeddingGradient.pointer
+        let sums = objective.accumulate(embeddings: globalEmbeddings.pointer, labels: labels, dimension: d,
+                                        memory: memory, memoryReferences: memoryReferences, gradient: dE)
         dE[B * d] = Float(sums.batch)
         dE[B * d + 1] = Float(sums.memory)
         dE[B * d + 2] = stopRequested ? 1 : 0
@@ -160,31 +233,38 @@ public final class DistributedStep {
         phaseObserver?("the allreduce of the embedding gradient")
         try comm.allreduceSum(embeddingGradient.buffer)
         // Every rank knows whether the memory term ran (same memory, same start, same count).
-        let batchStatistics = PairStatistics(reading: batchStatisticsSlot, anchors: B)
-        let memoryStatistics = sums.memoryStatistics.map { _ in PairStatistics(reading: memoryStatisticsSlot, anchors: B) }
-        let batchTerm = Double(dE[B * d]) / Double(B)
-        let memoryTerm = Double(dE[B * d + 1]) / Double(B)
-        let total = batchTerm + Double(memoryWeight) * memoryTerm
-        guard total.isFinite else {
-            throw TrainingError.nonFiniteLoss(iteration: iteration, batchTerm: batchTerm, memoryTerm: memoryTerm)
-        }
+        return LossParts(batchTerm: Double(dE[B * d]) / Double(B), memoryTerm: Double(dE[B * d + 1]) / Double(B),
+                         stopRequested: dE[B * d + 2] > 0,
+                         batchStatistics: PairStatistics(reading: batchStatisticsSlot, anchors: B),
+                         memoryStatistics: sums.memoryStatistics.map { _ in PairStatistics(reading: memoryStatisticsSlot, anchors: B) })
+    }
 
-        phaseObserver?("the backward pass")
-        gradients.zero()
-        buckets?.begin()
-        try network.backward(outputGradient: dE + objective.rows.lowerBound * d, parameters: parameters.pointer,
-                             gradients: gradients.pointer, gradientsFinal: gradientsFinal)
-        phaseObserver?("the allreduce of the parameter gradient")
-        if let buckets {
-            try buckets.finish()
-        } else {
-            try comm.allreduceSum(gradients.buffer)
+    /// `--deterministic`: the batch term's whole ∂L/∂E on every rank, the memory term per chunk
+    /// of this rank's anchors, and one allgather of the chunks' records (Σ ℓ and statistics)
+    /// and the stop flags, added in chunk order: no sum depends on the rank count.
+    private func gatheredLoss(labels: UnsafePointer<Int32>, memory: CrossBatchMemory?,
+                              memoryReferences: [ReferenceSegment]?, stopRequested: Bool) throws -> LossParts {
+        let B = globalBatch, d = dimension, records = lossRecords.pointer
+        let sums = objective.accumulateChunked(embeddings: globalEmbeddings.pointer, labels: labels, dimension: d,
+                                               memory: memory, memoryReferences: memoryReferences,
+                                               gradient: embeddingGradient.pointer, records: records)
+        let perRank = lossRecords.count, chunkRecords = perRank - 1, recordCount = CrossBatchObjective.chunkRecordCount
+        records[chunkRecords] = stopRequested ? 1 : 0
+        phaseObserver?("the allgather of the loss")
+        try comm.allgather(UnsafeBufferPointer(lossRecords.buffer), into: gatheredLossRecords.buffer)
+        var memorySum = 0.0, memoryStatistics = PairStatistics(), stop = false
+        for rank in 0..<comm.size {
+            let base = gatheredLossRecords.pointer + rank * perRank
+            for record in stride(from: 0, to: chunkRecords, by: recordCount) {
+                memorySum += base[record]
+                memoryStatistics = memoryStatistics + PairStatistics(reading: base + record + 1, anchors: 0)
+            }
+            stop = stop || base[chunkRecords] > 0
         }
-        phaseObserver?("the optimizer step")
-        optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, learningRate: learningRate)
-        return Result(loss: total, batchTerm: batchTerm, memoryTerm: memoryTerm, stopRequested: dE[B * d + 2] > 0,
-                      batchStatistics: batchStatistics, memoryStatistics: memoryStatistics,
-                      memoryAge: memoryStatistics == nil ? nil : memoryInUse?.meanAge)
+        memoryStatistics.anchors = B
+        return LossParts(batchTerm: sums.batch / Double(B), memoryTerm: memorySum / Double(B), stopRequested: stop,
+                         batchStatistics: sums.batchStatistics,
+                         memoryStatistics: sums.memoryStatistics.map { _ in memoryStatistics })
     }
 
     /// FNV-1a over the parameters, the running statistics and the memory: equal on every rank
