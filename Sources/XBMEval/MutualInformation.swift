@@ -60,8 +60,10 @@ public struct MutualInformation: Sendable, Equatable {
             expectedMutualInformation = 0
             return
         }
+        // Cells in key order: a Dictionary's own order changes with each process's hash seed,
+        // and with it the last bits of the sum.
         var information = 0.0
-        for (cell, count) in cells {
+        for (cell, count) in cells.sorted(by: { $0.key < $1.key }) {
             let a = Double(classSizes[cell / clusterSizes.count]), b = Double(clusterSizes[cell % clusterSizes.count])
             let share = Double(count) / total
             information += share * (log(Double(count)) + logTotal - log(a * b))

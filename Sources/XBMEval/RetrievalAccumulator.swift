@@ -6,8 +6,8 @@ import Collectives
 ///
 /// Layout of `sums` (m = ks.count):
 ///   [0 ..< m]  hits at each K of `ks`        (queries whose top-K holds a relevant item)
-///   [m]        Σ AP@R                         (each in [0, 1])
-///   [m + 1]    Σ R-precision                  (each in [0, 1])
+///   [m]        Σ AP@R                         (each in [0, 1], rounded to 2⁻³²: `onGrid`)
+///   [m + 1]    Σ R-precision                  (each in [0, 1], likewise)
 ///   [m + 2]    scored queries                 (queries with R ≥ 1)
 ///   [m + 3]    skipped queries                (R = 0: no other gallery item shares the label)
 public struct RetrievalAccumulator: Sendable, Equatable {
@@ -46,9 +46,18 @@ public struct RetrievalAccumulator: Sendable, Equatable {
     public mutating func add(_ score: QueryScore) {
         let m = ks.count
         for (slot, k) in ks.enumerated() where score.firstRelevantRank <= k { sums[slot] += 1 }
-        sums[m] += score.averagePrecision
-        sums[m + 1] += score.rPrecision
+        sums[m] += Self.onGrid(score.averagePrecision)
+        sums[m + 1] += Self.onGrid(score.rPrecision)
         sums[m + 2] += 1
+    }
+
+    /// x rounded to a multiple of 2⁻³²: sums of up to 2²¹ such values in [0, 1] are exact in a
+    /// Double, so the metrics have the same bits however the queries are split over ranks and in
+    /// whatever order the allreduce adds (Docs/distributed.md, "Deterministic training"). The
+    /// rounding moves a metric by less than 2⁻³³ ≈ 1e-10.
+    static func onGrid(_ x: Double) -> Double {
+        let scale = 4_294_967_296.0   // 2³²
+        return (x * scale).rounded() / scale
     }
 
     /// Scores one query from the relevance of its whole ranked list (at least its first R
