@@ -6,10 +6,16 @@ import Collectives
 ///
 /// Layout of `sums` (m = ks.count):
 ///   [0 ..< m]  hits at each K of `ks`        (queries whose top-K holds a relevant item)
-///   [m]        Σ AP@R                         (each in [0, 1], rounded to 2⁻³²: `onGrid`)
-///   [m + 1]    Σ R-precision                  (each in [0, 1], likewise)
+///   [m]        Σ AP@R, high parts             (each AP in [0, 1]; see `ExactFraction`)
+///   [m + 1]    Σ R-precision, high parts      (each in [0, 1])
 ///   [m + 2]    scored queries                 (queries with R ≥ 1)
 ///   [m + 3]    skipped queries                (R = 0: no other gallery item shares the label)
+///   [m + 4]    Σ AP@R, low parts
+///   [m + 5]    Σ R-precision, low parts
+///
+/// Every slot holds a sum of integers below 2⁵³, exact in a Double, so the sums — and the
+/// metrics — have the same bits however the queries are split over ranks and in whatever order
+/// the allreduce adds (Docs/distributed.md, "Deterministic training").
 public struct RetrievalAccumulator: Sendable, Equatable {
     /// The cut-offs of Recall@K, ascending and distinct.
     public let ks: [Int]
@@ -21,13 +27,13 @@ public struct RetrievalAccumulator: Sendable, Equatable {
         precondition(ks.allSatisfy { $0 >= 1 }, "every K of Recall@K must be at least 1, got \(ks)")
         precondition(zip(ks, ks.dropFirst()).allSatisfy { $0 < $1 }, "the Ks of Recall@K must be ascending and distinct, got \(ks)")
         self.ks = ks
-        sums = [Double](repeating: 0, count: ks.count + 4)
+        sums = [Double](repeating: 0, count: ks.count + 6)
     }
 
     /// Rebuilds an accumulator from sums received from elsewhere (e.g. after an allreduce).
     public init(ks: [Int], sums: [Double]) {
         self.init(ks: ks)
-        precondition(sums.count == ks.count + 4, "retrieval sums for \(ks.count) Ks have \(ks.count + 4) entries, got \(sums.count)")
+        precondition(sums.count == ks.count + 6, "retrieval sums for \(ks.count) Ks have \(ks.count + 6) entries, got \(sums.count)")
         self.sums = sums
     }
 
@@ -46,19 +52,17 @@ public struct RetrievalAccumulator: Sendable, Equatable {
     public mutating func add(_ score: QueryScore) {
         let m = ks.count
         for (slot, k) in ks.enumerated() where score.firstRelevantRank <= k { sums[slot] += 1 }
-        sums[m] += Self.onGrid(score.averagePrecision)
-        sums[m + 1] += Self.onGrid(score.rPrecision)
+        let averagePrecision = ExactFraction.parts(score.averagePrecision), rPrecision = ExactFraction.parts(score.rPrecision)
+        sums[m] += averagePrecision.high
+        sums[m + 4] += averagePrecision.low
+        sums[m + 1] += rPrecision.high
+        sums[m + 5] += rPrecision.low
         sums[m + 2] += 1
     }
 
-    /// x rounded to a multiple of 2⁻³²: sums of up to 2²¹ such values in [0, 1] are exact in a
-    /// Double, so the metrics have the same bits however the queries are split over ranks and in
-    /// whatever order the allreduce adds (Docs/distributed.md, "Deterministic training"). The
-    /// rounding moves a metric by less than 2⁻³³ ≈ 1e-10.
-    static func onGrid(_ x: Double) -> Double {
-        let scale = 4_294_967_296.0   // 2³²
-        return (x * scale).rounded() / scale
-    }
+    /// Σ AP@R and Σ R-precision over the scored queries.
+    public var averagePrecisionSum: Double { ExactFraction.total(high: sums[ks.count], low: sums[ks.count + 4]) }
+    public var rPrecisionSum: Double { ExactFraction.total(high: sums[ks.count + 1], low: sums[ks.count + 5]) }
 
     /// Scores one query from the relevance of its whole ranked list (at least its first R
     /// ranks; a list shorter than a K stands for the whole gallery).
@@ -75,7 +79,7 @@ public struct RetrievalAccumulator: Sendable, Equatable {
         func percent(_ value: Double) -> Double { scored > 0 ? 100 * value / scored : 0 }
         var recall: [Int: Double] = [:]
         for (slot, k) in ks.enumerated() { recall[k] = percent(sums[slot]) }
-        return RetrievalMetrics(recall: recall, mapAtR: percent(sums[m]), rPrecision: percent(sums[m + 1]),
+        return RetrievalMetrics(recall: recall, mapAtR: percent(averagePrecisionSum), rPrecision: percent(rPrecisionSum),
                                 queries: Int(scored), skipped: Int(sums[m + 3]))
     }
 }
@@ -110,4 +114,19 @@ public struct QueryScore: Sendable, Equatable {
         self.init(firstRelevantRank: firstRelevantRank, averagePrecision: precisionSum / Double(r),
                   rPrecision: Double(relevantSoFar) / Double(r))
     }
+}
+
+/// Exact sums of values in [0, 1] in two Double slots: x is rounded once to q = round(x · 2⁵²)
+/// (as fine as a Double near 1) and split q = h · 2²⁶ + l with 0 ≤ l < 2²⁶; the h and the l of
+/// up to 2²⁶ values sum to integers below 2⁵³, which a Double holds exactly in any order.
+enum ExactFraction {
+    /// h and l of x, to add into the high and the low slot.
+    static func parts(_ x: Double) -> (high: Double, low: Double) {
+        precondition(x >= 0 && x <= 1, "ExactFraction adds values in [0, 1], got \(x)")
+        let q = (x * 0x1p52).rounded(), h = (q * 0x1p-26).rounded(.down)
+        return (h, q - h * 0x1p26)
+    }
+
+    /// The sum the two slots hold: one rounding of Σh · 2⁻²⁶ + Σl · 2⁻⁵².
+    static func total(high: Double, low: Double) -> Double { high * 0x1p-26 + low * 0x1p-52 }
 }

@@ -1,6 +1,7 @@
 import Collectives
 import Foundation
 import TestSupport
+import XBMEval
 import XBMKernels
 import XBMModel
 import XBMTraining
@@ -208,5 +209,37 @@ final class ExactSumTests: XCTestCase {
         x[17] = 0
         x[39] = .nan
         XCTAssertTrue(ExactSum.maximumMagnitude(x, count: 40).isNaN)
+    }
+}
+
+/// `RetrievalAccumulator`: the metric sums have the same bits however the queries are split and
+/// ordered, as the ranks' allreduce needs.
+final class RetrievalSumTests: XCTestCase {
+    func testMetricSumsAreTheSameInAnyOrderAndSplit() {
+        var random = RandomSource(seed: 5)
+        let scores = (0..<2000).map { _ in
+            QueryScore(firstRelevantRank: 1 + random.nextInt(below: 20),
+                       averagePrecision: random.nextUniformDouble(), rPrecision: Double(random.nextInt(below: 7)) / 7)
+        }
+        var whole = RetrievalAccumulator(ks: [1, 10])
+        for score in scores { whole.add(score) }
+        var order = Array(scores.indices)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, random.nextInt(below: i + 1)) }
+        var parts = [RetrievalAccumulator](repeating: RetrievalAccumulator(ks: [1, 10]), count: 3)
+        for (position, index) in order.enumerated() { parts[position % 3].add(scores[index]) }
+        var sums = parts[2].sums
+        for part in parts.dropLast().reversed() { for i in sums.indices { sums[i] += part.sums[i] } }
+        let split = RetrievalAccumulator(ks: [1, 10], sums: sums)
+        XCTAssertEqual(split.sums.map(\.bitPattern), whole.sums.map(\.bitPattern))
+        XCTAssertEqual(split.metrics, whole.metrics)
+        // Plain Double sums of the same values do depend on the order here.
+        let inOrder = scores.reduce(0.0) { $0 + $1.averagePrecision }
+        let shuffled = order.reduce(0.0) { $0 + scores[$1].averagePrecision }
+        XCTAssertNotEqual(inOrder.bitPattern, shuffled.bitPattern)
+        // And within the grid's rounding of each value (2⁻⁵³) and one final rounding of the
+        // true sum (taken in Float80, 64 significant bits).
+        let exact = scores.reduce(Float80(0)) { $0 + Float80($1.averagePrecision) }
+        XCTAssertLessThanOrEqual(abs(Float80(whole.averagePrecisionSum) - exact),
+                                 Float80(scores.count) * 0x1p-53 + Float80(Double(exact).ulp) / 2)
     }
 }

@@ -45,8 +45,8 @@ final class RetrievalTests: XCTestCase {
         let m = accumulator.ks.count
         for slot in 0..<m { XCTAssertEqual(accumulator.sums[slot], Double(reference.hits[slot]), "hits at K=\(accumulator.ks[slot])", file: file, line: line) }
         // Sums of a few hundred terms in [0, 1], added in the same order: only rounding differs.
-        XCTAssertEqual(accumulator.sums[m], reference.sumAP, accuracy: 1e-9, "Σ AP@R", file: file, line: line)
-        XCTAssertEqual(accumulator.sums[m + 1], reference.sumRPrecision, accuracy: 1e-9, "Σ R-precision", file: file, line: line)
+        XCTAssertEqual(accumulator.averagePrecisionSum, reference.sumAP, accuracy: 1e-9, "Σ AP@R", file: file, line: line)
+        XCTAssertEqual(accumulator.rPrecisionSum, reference.sumRPrecision, accuracy: 1e-9, "Σ R-precision", file: file, line: line)
         XCTAssertEqual(accumulator.scoredQueries, reference.scored, file: file, line: line)
         XCTAssertEqual(accumulator.skippedQueries, reference.skipped, file: file, line: line)
     }

@@ -45,6 +45,8 @@ public enum StepBenchmark {
         public var blasKernels: String
         /// The communicator's name, with the emulated latency when there is one ("mpi+200us").
         public var backend: String
+        /// K with `--deterministic` (the chunks of the global batch), else nil.
+        public var deterministicChunks: Int?
         /// The gradient's bucket size when its allreduce overlaps the backward, else nil.
         public var bucketBytes: Int?
         public var pollsBetweenLayers: Bool
@@ -67,7 +69,8 @@ public enum StepBenchmark {
             case xbmSize = "xbm_size", pretrainSteps = "pretrain_steps"
             case memoryActiveFraction = "memory_active_fraction", memoryActivePositiveFraction = "memory_active_positive_fraction"
             case blasKernels = "blas_kernels"
-            case backend, bucketBytes = "bucket_bytes", pollsBetweenLayers = "polls_between_layers"
+            case backend, deterministicChunks = "deterministic_chunks"
+            case bucketBytes = "bucket_bytes", pollsBetweenLayers = "polls_between_layers"
             case collectivesPerStep = "collectives_per_step", replicaChecksum = "replica_checksum"
             case communicationSeconds = "communication_seconds", phaseMilliseconds = "phase_milliseconds"
         }
@@ -168,7 +171,8 @@ public enum StepBenchmark {
                       memoryActiveFraction: pairs > 0 ? active / pairs : nil,
                       memoryActivePositiveFraction: pairs > 0 ? activePositive / pairs : nil,
                       blasKernels: BLASKernels.current,
-                      backend: comm.backendName, bucketBytes: gradientOverlap?.bucketBytes,
+                      backend: comm.backendName, deterministicChunks: step.deterministicChunks,
+                      bucketBytes: gradientOverlap?.bucketBytes,
                       pollsBetweenLayers: gradientOverlap?.pollsBetweenLayers ?? false,
                       collectivesPerStep: Dictionary(uniqueKeysWithValues: CollectiveOperation.allCases.map { operation in
                           let entry = tally[operation]
