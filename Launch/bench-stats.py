@@ -45,6 +45,10 @@ def phase(name):
     print("%.3f" % last_record()["phase_milliseconds"][name])
 
 
+def phases(*names):
+    print("%.3f" % sum(last_record()["phase_milliseconds"].get(name, 0) for name in names))
+
+
 def ratio(a, b):
     print(f"{float(a) / float(b):.2f}")
 
@@ -69,7 +73,7 @@ def share(l0, l1, s0):
     print(f"{(l1 - l0) / (s0 * 1000) * 100:.1f}% of {s0 * 1000:.1f} ms")
 
 
-COMMANDS = {"median": median, "median-value": median_value, "field": field, "phase": phase, "ratio": ratio,
+COMMANDS = {"median": median, "median-value": median_value, "field": field, "phase": phase, "phases": phases, "ratio": ratio,
             "paired": paired, "change": change, "from-to": from_to, "share": share}
 
 if __name__ == "__main__":

@@ -28,31 +28,40 @@ public enum ExactSum {
         return min(126, max(-126, 52 - e - headroom))
     }
 
-    /// The largest |x_i| of `count` floats (NaN if any is NaN).
+    /// The largest |x_i| of `count` floats (NaN if any is NaN). On the bit patterns with the
+    /// sign cleared, integer order is the order of the magnitudes, and every NaN is above +∞.
     public static func maximumMagnitude(_ x: UnsafePointer<Float>, count: Int) -> Float {
-        var lanes = SIMD16<Float>.zero, nan = false
+        let magnitude = SIMD16<UInt32>(repeating: 0x7fff_ffff)
+        var lanes = SIMD16<UInt32>.zero
         var i = 0
         while i + 16 <= count {
-            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-            nan = nan || any(v .!= v)
-            lanes = pointwiseMax(lanes, pointwiseMax(v, -v))
+            let bits = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<UInt32>.self) & magnitude
+            lanes = pointwiseMax(lanes, bits)
             i += 16
         }
-        var maximum = lanes.max()
+        var largest = lanes.max()
         while i < count {
-            if x[i].isNaN { nan = true }
-            maximum = max(maximum, abs(x[i]))
+            largest = max(largest, x[i].bitPattern & 0x7fff_ffff)
             i += 1
         }
-        return nan ? .nan : maximum
+        return largest > Float.infinity.bitPattern ? .nan : Float(bitPattern: largest)
     }
 
     /// q_i += round(x_i · 2^s) for `count` addends (ties to even). x · 2^s is exact in Float for
     /// the shift of `shift(maximum:addends:)`, and so is the rounding to an integer.
     public static func accumulate(_ x: UnsafePointer<Float>, count: Int, shift s: Int, into q: UnsafeMutablePointer<Double>) {
         let scale = Float(sign: .plus, exponent: s, significand: 1)
-        for i in 0..<count {
+        var i = 0
+        while i + 8 <= count {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            let target = UnsafeMutableRawPointer(q + i)
+            let sum = target.loadUnaligned(as: SIMD8<Double>.self) + SIMD8<Double>((v * scale).rounded(.toNearestOrEven))
+            target.storeBytes(of: sum, as: SIMD8<Double>.self)
+            i += 8
+        }
+        while i < count {
             q[i] += Double((x[i] * scale).rounded(.toNearestOrEven))
+            i += 1
         }
     }
 
@@ -63,6 +72,15 @@ public enum ExactSum {
             return
         }
         let scale = Float(sign: .plus, exponent: -s, significand: 1)
-        for i in 0..<count { x[i] = Float(q[i]) * scale }
+        var i = 0
+        while i + 8 <= count {
+            let sum = UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Double>.self)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: SIMD8<Float>(sum) * scale, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count {
+            x[i] = Float(q[i]) * scale
+            i += 1
+        }
     }
 }

@@ -75,12 +75,9 @@ func batchNormTrainingStatistics(mean: UnsafeMutablePointer<Float>, inverseStd: 
     // Per chunk of whole samples (one chunk but with `.chunked`): Σx, Σx², rows.
     let chunks = sync.chunks, width = 2 * channels + 1
     precondition(m % chunks == 0, "batch norm \(name): \(m) rows are not \(chunks) equal chunks")
-    for j in 0..<chunks {
-        let rows = j * (m / chunks)..<(j + 1) * (m / chunks), chunkSums = sums + j * width
-        channelSums(sumFirst: chunkSums, sumProduct: chunkSums + channels, first: input + rows.lowerBound * channels,
-                    second: input + rows.lowerBound * channels, rows: rows.count, channels: channels)
-        chunkSums[2 * channels] = Double(rows.count)
-    }
+    channelSums(sumFirst: sums, sumProduct: sums + channels, first: input, second: input, rows: m, channels: channels,
+                chunks: chunks, chunkStride: width)
+    for j in 0..<chunks { sums[j * width + 2 * channels] = Double(m / chunks) }
     try sync.combine(sums, chunks: chunks, width: width)
     let sumX = sums, sumXX = sums + channels
     let total = Int(sums[2 * channels].rounded())
@@ -171,11 +168,8 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
                        gradientChunks: GradientChunks = .whole) throws {
     let chunks = sync.chunks
     precondition(m % chunks == 0 && gradientChunks.count == chunks, "batch norm backward: \(m) rows in \(chunks) chunks")
-    for j in 0..<chunks {
-        let first = j * (m / chunks) * channels, chunkSums = sums + j * 2 * channels
-        channelSums(sumFirst: chunkSums, sumProduct: chunkSums + channels, first: outputGradient + first, second: input + first,
-                    mask: reluOutput.map { $0 + first }, rows: m / chunks, channels: channels)
-    }
+    channelSums(sumFirst: sums, sumProduct: sums + channels, first: outputGradient, second: input, mask: reluOutput,
+                rows: m, channels: channels, chunks: chunks, chunkStride: 2 * channels)
     try batchNormBackwardCoefficients(scaleGradient: scaleGradient, shiftGradient: shiftGradient, sums: sums,
                                       coefficients: coefficients, scale: scale, mean: mean, inverseStd: inverseStd,
                                       globalCount: globalCount, channels: channels, sync: sync, gradientChunks: gradientChunks)
@@ -238,17 +232,22 @@ func batchNormBackwardCoefficients(scaleGradient: UnsafeMutablePointer<Float>, s
 /// The rows are cut into blocks of 64; each block's Float vector sums (a contiguous 64·C
 /// floats, so threads read disjoint memory) go to a scratch, and the blocks' sums are then
 /// added into the Double totals in row order. Rounding stays that of 64-term Float sums, and
-/// the result does not depend on the thread count.
+/// the result does not depend on the thread count. With several `chunks` the rows are that
+/// many equal chunks, blocks never straddle two, and chunk j's sums go to
+/// sumFirst/sumProduct + j · `chunkStride`.
 @inline(__always)
 func channelSums(sumFirst: UnsafeMutablePointer<Double>, sumProduct: UnsafeMutablePointer<Double>,
-                         first: UnsafePointer<Float>, second: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil,
-                         rows m: Int, channels: Int) {
-    let blockRows = 64, blocks = (m + blockRows - 1) / blockRows
+                 first: UnsafePointer<Float>, second: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil,
+                 rows m: Int, channels: Int, chunks: Int = 1, chunkStride: Int = 0) {
+    precondition(m % chunks == 0, "channel sums: \(m) rows are not \(chunks) equal chunks")
+    let blockRows = 64, chunkRows = m / chunks
+    let blocksPerChunk = (chunkRows + blockRows - 1) / blockRows, blocks = chunks * blocksPerChunk
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: max(1, blocks * 2 * channels))
     defer { partials.deallocate() }
     parallelChunks(blocks, minimumChunk: max(1, 16384 / (blockRows * channels))) { blockRange in
         for block in blockRange {
-            let start = block * blockRows, end = min(start + blockRows, m)
+            let chunkStart = block / blocksPerChunk * chunkRows
+            let start = chunkStart + block % blocksPerChunk * blockRows, end = min(start + blockRows, chunkStart + chunkRows)
             let s1Out = partials + block * 2 * channels, s2Out = s1Out + channels
             var c0 = 0
             while c0 < channels {
@@ -278,7 +277,10 @@ func channelSums(sumFirst: UnsafeMutablePointer<Double>, sumProduct: UnsafeMutab
             }
         }
     }
-    addInOrder(blocks, partialsOf: 2 * channels, partials, into: sumFirst, sumProduct)
+    for j in 0..<chunks {
+        addInOrder(blocksPerChunk, partialsOf: 2 * channels, partials + j * blocksPerChunk * 2 * channels,
+                   into: sumFirst + j * chunkStride, sumProduct + j * chunkStride)
+    }
 }
 
 /// The Double totals of per-block Float partial sums, blocks in order: `partials` holds

@@ -23,6 +23,8 @@ final class ExactGradientReduction {
     let globalChunks: Int
     private let sums: FlatBuffer<Double>      // (P) q, then Q
     private let maxima: FlatBuffer<Float>     // (tensors) m_t
+    private var threadMaxima = FlatBuffer<Float>(count: 0)   // (threads, tensors) each thread's share of m_t
+    private var shifts: [Int?]                // (tensors) s_t, nil for a non-finite m_t
     private let tensorEnds: [Int]             // each tensor's end offset, in layout order
 
     init(comm: Communicator, layout: ParameterLayout, localChunks: Int) {
@@ -35,6 +37,7 @@ final class ExactGradientReduction {
         sums = FlatBuffer(count: layout.count)
         maxima = FlatBuffer(count: layout.entries.count)
         tensorEnds = layout.entries.map { $0.offset + $0.count }
+        shifts = [Int?](repeating: 0, count: layout.entries.count)
     }
 
     /// Gradients in chunks, as the network's backward adds them.
@@ -44,44 +47,68 @@ final class ExactGradientReduction {
     /// on every rank. A non-finite gradient anywhere makes its whole tensor NaN, which the
     /// trainer's check of the parameters reports.
     func reduce(into gradients: UnsafeMutablePointer<Float>) throws {
-        let P = layout.count, g = chunkGradients.pointer
-        for (t, entry) in layout.entries.enumerated() {
-            var maximum: Float = 0
+        let P = layout.count, g = chunkGradients.pointer, tensors = layout.entries.count
+        // m_t: each thread's pieces into its own row of maxima, then the rows' maximum.
+        let threads = max(1, BLASThreads.current)
+        if threadMaxima.count < threads * tensors { threadMaxima = FlatBuffer(count: threads * tensors) }
+        threadMaxima.zero()
+        let rows = threadMaxima.pointer
+        forEachTensorPiece { part, t, range in
+            var maximum = rows[part * tensors + t]
             for j in 0..<localChunks {
-                let m = ExactSum.maximumMagnitude(g + j * P + entry.offset, count: entry.count)
+                let m = ExactSum.maximumMagnitude(g + j * P + range.lowerBound, count: range.count)
                 // NaN would be lost by MPI's max; +∞ survives it and still means "no shift".
                 maximum = m.isNaN ? .infinity : max(maximum, m)
             }
+            rows[part * tensors + t] = maximum
+        }
+        for t in 0..<tensors {
+            var maximum: Float = 0
+            for part in 0..<threads { maximum = max(maximum, rows[part * tensors + t]) }
             maxima[t] = maximum
         }
         try comm.allreduceMax(maxima.buffer)
-        sums.zero()
-        forEachTensorPiece { t, range in
-            guard let s = ExactSum.shift(maximum: maxima[t], addends: globalChunks) else { return }
+        for t in 0..<tensors { shifts[t] = ExactSum.shift(maximum: maxima[t], addends: globalChunks) }
+        let q = sums.pointer
+        forEachTensorPiece { _, t, range in
+            (q + range.lowerBound).update(repeating: 0, count: range.count)
+            guard let s = shifts[t] else { return }
             for j in 0..<localChunks {
-                ExactSum.accumulate(g + j * P + range.lowerBound, count: range.count, shift: s, into: sums.pointer + range.lowerBound)
+                ExactSum.accumulate(g + j * P + range.lowerBound, count: range.count, shift: s, into: q + range.lowerBound)
             }
         }
         try comm.allreduceSum(sums.buffer)
-        forEachTensorPiece { t, range in
-            ExactSum.result(sums.pointer + range.lowerBound, count: range.count,
-                            shift: ExactSum.shift(maximum: maxima[t], addends: globalChunks), into: gradients + range.lowerBound)
+        forEachTensorPiece { _, t, range in
+            ExactSum.result(q + range.lowerBound, count: range.count, shift: shifts[t], into: gradients + range.lowerBound)
         }
     }
 
-    /// `body(t, range)` for the pieces of tensor t in contiguous parts of the flat range, split
-    /// over the threads; elementwise work, so the split does not change the result.
-    private func forEachTensorPiece(_ body: (Int, Range<Int>) -> Void) {
-        let ends = tensorEnds
-        parallelChunks(layout.count, minimumChunk: 32768) { part in
-            var t = 0
-            while ends[t] <= part.lowerBound { t += 1 }
-            var start = part.lowerBound
-            while start < part.upperBound {
-                let end = min(ends[t], part.upperBound)
-                body(t, start..<end)
-                start = end
-                t += 1
+    /// Zeroes the chunks' gradients, split over the threads, before the backward adds into them.
+    func zeroChunkGradients() {
+        let g = chunkGradients.pointer
+        parallelChunks(chunkGradients.count, minimumChunk: 1 << 18) { range in
+            (g + range.lowerBound).update(repeating: 0, count: range.count)
+        }
+    }
+
+    /// `body(part, t, range)` for the pieces of tensor t in `part`'s contiguous share of the flat
+    /// range, the parts split over the threads; elementwise work, so the split does not change
+    /// the result.
+    private func forEachTensorPiece(_ body: (Int, Int, Range<Int>) -> Void) {
+        let ends = tensorEnds, count = layout.count
+        let threads = min(max(1, BLASThreads.current), max(1, count / 32768))
+        runChunks(threads, threads: threads) { parts in
+            for part in parts {
+                let lower = part * count / threads, upper = (part + 1) * count / threads
+                var t = 0
+                while ends[t] <= lower { t += 1 }
+                var start = lower
+                while start < upper {
+                    let end = min(ends[t], upper)
+                    body(part, t, start..<end)
+                    start = end
+                    t += 1
+                }
             }
         }
     }
