@@ -243,3 +243,65 @@ final class RetrievalSumTests: XCTestCase {
                                  Float80(scores.count) * 0x1p-53 + Float80(Double(exact).ulp) / 2)
     }
 }
+
+/// The chunked backward of `--deterministic` (`GradientChunks`): it writes every entry of every
+/// chunk's gradient (the buffer is never zeroed, so a missed entry would keep the last step's
+/// value), and the chunks' gradients add up to the gradient of the whole batch.
+final class ChunkedBackwardTests: XCTestCase {
+    /// One process's `.chunked` combine: the chunk rows added in order into the first.
+    private var inOrder: BatchNormSync {
+        .chunked(chunks: 4, combine: { rows, width in
+            for row in 1..<(rows.count / width) { for c in 0..<width { rows[c] += rows[row * width + c] } }
+        })
+    }
+
+    private func check(_ make: (BatchNormSync) -> EmbeddingNetwork, inputSize: Int, count n: Int, _ name: String) throws {
+        let whole = make(.local), chunked = make(inOrder)
+        let P = whole.parameterLayout.count, d = whole.embeddingSize
+        var random = RandomSource(seed: 9)
+        var parameters = [Float](repeating: 0, count: P), state = [Float](repeating: 0, count: whole.stateLayout.count)
+        whole.initialize(parameters: &parameters, state: &state, random: &random)
+        let input = (0..<n * inputSize).map { _ in random.nextUniform() }
+        let outputGradient = (0..<n * d).map { _ in random.nextUniform() - 0.5 }
+        var stateCopy = state
+        let a = try whole.forward(input: input, count: n, parameters: parameters, state: &state, mode: .training)
+        let b = try chunked.forward(input: input, count: n, parameters: parameters, state: &stateCopy, mode: .training)
+        for i in 0..<n * d { XCTAssertEqual(a[i], b[i], accuracy: 1e-5, "\(name): embedding \(i)") }
+
+        var expected = [Float](repeating: 0, count: P)
+        try whole.backward(outputGradient: outputGradient, parameters: parameters, gradients: &expected)
+        let chunks = chunked.gradientChunks(batchNorm: chunked.batchNorm)
+        XCTAssertEqual(chunks, GradientChunks(count: 4, stride: P, writes: true))
+        var perChunk = [Float](repeating: .nan, count: 4 * P)
+        try chunked.backward(outputGradient: outputGradient, parameters: parameters, gradients: &perChunk)
+        for entry in whole.parameterLayout.entries {
+            var difference = 0.0, norm = 0.0, unwritten = 0
+            for i in entry.offset..<entry.offset + entry.count {
+                let sum = (0..<4).reduce(0.0) { $0 + Double(perChunk[$1 * P + i]) }
+                if sum.isNaN { unwritten += 1; continue }
+                difference += (sum - Double(expected[i])) * (sum - Double(expected[i]))
+                norm += Double(expected[i]) * Double(expected[i])
+            }
+            XCTAssertEqual(unwritten, 0, "\(name): \(unwritten) entries of \(entry.name) were not written in every chunk")
+            XCTAssertLessThanOrEqual(difference.squareRoot(), 1e-4 * norm.squareRoot() + 1e-7, "\(name): \(entry.name)")
+        }
+        // Written, not added: a second step (forward, backward) over the same buffer gives the same bits.
+        let first = perChunk
+        _ = try chunked.forward(input: input, count: n, parameters: parameters, state: &stateCopy, mode: .training)
+        try chunked.backward(outputGradient: outputGradient, parameters: parameters, gradients: &perChunk)
+        let changed = zip(perChunk, first).filter { $0.bitPattern != $1.bitPattern }.count
+        XCTAssertEqual(changed, 0, "\(name): \(changed) entries of the chunks' gradients were added to, not written")
+    }
+
+    func testMLPChunksAddUpToTheWholeBatch() throws {
+        try check({ MLP(inputSize: 12, hiddenSize: 20, embeddingSize: 6, maxBatch: 16, batchNorm: $0) }, inputSize: 12, count: 16, "mlp")
+    }
+
+    func testGlyphNetChunksAddUpToTheWholeBatch() throws {
+        // Winograd blocks and the direct first layer, and the im2col path for colour input.
+        try check({ GlyphNet(embeddingSize: 8, maxBatch: 8, batchNorm: $0, channels: [4, 8, 8, 16]) },
+                  inputSize: 32 * 32, count: 8, "glyphnet")
+        try check({ GlyphNet(embeddingSize: 8, maxBatch: 8, batchNorm: $0, inputChannels: 3, channels: [4, 8, 8, 16], winograd: false) },
+                  inputSize: 3 * 32 * 32, count: 8, "glyphnet, colour, im2col")
+    }
+}

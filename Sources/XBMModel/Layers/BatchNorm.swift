@@ -199,7 +199,7 @@ func batchNormBackward(inputGradient: UnsafeMutablePointer<Float>, scaleGradient
 /// Σg·x̂ = r·(Σg·x − μ·Σg), sums both over the ranks of `sync`, and writes the coefficients of
 /// dx = k·g + u·x + v to coefficients[0..<3C]: k = γr, u = −k·r·B, v = −k·A + k·r·B·μ with
 /// A = Σg/M, B = Σg·x̂/M. With `.chunked` sync, `sums` holds one row of 2C per chunk, and each
-/// chunk's dβ and dγ go to that chunk's gradient.
+/// chunk's dβ and dγ are written to that chunk's gradient.
 func batchNormBackwardCoefficients(scaleGradient: UnsafeMutablePointer<Float>, shiftGradient: UnsafeMutablePointer<Float>,
                                    sums: UnsafeMutablePointer<Double>, coefficients: UnsafeMutablePointer<Float>,
                                    scale: UnsafePointer<Float>, mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>,
@@ -210,8 +210,8 @@ func batchNormBackwardCoefficients(scaleGradient: UnsafeMutablePointer<Float>, s
         let dShift = shiftGradient + j * gradientChunks.stride, dScale = scaleGradient + j * gradientChunks.stride
         for c in 0..<channels {
             sumGX[c] = Double(inverseStd[c]) * (sumGX[c] - Double(mean[c]) * sumG[c])
-            dShift[c] += Float(sumG[c])
-            dScale[c] += Float(sumGX[c])
+            dShift[c] = (gradientChunks.writes ? 0 : dShift[c]) + Float(sumG[c])
+            dScale[c] = (gradientChunks.writes ? 0 : dScale[c]) + Float(sumGX[c])
         }
     }
     try sync.combine(sums, chunks: sync.chunks, width: 2 * channels)

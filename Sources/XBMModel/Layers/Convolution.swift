@@ -137,7 +137,7 @@ func conv3x3Backward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient
         let rows = chunks.range(j, of: positions)
         gemm(.transposed, .none, m: outputChannels, n: k, k: rows.count,
              a: outputGradient + rows.lowerBound * outputChannels, lda: outputChannels, b: columns + rows.lowerBound * k, ldb: k,
-             beta: 1, c: weightGradient + j * chunks.stride, ldc: k)
+             beta: chunks.beta, c: weightGradient + j * chunks.stride, ldc: k)
     }
     guard let inputGradient else { return }
     gemm(.none, .none, m: positions, n: k, k: outputChannels,

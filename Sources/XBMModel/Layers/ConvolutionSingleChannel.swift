@@ -101,8 +101,11 @@ func conv3x3SingleChannelBackward(weightGradient: UnsafeMutablePointer<Float>, o
                         s6 += r2[x] * gradient; s7 += r2[x + 1] * gradient; s8 += r2[x + 2] * gradient
                     }
                 }
+                // A chunk that writes its gradient starts from zero at its first image.
+                let starts = chunks.writes && i % imagesPerChunk == 0
                 for lane in 0..<lanes {
                     let d = weightGradient + (i / imagesPerChunk) * chunks.stride + (o0 + lane) * 9
+                    if starts { d.update(repeating: 0, count: 9) }
                     d[0] += s0[lane]; d[1] += s1[lane]; d[2] += s2[lane]
                     d[3] += s3[lane]; d[4] += s4[lane]; d[5] += s5[lane]
                     d[6] += s6[lane]; d[7] += s7[lane]; d[8] += s8[lane]

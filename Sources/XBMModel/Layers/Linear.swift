@@ -14,7 +14,7 @@ func linearForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Flo
 
 /// Adds dWeight (O, I) += dOutputᵀ · input and dBias (O) += Σ_i dOutput[i]; unless
 /// `inputGradient` is nil, writes dInput (n, I) = dOutput (n, O) · weight (O, I). With several
-/// `chunks`, each chunk of samples adds its dWeight and dBias into its own gradient.
+/// `chunks`, each chunk of samples adds (or writes) its dWeight and dBias into its own gradient.
 @inline(never)
 func linearBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient: UnsafeMutablePointer<Float>,
                     biasGradient: UnsafeMutablePointer<Float>?, outputGradient: UnsafePointer<Float>,
@@ -25,8 +25,9 @@ func linearBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient:
         let samples = chunks.range(j, of: n), offset = j * chunks.stride
         gemm(.transposed, .none, m: outputSize, n: inputSize, k: samples.count,
              a: outputGradient + samples.lowerBound * outputSize, lda: outputSize,
-             b: input + samples.lowerBound * inputSize, ldb: inputSize, beta: 1, c: weightGradient + offset, ldc: inputSize)
+             b: input + samples.lowerBound * inputSize, ldb: inputSize, beta: chunks.beta, c: weightGradient + offset, ldc: inputSize)
         if let biasGradient = biasGradient.map({ $0 + offset }) {
+            if chunks.writes { biasGradient.update(repeating: 0, count: outputSize) }
             for i in samples {
                 let g = outputGradient + i * outputSize
                 for o in 0..<outputSize { biasGradient[o] += g[o] }

@@ -181,7 +181,7 @@ func winogradBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradien
             }
         }
         winogradWeightTransformAdjoint(weightGradient: weightGradient + j * chunks.stride, transformed: du,
-                                       inputChannels: ci, outputChannels: co)
+                                       inputChannels: ci, outputChannels: co, writes: chunks.writes)
     }
     guard let inputGradient else { return }
     guard w.usesGroups(n) else {
@@ -291,7 +291,7 @@ func winogradWeightTransform(transformed u: UnsafeMutablePointer<Float>, weight:
 /// `winogradWeightTransform`.
 @inline(never)
 func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>, transformed du: UnsafePointer<Float>,
-                                    inputChannels ci: Int, outputChannels co: Int) {
+                                    inputChannels ci: Int, outputChannels co: Int, writes: Bool = false) {
     let plane = co * ci
     parallelChunks(co, minimumChunk: max(1, 4096 / (16 * ci))) { outputs in
         for o in outputs {
@@ -309,7 +309,7 @@ func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>,
                 // Then along a for each kx; tap k = 3·ky + kx.
                 func add(_ k: Int, _ value: FloatVector) {
                     let target = g + k * ci + c
-                    storeVector(loadVector(target, lanes: lanes) + value, target, lanes: lanes)
+                    storeVector(writes ? value : loadVector(target, lanes: lanes) + value, target, lanes: lanes)
                 }
                 let c0 = weightRowsAdjoint(s0.0, s1.0, s2.0, s3.0)
                 let c1 = weightRowsAdjoint(s0.1, s1.1, s2.1, s3.1)

@@ -22,23 +22,30 @@ public enum BatchNormSync {
     }
 }
 
-/// How a backward lays out the parameter gradients it adds: one gradient of the whole local
-/// batch (`whole`), or one per chunk of consecutive samples, chunk j's at `j · stride` floats
-/// from the first (`BatchNormSync.chunked`, `--deterministic`). Chunks are equal and hold
-/// whole samples.
+/// How a backward lays out the parameter gradients: one gradient of the whole local batch,
+/// added into the buffer (`whole`), or one per chunk of consecutive samples, chunk j's at
+/// `j · stride` floats from the first, each *written* — every parameter of every chunk, so the
+/// buffer needs no zeroing (`BatchNormSync.chunked`, `--deterministic`). Chunks are equal and
+/// hold whole samples.
 public struct GradientChunks: Sendable, Equatable {
     /// Chunks of the local batch.
     public var count: Int
     /// Floats from one chunk's gradient to the next's (the parameter count).
     public var stride: Int
+    /// True: each chunk's gradient is written over whatever the buffer held; false: added.
+    public var writes: Bool
 
-    public init(count: Int, stride: Int) {
+    public init(count: Int, stride: Int, writes: Bool) {
         precondition(count >= 1 && (count == 1 || stride >= 0), "GradientChunks needs count ≥ 1, got \(count)")
         self.count = count
         self.stride = stride
+        self.writes = writes
     }
 
-    public static let whole = GradientChunks(count: 1, stride: 0)
+    public static let whole = GradientChunks(count: 1, stride: 0, writes: false)
+
+    /// β of a product into a chunk's gradient: 0 writes it, 1 adds to it.
+    var beta: Float { writes ? 0 : 1 }
 
     /// Chunk j's samples (or rows, given `count` of them) among `total`.
     @inline(__always) func range(_ j: Int, of total: Int) -> Range<Int> {
@@ -87,8 +94,8 @@ public protocol EmbeddingNetwork: AnyObject {
                  state: UnsafeMutablePointer<Float>, mode: ForwardMode) throws -> UnsafePointer<Float>
 
     /// Backward of the last `.training` forward: given dL/d(embeddings) (count, d), *adds*
-    /// dL/dθ into `gradients`. With `.chunked` batch norm, `gradients` holds one gradient per
-    /// chunk of the batch (`gradientChunks`), each summed over that chunk's samples only.
+    /// dL/dθ into `gradients`. With `.chunked` batch norm, it *writes* one gradient per chunk of
+    /// the batch into `gradients` (`gradientChunks`), each summed over that chunk's samples only.
     ///
     /// `gradientsFinal`, when given, is called each time the backward has finished with the
     /// gradients at flat offsets `offset..<parameterLayout.count`, with decreasing offsets
@@ -101,9 +108,13 @@ public protocol EmbeddingNetwork: AnyObject {
 }
 
 extension EmbeddingNetwork {
-    /// The layout of the gradients `backward` adds: per chunk with `.chunked` batch norm.
+    /// The layout of the gradients `backward` leaves: written per chunk with `.chunked` batch
+    /// norm, else added whole.
     public func gradientChunks(batchNorm: BatchNormSync) -> GradientChunks {
-        GradientChunks(count: batchNorm.chunks, stride: parameterLayout.count)
+        if case .chunked = batchNorm {
+            return GradientChunks(count: batchNorm.chunks, stride: parameterLayout.count, writes: true)
+        }
+        return .whole
     }
 
     /// The backward without notifications.

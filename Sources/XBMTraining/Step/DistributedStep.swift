@@ -184,7 +184,7 @@ public final class DistributedStep {
         phaseObserver?("the backward pass")
         let outputGradient = dE + objective.rows.lowerBound * d
         if let exactReduction {
-            exactReduction.zeroChunkGradients()
+            // The backward writes every chunk's gradient: nothing to zero.
             try network.backward(outputGradient: outputGradient, parameters: parameters.pointer,
                                  gradients: exactReduction.chunkGradients.pointer, gradientsFinal: nil)
             phaseObserver?("the allreduce of the parameter gradient")
