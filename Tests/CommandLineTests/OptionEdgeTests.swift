@@ -20,7 +20,7 @@ final class OptionEdgeTests: XCTestCase {
         "ms-lambda": .real, "ms-mu": .real, "temperature": .real,
         "batch": .integer, "instances": .integer, "iters": .integer, "schedule-iters": .integer,
         "optimizer": .choice, "lr": .real, "weight-decay": .real, "momentum": .real, "schedule": .choice,
-        "milestones": .list, "gamma": .real, "warmup": .integer,
+        "milestones": .list, "gamma": .real, "warmup": .integer, "deterministic": .flag, "deterministic-chunks": .integer,
         "xbm-size": .integer, "xbm-start": .point, "xbm-weight": .real, "xbm-reduce": .choice, "xbm-init": .choice, "xbm-compensate": .choice, "xbm-refresh": .integer,
         "drift-every": .integer, "drift-probe": .integer, "drift-threshold": .real,
         "eval-every": .integer, "eval-batch": .integer, "recall-k": .list,

@@ -78,6 +78,10 @@ final class OptionRoundTripTests: XCTestCase {
             "milestones": Case(argument: "100,50%", json: [100, "50%"]) { t, _ in schedule(t).milestones == [100, 1200] },
             "gamma": Case(argument: "0.5", json: 0.5) { t, _ in schedule(t).gamma == 0.5 },
             "warmup": Case(argument: "7", json: 7) { t, _ in schedule(t).warmupIterations == 7 },
+            "deterministic": Case(argument: nil, json: true) { t, _ in
+                step(t).deterministicChunks == 8 && t.components.network.batchNorm.chunks == 8
+            },
+            "deterministic-chunks": Case(argument: "4", json: 4) { t, _ in t.config.optimization.deterministicChunks == 4 },
             "xbm-size": Case(argument: "64", json: 64) { t, _ in step(t).memory?.capacity == 64 },
             "xbm-start": Case(argument: "30", json: 30) { t, _ in step(t).memoryStart == 30 },
             "xbm-weight": Case(argument: "0.5", json: 0.5) { t, _ in step(t).memoryWeight == 0.5 },

@@ -24,7 +24,7 @@ extension TrainingConfig {
         // and iteration counts must stay exact as doubles (shares of them are rounded).
         let sizes: [(String, Int, Int)] = [
             ("--dim", model.dim, 1 << 16), ("--hidden", model.hidden, 1 << 20), ("--batch", o.batch, 1 << 20),
-            ("--eval-batch", e.batch, 1 << 20), ("--drift-probe", m.driftProbe, 1 << 24), ("--xbm-refresh", m.refresh, 1 << 24),
+            ("--eval-batch", e.batch, 1 << 20), ("--deterministic-chunks", o.deterministicChunks, 1 << 20), ("--drift-probe", m.driftProbe, 1 << 24), ("--xbm-refresh", m.refresh, 1 << 24),
             ("--iters", o.iters, Self.maxIterations), ("--schedule-iters", o.scheduleIters ?? 0, Self.maxIterations),
             ("--warmup", o.warmup, Self.maxIterations), ("--eval-every", e.every, Self.maxIterations),
             ("--log-every", run.logEvery, Self.maxIterations), ("--checkpoint-every", run.checkpointEvery, Self.maxIterations),
@@ -50,11 +50,12 @@ extension TrainingConfig {
         let local = o.batch / ranks
         try require(local % o.instances == 0,
                     "the local batch \(local) (= --batch \(o.batch) / \(ranks) ranks) is not a multiple of --instances \(o.instances)")
+        try require(o.deterministicChunks >= 1, "--deterministic-chunks must be at least 1, got \(o.deterministicChunks)")
         if o.deterministic {
             let K = o.deterministicChunks
             try require(model.bn == .sync, "--deterministic needs --bn sync: with --bn local each rank normalises by its own "
                         + "batch's statistics, which depend on the number of ranks")
-            try require(K >= 1 && o.batch % K == 0, "--deterministic-chunks \(K) must divide --batch \(o.batch): "
+            try require(o.batch % K == 0, "--deterministic-chunks \(K) must divide --batch \(o.batch): "
                         + "the chunks are equal runs of whole samples")
             try require(K % ranks == 0, "--deterministic-chunks \(K) is not a multiple of the \(ranks) ranks: every rank must "
                         + "hold whole chunks; use a K that every rank count you will run on divides (e.g. \(K * ranks / gcd(K, ranks)))")
