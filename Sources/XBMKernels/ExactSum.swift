@@ -36,7 +36,7 @@ public enum ExactSum {
         var i = 0
         while i + 16 <= count {
             let bits = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<UInt32>.self) & magnitude
-            lanes = pointwiseMax(lanes, bits)
+            lanes.replace(with: bits, where: bits .> lanes)   // (pointwiseMax is not inlined here)
             i += 16
         }
         var largest = lanes.max()
