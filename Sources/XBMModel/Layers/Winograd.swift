@@ -171,17 +171,20 @@ func winogradBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradien
                                        height: w.height, width: w.width, channels: co)
     }
     // dU = dMᵀ V per plane, over each chunk's tiles (all of them unless chunked), then back to dW.
+    // With chunks, the adjoint clears dU as it reads it, so the next chunk's products add into
+    // zeros instead of having BLAS clear dU (β = 0) in a pass of its own.
     precondition(n % chunks.count == 0, "winogradBackward: \(n) images are not \(chunks.count) equal chunks")
     for j in 0..<chunks.count {
-        let chunkTiles = chunks.range(j, of: tiles)
+        let chunkTiles = chunks.range(j, of: tiles), beta: Float = j == 0 ? 0 : 1
         parallelProducts(16, threads: productThreads) { planes in
             for xi in planes {
                 gemm(.transposed, .none, m: co, n: ci, k: chunkTiles.count, a: dm + xi * tiles * co + chunkTiles.lowerBound * co,
-                     lda: co, b: v + xi * tiles * ci + chunkTiles.lowerBound * ci, ldb: ci, c: du + xi * co * ci, ldc: ci)
+                     lda: co, b: v + xi * tiles * ci + chunkTiles.lowerBound * ci, ldb: ci, beta: beta, c: du + xi * co * ci, ldc: ci)
             }
         }
         winogradWeightTransformAdjoint(weightGradient: weightGradient + j * chunks.stride, transformed: du,
-                                       inputChannels: ci, outputChannels: co, writes: chunks.writes)
+                                       inputChannels: ci, outputChannels: co, writes: chunks.writes,
+                                       clearsTransformed: j + 1 < chunks.count)
     }
     guard let inputGradient else { return }
     guard w.usesGroups(n) else {
@@ -287,11 +290,12 @@ func winogradWeightTransform(transformed u: UnsafeMutablePointer<Float>, weight:
     }
 }
 
-/// weightGradient[o, ky, kx, c] += (Gᵀ dU[·, o, c] G)[ky, kx], the adjoint of
-/// `winogradWeightTransform`.
+/// weightGradient[o, ky, kx, c] += (Gᵀ dU[·, o, c] G)[ky, kx] (= with `writes`), the adjoint of
+/// `winogradWeightTransform`; `clearsTransformed` leaves dU zero behind it.
 @inline(never)
-func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>, transformed du: UnsafePointer<Float>,
-                                    inputChannels ci: Int, outputChannels co: Int, writes: Bool = false) {
+func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>, transformed du: UnsafeMutablePointer<Float>,
+                                    inputChannels ci: Int, outputChannels co: Int, writes: Bool = false,
+                                    clearsTransformed: Bool = false) {
     let plane = co * ci
     parallelChunks(co, minimumChunk: max(1, 4096 / (16 * ci))) { outputs in
         for o in outputs {
@@ -306,6 +310,9 @@ func winogradWeightTransformAdjoint(weightGradient: UnsafeMutablePointer<Float>,
                                       loadVector(base + (4 * a + 3) * plane, lanes: lanes))
                 }
                 let s0 = row(0), s1 = row(1), s2 = row(2), s3 = row(3)
+                if clearsTransformed {
+                    for xi in 0..<16 { storeVector(.zero, base + xi * plane, lanes: lanes) }
+                }
                 // Then along a for each kx; tap k = 3·ky + kx.
                 func add(_ k: Int, _ value: FloatVector) {
                     let target = g + k * ci + c
