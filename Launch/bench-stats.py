@@ -46,7 +46,8 @@ def phase(name):
 
 
 def phases(*names):
-    print("%.3f" % sum(last_record()["phase_milliseconds"].get(name, 0) for name in names))
+    milliseconds = last_record()["phase_milliseconds"]
+    print("%.3f" % sum(milliseconds.get(name, 0) for name in names))
 
 
 def ratio(a, b):

@@ -60,6 +60,8 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     private var rowResults = FlatBuffer<RowResult>(count: 0, initialValue: RowResult())
 
     private(set) var statistics = PairStatistics()
+    /// b of the last evaluation (its rows in `rowResults`).
+    private var lastAnchorCount = 0
     let tuning: PairLossTuning
     /// The term against references without a gradient in one pass, when the term has one
     /// (contrastive: `ContrastiveStream`); nil runs every evaluation through S.
@@ -73,12 +75,15 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
 
     var name: String { term.name }
 
+    var memoryTermIsPerAnchor: Bool { onePass != nil }
+
     func evaluate(_ input: PairLossInput, reduction: PairReduction, scale: Float,
                   anchorGradient: UnsafeMutablePointer<Float>,
                   referenceGradient: UnsafeMutablePointer<Float>?) -> Double {
         let b = input.anchorCount, d = input.dimension, R = input.referenceCount
         precondition(b >= 0 && d >= 1, "pair loss needs b ≥ 0 anchors of dimension d ≥ 1, got b \(b), d \(d)")
         statistics = PairStatistics()
+        lastAnchorCount = 0
         guard b > 0, R > 0 else { return 0 }
         // References without a gradient (the memory) never build S when the term has a one-pass kernel.
         if referenceGradient == nil, let onePass {
@@ -264,10 +269,19 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     /// Σ_i ℓ_i of the first b row results, summed in row order (so the totals do not depend on
     /// the thread count), and their statistics into `statistics`.
     private func summarizeRows(_ b: Int) -> Double {
+        lastAnchorCount = b
+        let (total, statistics) = sums(ofAnchors: 0..<b)
+        self.statistics = statistics
+        return total
+    }
+
+    func sums(ofAnchors anchors: Range<Int>) -> (loss: Double, statistics: PairStatistics) {
+        precondition(anchors.lowerBound >= 0 && anchors.upperBound <= lastAnchorCount,
+                     "anchors \(anchors) outside the \(lastAnchorCount) of the last evaluation")
         var total = 0.0
         var statistics = PairStatistics()
-        statistics.anchors = b
-        for i in 0..<b {
+        statistics.anchors = anchors.count
+        for i in anchors {
             let result = rowResults[i]
             if result.hardestNegative > -.infinity {
                 statistics.hardestNegativeSum += Double(result.hardestNegative); statistics.anchorsWithNegatives += 1
@@ -280,8 +294,7 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
             statistics.activeNegatives += result.activeNegatives
             statistics.activeNegativeAgeSum += result.activeNegativeAgeSum
         }
-        self.statistics = statistics
-        return total
+        return (total, statistics)
     }
 
     private func reserveRows(_ anchorCount: Int) {

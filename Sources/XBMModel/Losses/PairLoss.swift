@@ -82,6 +82,18 @@ public protocol PairLoss: AnyObject {
 
     /// What the last `evaluate` saw (all zero before the first call).
     var statistics: PairStatistics { get }
+
+    /// True when each anchor's results against references that take no gradient (the memory)
+    /// have the same bits whatever other anchors are evaluated with it (a one-pass kernel:
+    /// contrastive); false when they come from matrix products, whose rounding BLAS may choose
+    /// by the product's shape (small products take other kernels).
+    var memoryTermIsPerAnchor: Bool { get }
+
+    /// Σ ℓ_i and the statistics of the anchors `anchors` of the last `evaluate`, added in anchor
+    /// order as its totals are: the sums of parts of a batch (`--deterministic`'s chunks, whose
+    /// sums must not depend on which other anchors were evaluated with them). Empty before the
+    /// first call or after one that had no references.
+    func sums(ofAnchors anchors: Range<Int>) -> (loss: Double, statistics: PairStatistics)
 }
 
 /// Diagnostics of one pair-loss evaluation, summed over its anchors so that the sums of

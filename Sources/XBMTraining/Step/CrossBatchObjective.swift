@@ -88,10 +88,13 @@ public final class CrossBatchObjective {
     /// - The batch term is evaluated for all B anchors on every rank (B × B pairs, a small
     ///   part of the step), so every rank computes the whole of ∂L/∂E's batch part itself, in
     ///   the order one rank would, and no sum over ranks is needed for it.
-    /// - The memory term touches only its anchors' rows; it runs per chunk of this rank's
-    ///   anchors, always `b / chunks` anchors at a time, and writes each chunk's Σ ℓ and pair
-    ///   statistics to `records` (`chunks` rows of `chunkRecordCount`), which the caller
-    ///   gathers from every rank and adds in chunk order.
+    /// - The memory term touches only its anchors' rows. A one-pass kernel
+    ///   (`memoryTermIsPerAnchor`) takes all of this rank's anchors at once, since each anchor's
+    ///   results are its own; the product path runs per chunk, so that its products have the
+    ///   same shape on any number of ranks (BLAS picks its kernels by shape, and OpenBLAS'
+    ///   small-matrix kernels round differently). Each chunk's Σ ℓ and pair statistics go to
+    ///   `records` (`chunks` rows of `chunkRecordCount`), which the caller gathers from every
+    ///   rank and adds in chunk order.
     ///
     /// Returns the batch term's Σ ℓ over all B anchors and its statistics (the same on every
     /// rank); the memory fields of the result are those of this rank's chunks alone.
@@ -115,20 +118,26 @@ public final class CrossBatchObjective {
         for (i, row) in rows.enumerated() { memoryOwnIndex[i] = Int32(memory.storagePosition(ofLastBatchRow: row)) }
         let (reduction, factor) = memoryReduction.pairReduction(globalBatch: B, rows: memory.count)
         let size = rows.count / chunks
+        // Per-anchor kernels take all of this rank's anchors at once; products run per chunk, so
+        // that every product has the same shape on any number of ranks.
+        let evaluations = loss.memoryTermIsPerAnchor ? [0..<rows.count] : (0..<chunks).map { $0 * size..<($0 + 1) * size }
         var memorySum = 0.0, memoryStatistics = PairStatistics()
-        for j in 0..<chunks {
-            let offset = j * size
+        for anchors in evaluations {
             var input = PairLossInput(
-                anchors: embeddings + (first + offset) * d, anchorLabels: labels + first + offset, anchorCount: size,
-                dimension: d, references: memoryReferences ?? memory.referenceSegments, ownIndex: memoryOwnIndex.pointer + offset)
+                anchors: embeddings + (first + anchors.lowerBound) * d, anchorLabels: labels + first + anchors.lowerBound,
+                anchorCount: anchors.count, dimension: d, references: memoryReferences ?? memory.referenceSegments,
+                ownIndex: memoryOwnIndex.pointer + anchors.lowerBound)
             input.now = memory.clock
-            let sum = loss.evaluate(input, reduction: reduction, scale: scale * memoryWeight * factor,
-                                    anchorGradient: gradient + (first + offset) * d, referenceGradient: nil) * Double(factor)
-            let record = records + j * Self.chunkRecordCount
-            record[0] = sum
-            loss.statistics.write(to: record + 1)
-            memorySum += sum
-            memoryStatistics = memoryStatistics + loss.statistics
+            _ = loss.evaluate(input, reduction: reduction, scale: scale * memoryWeight * factor,
+                              anchorGradient: gradient + (first + anchors.lowerBound) * d, referenceGradient: nil)
+            for j in anchors.lowerBound / size..<anchors.upperBound / size {
+                let (sum, statistics) = loss.sums(ofAnchors: j * size - anchors.lowerBound..<(j + 1) * size - anchors.lowerBound)
+                let record = records + j * Self.chunkRecordCount
+                record[0] = sum * Double(factor)
+                statistics.write(to: record + 1)
+                memorySum += record[0]
+                memoryStatistics = memoryStatistics + statistics
+            }
         }
         return Sums(batch: batchSum, memory: memorySum, batchStatistics: batchStatistics, memoryStatistics: memoryStatistics)
     }
