@@ -9,13 +9,32 @@ public struct ReferenceSegment {
     /// (count) or nil: the iteration at which each reference was computed (the memory's
     /// entries carry one). Read only by the statistics, for the age of the active negatives.
     public var stamps: UnsafePointer<Int32>?
+    /// The rows' bf16 copies, or nil: what exact screening reads (the memory keeps them when
+    /// screening is on). Without them the contrastive memory term runs its fp32 one pass.
+    public var lowPrecision: LowPrecisionRows?
 
     public init(embeddings: UnsafePointer<Float>, labels: UnsafePointer<Int32>, count: Int,
-                stamps: UnsafePointer<Int32>? = nil) {
+                stamps: UnsafePointer<Int32>? = nil, lowPrecision: LowPrecisionRows? = nil) {
         self.embeddings = embeddings
         self.labels = labels
         self.count = count
         self.stamps = stamps
+        self.lowPrecision = lowPrecision
+    }
+}
+
+/// A segment's rows in bf16 for exact screening (Docs/losses.md, "Exact screening of the memory
+/// term"): row j's `stride` values (`BF16.stride`) at `rows + j · stride`, rounded to nearest
+/// even from the fp32 row, and ρ_j ≥ ‖r_j‖ (`ScreeningBound.normBound`) at `normBounds[j]`.
+public struct LowPrecisionRows {
+    public var rows: UnsafePointer<UInt16>
+    public var stride: Int
+    public var normBounds: UnsafePointer<Float>
+
+    public init(rows: UnsafePointer<UInt16>, stride: Int, normBounds: UnsafePointer<Float>) {
+        self.rows = rows
+        self.stride = stride
+        self.normBounds = normBounds
     }
 }
 
