@@ -91,6 +91,20 @@ final class ScreeningKernelTests: XCTestCase {
         XCTAssertNil(ScreeningKernel.scalar.problem(features: CPUFeatures()))
     }
 
+    func testTheSettingFromTheEnvironment() throws {
+        XCTAssertEqual(try PairLossTuning.screening(environment: [:]), ScreeningKernel.detected)
+        XCTAssertEqual(try PairLossTuning.screening(environment: ["XBM_SCREENING": "on"]), ScreeningKernel.detected)
+        XCTAssertNil(try PairLossTuning.screening(environment: ["XBM_SCREENING": "off"]))
+        XCTAssertEqual(try PairLossTuning.screening(environment: ["XBM_SCREENING": "scalar"]), .scalar)
+        XCTAssertThrowsError(try PairLossTuning.screening(environment: ["XBM_SCREENING": "fast"])) { error in
+            XCTAssertEqual("\(error)", "XBM_SCREENING=fast is not one of on, off, scalar, avx2, avx512-bf16")
+        }
+        XCTAssertThrowsError(try PairLossTuning.screening(environment: ["XBM_SCREENING": "avx512-bf16",
+                                                                         "XBM_CPU_FEATURES": "avx avx2 fma"])) { error in
+            XCTAssertTrue("\(error)".hasPrefix("XBM_SCREENING=avx512-bf16: the AVX512-BF16 screening kernel needs"), "\(error)")
+        }
+    }
+
     /// Every write of a row (enqueue with a wrap, overwrite, restore) writes its bf16 copy and
     /// its norm bound; the segments carry them only when the memory keeps them.
     func testTheMemoryKeepsABF16CopyOfEveryRow() throws {

@@ -101,6 +101,10 @@ public protocol PairLoss: AnyObject {
 
     /// What the last `evaluate` saw (all zero before the first call).
     var statistics: PairStatistics { get }
+
+    /// The computation of the last evaluation without a reference gradient (the memory term);
+    /// nil before the first.
+    var memoryTermPath: MemoryTermPath? { get }
 }
 
 /// Diagnostics of one pair-loss evaluation, summed over its anchors so that the sums of
