@@ -61,6 +61,7 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
 
     private(set) var statistics = PairStatistics()
     private(set) var memoryTermPath: MemoryTermPath?
+    private(set) var memoryTermRecomputedFraction: Double?
     let tuning: PairLossTuning
     /// The term against references without a gradient in one pass, when the term has one
     /// (contrastive: `ContrastiveStream`); nil runs every evaluation through S.
@@ -86,9 +87,13 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
             reserveRows(b)
             memoryTermPath = onePass.evaluate(input, reduction: reduction, scale: scale, anchorGradient: anchorGradient,
                                               results: rowResults.pointer)
+            memoryTermRecomputedFraction = onePass.lastRecomputedFraction
             return summarizeRows(b)
         }
-        if referenceGradient == nil { memoryTermPath = .products }
+        if referenceGradient == nil {
+            memoryTermPath = .products
+            memoryTermRecomputedFraction = nil
+        }
         reserve(similarityCount: b * R, referenceCount: R, anchorCount: b)
         let S = similarities.pointer, labels = referenceLabels.pointer
         let hasStamps = input.references.allSatisfy { $0.stamps != nil }
@@ -336,22 +341,26 @@ public struct PairLossTuning: Sendable, Equatable {
     /// The kernel of the contrastive memory term's exact screening (Docs/losses.md, "Exact
     /// screening of the memory term"), or nil for the fp32 one pass. Either gives the same bits;
     /// screening runs only against references that carry bf16 rows (a memory built with
-    /// `lowPrecisionCopy`). Default: `ScreeningKernel.detected`, this CPU's best (nil without AVX2).
+    /// `lowPrecisionCopy`). Default nil: on the host measured (an AVX512-BF16 Xeon whose
+    /// `VDPBF16PS` issues at a quarter of its FMA rate) the screen costs more than the fp32 one
+    /// pass it saves (Docs/performance.md, "Exact screening"); `XBM_SCREENING=on` picks this
+    /// CPU's best kernel.
     public var screening: ScreeningKernel?
 
     public init(sparseBackwardDensity: Double = 1.0 / 12, rowsWorkPerThread: Int = 32768,
-                screening: ScreeningKernel? = .detected) {
+                screening: ScreeningKernel? = nil) {
         self.sparseBackwardDensity = sparseBackwardDensity
         self.rowsWorkPerThread = rowsWorkPerThread
         self.screening = screening
     }
 
-    /// `screening` from `XBM_SCREENING`: unset or `on` this CPU's best kernel, `off` none (the
-    /// fp32 one pass), or a kernel by name (`scalar`, `avx2`, `avx512-bf16`; a test's way to run
-    /// one). Throws when the value is unknown or the CPU lacks the kernel's ISA.
+    /// `screening` from `XBM_SCREENING`: `on` this CPU's best kernel (none without AVX2), unset
+    /// or `off` none (the fp32 one pass, the default), or a kernel by name (`scalar`, `avx2`,
+    /// `avx512-bf16`; a test's way to run one). Throws when the value is unknown or the CPU lacks
+    /// the kernel's ISA.
     public static func screening(environment: [String: String]) throws -> ScreeningKernel? {
-        guard let value = environment["XBM_SCREENING"], value != "on" else { return .detected }
-        if value == "off" { return nil }
+        guard let value = environment["XBM_SCREENING"], value != "off" else { return nil }
+        if value == "on" { return .detected }
         let named: [String: ScreeningKernel] = ["scalar": .scalar, "avx2": .avx2, "avx512-bf16": .avx512BF16]
         guard let kernel = named[value] else {
             throw ScreeningSettingError("XBM_SCREENING=\(value) is not one of on, off, scalar, avx2, avx512-bf16")
@@ -392,6 +401,8 @@ public enum MemoryTermPath: Sendable, Equatable, CustomStringConvertible {
 protocol OnePassTerm: AnyObject {
     func evaluate(_ input: PairLossInput, reduction: PairReduction, scale: Float,
                   anchorGradient: UnsafeMutablePointer<Float>, results: UnsafeMutablePointer<RowResult>) -> MemoryTermPath
+    /// The share of the rows × anchor groups of the last evaluation computed in fp32.
+    var lastRecomputedFraction: Double { get }
 }
 
 // Numerically stable scalar helpers for the per-row sums (Double).

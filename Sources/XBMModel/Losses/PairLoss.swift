@@ -105,6 +105,11 @@ public protocol PairLoss: AnyObject {
     /// The computation of the last evaluation without a reference gradient (the memory term);
     /// nil before the first.
     var memoryTermPath: MemoryTermPath? { get }
+
+    /// For the one-pass paths, the share of the memory rows × groups of 16 anchors that the last
+    /// such evaluation computed in fp32: 1 unscreened, what the screen kept when screened; nil
+    /// on the GEMM path or before the first.
+    var memoryTermRecomputedFraction: Double? { get }
 }
 
 /// Diagnostics of one pair-loss evaluation, summed over its anchors so that the sums of

@@ -31,8 +31,8 @@ public struct TrainingComponents {
         inferenceNetwork = try config.model.makeNetwork(sampleShape: sampleShape, isImages: isImages,
                                                         maxBatch: max(config.evaluation.batch, localBatch),
                                                         batchNorm: .local)
-        // Exact screening of the contrastive memory term (Docs/losses.md; XBM_SCREENING=off runs the
-        // fp32 one pass, for testing: the same bits). The memory keeps bf16 rows only for it.
+        // Exact screening of the contrastive memory term (Docs/losses.md): XBM_SCREENING=on, or off
+        // (the default) for the fp32 one pass, the same bits. The memory keeps bf16 rows only for it.
         let tuning = PairLossTuning(screening: try PairLossTuning.screening(environment: ProcessInfo.processInfo.environment))
         let screensMemory = tuning.screening != nil && config.loss.kind == .contrastive
             && config.model.dim <= ScreeningBound.maximumDimension
