@@ -41,12 +41,16 @@ let package = Package(
         // The CPU's features (CPUID), compiled for generic x86-64 so that the start-up check
         // of a binary built for a newer CPU runs anywhere.
         .target(name: "CCPUFeatures", path: "Sources/CCPUFeatures"),
+        // The low-precision similarities of exact screening (Docs/losses.md): compiled for generic
+        // x86-64 too, each kernel for its own ISA, chosen at run time from the CPU's features.
+        .target(name: "CScreening", path: "Sources/CScreening"),
 
         .target(name: "Collectives", dependencies: ["CMPI"]),
         // The library, in layers whose imports run one way (Docs/architecture.md; Launch/check-layers
         // fails on an import of a higher layer). Each depends only on the ones named here.
-        // Flat buffers, BLAS, SIMD vectors and prefetch, thread splitting, checksums, random numbers.
-        .target(name: "XBMKernels", dependencies: ["CBLAS", "CPrefetch", "CCPUFeatures"]),
+        // Flat buffers, BLAS, SIMD vectors and prefetch, thread splitting, checksums, random numbers,
+        // the screening kernels.
+        .target(name: "XBMKernels", dependencies: ["CBLAS", "CPrefetch", "CCPUFeatures", "CScreening"]),
         // File formats: .npy/.npz, PNG, safetensors, TensorBoard's event file, the checkpoint archive.
         .target(name: "XBMFormats", dependencies: [
             "XBMKernels", "Collectives",

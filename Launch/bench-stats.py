@@ -5,8 +5,8 @@ JSON line, printed as the report shows them.
     python3 Launch/bench-stats.py median X...           the median, rounded to an integer
     python3 Launch/bench-stats.py median-value X...     the median, unrounded
     python3 Launch/bench-stats.py field NAME < OUTPUT   field NAME of OUTPUT's last line (a JSON
-                                                        object): "-" when absent, rounded above 10,
-                                                        else 4 decimals
+                                                        object): "-" when absent, a string as it is,
+                                                        a number rounded above 10, else 4 decimals
     python3 Launch/bench-stats.py phase NAME < OUTPUT   milliseconds of phase NAME of the step (the
                                                         last line's phase_milliseconds), 3 decimals
     python3 Launch/bench-stats.py ratio A B             A / B, 2 decimals
@@ -38,7 +38,10 @@ def median_value(*xs):
 
 def field(name):
     v = last_record().get(name)
-    print("-" if v is None else (round(v) if v > 10 else f"{v:.4f}"))
+    if isinstance(v, str):
+        print(v)
+    else:
+        print("-" if v is None else (round(v) if v > 10 else f"{v:.4f}"))
 
 
 def phase(name):

@@ -27,6 +27,18 @@ import XBMKernels
 /// Every s_ij is one chain of d fused multiply-adds in k order, and every per-anchor sum runs
 /// over j in order, so an anchor's results do not depend on the other anchors in its lanes,
 /// on how anchors are split over threads, or on how they are split over ranks.
+///
+/// Screened (`PairLossTuning.screening`, references with bf16 rows; Docs/losses.md, "Exact
+/// screening of the memory term"): for each block, a bf16 kernel computes ŝ for the 16 lanes
+/// × every row, and a row is recomputed exactly as above only if one of its lanes may matter:
+///
+///     positive (by label)                              always (few, and all feed the hardest positive)
+///     negative with ŝ + β > m                          may be active: s ≤ ŝ + β
+///     negative with ŝ + β ≥ F, F = max so far of ŝ − β  may be the hardest negative: F ≤ max s
+///
+/// (β_ij = α_i ρ_j + τ ≥ |s_ij − ŝ_ij|, `ScreeningBound`). A skipped row's pairs are inactive and
+/// below the hardest negative, so in the one pass they add exact zeros and move no extreme:
+/// the recomputed rows, taken in order with the same chains, give the same bits.
 final class ContrastiveStream: OnePassTerm {
     let term: ContrastiveTerm
     let tuning: PairLossTuning
@@ -37,6 +49,15 @@ final class ContrastiveStream: OnePassTerm {
     private var negativeSums = FlatBuffer<Float>(count: 0)
     /// (b) what each anchor's row gave (counts and ages are filled as pairs turn up).
     private var rows = FlatBuffer<StreamedRow>(count: 0, initialValue: StreamedRow())
+    /// (groups, stride / 2, 16, 2) the anchors in bf16, one screening panel per group.
+    private var panels = FlatBuffer<UInt16>(count: 0)
+    /// (groups, 16) α_i ≥ C_d ‖a_i‖, zero beyond the last anchor.
+    private var anchorFactors = FlatBuffer<Float>(count: 0)
+    /// (groups) rows each group recomputed in fp32 (all of them without screening).
+    private var recomputedRows = FlatBuffer<Int>(count: 0)
+    /// The share of the (anchor group, row) pairs of the last evaluation computed in fp32: 1 without
+    /// screening; what the screen saved with it (the tests check it is not vacuous).
+    private(set) var lastRecomputedFraction = 0.0
 
     /// References per block that every anchor group of a thread visits before the next block,
     /// so a block is read from memory once and from cache by the other groups: ~64 KiB of rows.
@@ -49,6 +70,7 @@ final class ContrastiveStream: OnePassTerm {
     static func prefetchRows(dimension d: Int) -> Int { max(4, (2_048 / max(d, 1)) & ~3) }
 
     init(term: ContrastiveTerm, tuning: PairLossTuning = PairLossTuning()) {
+        if let kernel = tuning.screening, let problem = kernel.problem() { preconditionFailure(problem) }
         self.term = term
         self.tuning = tuning
     }
@@ -56,11 +78,12 @@ final class ContrastiveStream: OnePassTerm {
     /// `scale` · ∂/∂a_i added into `anchorGradient`; `results[i]` receives the anchor's loss
     /// and pair statistics.
     func evaluate(_ input: PairLossInput, reduction: PairReduction, scale: Float,
-                  anchorGradient: UnsafeMutablePointer<Float>, results: UnsafeMutablePointer<RowResult>) {
+                  anchorGradient: UnsafeMutablePointer<Float>, results: UnsafeMutablePointer<RowResult>) -> MemoryTermPath {
         let b = input.anchorCount, d = input.dimension, R = input.referenceCount
         let groups = (b + vectorWidth - 1) / vectorWidth
         reserve(anchors: b, groups: groups, dimension: d)
         pack(input.anchors, count: b, dimension: d)
+        let screening = screeningPlan(input, groups: groups)
         positiveSums.pointer.update(repeating: 0, count: b * d)
         negativeSums.pointer.update(repeating: 0, count: b * d)
         rows.pointer.update(repeating: StreamedRow(), count: b)
@@ -71,34 +94,44 @@ final class ContrastiveStream: OnePassTerm {
             packedAnchors: packedAnchors.pointer, anchorLabels: input.anchorLabels, ownIndex: input.ownIndex,
             positiveSums: positiveSums.pointer, negativeSums: negativeSums.pointer, rows: rows.pointer,
             now: Int32(clamping: input.now), hasStamps: hasStamps, blockRows: Self.blockRows(dimension: d),
-            prefetchRows: Self.prefetchRows(dimension: d))
+            prefetchRows: Self.prefetchRows(dimension: d), screening: screening, recomputedRows: recomputedRows.pointer)
         let segments = input.references
         // Groups are split over the threads; each thread streams all references once, block by
         // block. The groups' states live on the thread's stack: the steady-state step allocates
-        // nothing here.
+        // nothing here (nor do the screen's tile of ŝ and list of kept rows).
         parallelChunks(groups, minimumChunk: max(1, tuning.rowsWorkPerThread / max(vectorWidth * R, 1))) { groupRange in
             withUnsafeTemporaryAllocation(of: GroupState.self, capacity: groupRange.count) { states in
-                withUnsafeTemporaryAllocation(of: ActiveRow.self, capacity: context.blockRows) { noted in
-                    for (slot, group) in groupRange.enumerated() {
-                        (states.baseAddress! + slot).initialize(to: GroupState(context: context, group: group))
-                    }
-                    var column = 0
-                    for segment in segments {
-                        var start = 0
-                        while start < segment.count {
-                            let end = min(start + context.blockRows, segment.count)
-                            // The first group reads the block from memory, the others from cache.
-                            for slot in states.indices {
+            withUnsafeTemporaryAllocation(of: ActiveRow.self, capacity: context.blockRows) { noted in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: screening == nil ? 0 : context.blockRows * vectorWidth) { tile in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: screening == nil ? 0 : context.blockRows) { kept in
+                for (slot, group) in groupRange.enumerated() {
+                    (states.baseAddress! + slot).initialize(to: GroupState(context: context, group: group))
+                }
+                var column = 0
+                for segment in segments {
+                    var start = 0
+                    while start < segment.count {
+                        let end = min(start + context.blockRows, segment.count)
+                        // The first group reads the block from memory, the others from cache.
+                        for slot in states.indices {
+                            if screening != nil {
+                                states[slot].consumeScreened(segment, rows: start..<end, firstColumn: column, prefetch: slot == 0,
+                                                             noted: noted.baseAddress!, tile: tile.baseAddress!,
+                                                             kept: kept.baseAddress!)
+                            } else {
                                 states[slot].consume(segment, rows: start..<end, firstColumn: column,
                                                      prefetch: slot == 0, noted: noted.baseAddress!)
                             }
-                            start = end
                         }
-                        column += segment.count
+                        start = end
                     }
-                    for slot in states.indices { states[slot].finish() }
-                    _ = states.deinitialize()
+                    column += segment.count
                 }
+                for slot in states.indices { states[slot].finish() }
+                _ = states.deinitialize()
+            }
+            }
+            }
             }
         }
 
@@ -118,6 +151,36 @@ final class ContrastiveStream: OnePassTerm {
                                    activePositives: row.activePositives, activeNegatives: row.activeNegatives,
                                    activeNegativeAgeSum: row.activeNegativeAgeSum)
         }
+        var recomputed = 0
+        for group in 0..<groups { recomputed += recomputedRows[group] }
+        lastRecomputedFraction = R > 0 ? Double(recomputed) / Double(groups * R) : 0
+        return screening.map { .screened($0.kernel) } ?? .onePass
+    }
+
+    /// The screen for this evaluation, or nil for the fp32 one pass: when screening is off, a
+    /// segment has no bf16 rows, d is beyond the bound's proof, or an anchor's norm is not finite
+    /// or too large for the bound's absolute term. Packs the anchors' panels and their α.
+    private func screeningPlan(_ input: PairLossInput, groups: Int) -> ScreeningContext? {
+        let d = input.dimension, stride = BF16.stride(dimension: d)
+        guard let kernel = tuning.screening, d <= ScreeningBound.maximumDimension,
+              input.references.allSatisfy({ $0.lowPrecision?.stride == stride }) else { return nil }
+        let panelSize = stride * vectorWidth
+        if panels.count < groups * panelSize { panels = FlatBuffer(count: groups * panelSize) }
+        if anchorFactors.count < groups * vectorWidth { anchorFactors = FlatBuffer(count: groups * vectorWidth) }
+        let b = input.anchorCount
+        anchorFactors.pointer.update(repeating: 0, count: groups * vectorWidth)
+        for i in 0..<b {
+            let alpha = ScreeningBound.anchorFactor(input.anchors + i * d, dimension: d)
+            guard alpha.isFinite else { return nil }
+            anchorFactors[i] = alpha
+        }
+        for group in 0..<groups {
+            let first = group * vectorWidth
+            packScreeningPanel(input.anchors + first * d, count: min(vectorWidth, b - first), dimension: d,
+                               into: panels.pointer + group * panelSize)
+        }
+        return ScreeningContext(kernel: kernel, panels: panels.pointer, panelSize: panelSize,
+                                anchorFactors: anchorFactors.pointer)
     }
 
     /// packedAnchors[g][k][lane] = a_{16g + lane, k}.
@@ -137,6 +200,7 @@ final class ContrastiveStream: OnePassTerm {
             negativeSums = FlatBuffer(count: b * d)
         }
         if rows.count < b { rows = FlatBuffer(count: b, initialValue: StreamedRow()) }
+        if recomputedRows.count < groups { recomputedRows = FlatBuffer(count: groups) }
     }
 }
 
@@ -154,6 +218,15 @@ private struct ActiveRow {
     var active: UInt16, positive: UInt16
 }
 
+/// The screen's share of the context: the kernel, the anchors' bf16 panels and their α.
+private struct ScreeningContext {
+    let kernel: ScreeningKernel
+    let panels: UnsafePointer<UInt16>
+    /// UInt16s per panel: stride · 16.
+    let panelSize: Int
+    let anchorFactors: UnsafePointer<Float>
+}
+
 /// What every group of one evaluation shares (plain pointers, so the threads can hold it).
 private struct StreamContext: @unchecked Sendable {
     let anchorCount: Int, dimension: Int
@@ -168,6 +241,10 @@ private struct StreamContext: @unchecked Sendable {
     /// Whether every segment has stamps (the ages are summed only then).
     let hasStamps: Bool
     let blockRows: Int, prefetchRows: Int
+    /// Non-nil when the references are screened.
+    let screening: ScreeningContext?
+    /// (groups) where each group leaves the number of rows it computed in fp32.
+    let recomputedRows: UnsafeMutablePointer<Int>
 }
 
 /// The lanes of one group of 16 anchors: their labels and own columns, and the lane-wise
@@ -183,6 +260,10 @@ private struct GroupState {
     var hardestNegative = FloatVector(repeating: -.infinity), hardestPositive = FloatVector(repeating: .infinity)
     var positiveSum = FloatVector.zero, negativeSum = FloatVector.zero
     var positiveTotal = SIMD16<Double>.zero, negativeTotal = SIMD16<Double>.zero
+    /// Screened: F, the lane-wise max of ŝ − β over the negatives screened so far (≤ max s).
+    var negativeFloor = FloatVector(repeating: -.infinity)
+    /// Rows computed in fp32 so far.
+    var recomputed = 0
 
     init(context: StreamContext, group: Int) {
         self.context = context
@@ -204,21 +285,14 @@ private struct GroupState {
     /// of each four are requested as they are multiplied.
     mutating func consume(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int, prefetch: Bool,
                           noted: UnsafeMutablePointer<ActiveRow>) {
-        let d = context.dimension, a = anchors
+        let d = context.dimension
         let ahead = context.prefetchRows, prefetchLimit = prefetch ? segment.count - ahead - 4 : -1
         var notes = Notes(base: noted)
         var j = rows.lowerBound
         while j + 4 <= rows.upperBound {
-            let r0 = segment.embeddings + j * d, r1 = r0 + d, r2 = r1 + d, r3 = r2 + d
+            let r0 = segment.embeddings + j * d
             if j <= prefetchLimit { prefetchForReading(r0 + ahead * d, bytes: 4 * d * MemoryLayout<Float>.stride) }
-            var s0 = FloatVector.zero, s1 = FloatVector.zero, s2 = FloatVector.zero, s3 = FloatVector.zero
-            for k in 0..<d {
-                let ak = loadVector(a + k * vectorWidth)
-                s0 = s0.addingProduct(ak, r0[k])
-                s1 = s1.addingProduct(ak, r1[k])
-                s2 = s2.addingProduct(ak, r2[k])
-                s3 = s3.addingProduct(ak, r3[k])
-            }
+            let (s0, s1, s2, s3) = similarities(r0, r0 + d, r0 + 2 * d, r0 + 3 * d)
             take(s0, segment, row: j, column: firstColumn + j, &notes)
             take(s1, segment, row: j + 1, column: firstColumn + j + 1, &notes)
             take(s2, segment, row: j + 2, column: firstColumn + j + 2, &notes)
@@ -226,13 +300,92 @@ private struct GroupState {
             j += 4
         }
         while j < rows.upperBound {
-            let r = segment.embeddings + j * d
-            var s = FloatVector.zero
-            for k in 0..<d { s = s.addingProduct(loadVector(a + k * vectorWidth), r[k]) }
-            take(s, segment, row: j, column: firstColumn + j, &notes)
+            take(similarity(segment.embeddings + j * d), segment, row: j, column: firstColumn + j, &notes)
             j += 1
         }
-        for entry in UnsafeBufferPointer(start: noted, count: notes.count) { addActivePairs(entry, segment) }
+        recomputed += rows.count
+        endBlock(segment, notes)
+    }
+
+    /// The block `rows` screened: ŝ for every row by the bf16 kernel into `tile` (rows × 16), the
+    /// rows that may matter listed in `kept`, and those taken as `consume` takes them, with the
+    /// same chains, in order (the class documentation says why that gives the same bits).
+    mutating func consumeScreened(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int, prefetch: Bool,
+                                  noted: UnsafeMutablePointer<ActiveRow>, tile: UnsafeMutablePointer<Float>,
+                                  kept: UnsafeMutablePointer<Int32>) {
+        let screening = context.screening!, low = segment.lowPrecision!, d = context.dimension
+        let first = rows.lowerBound
+        screenSimilarities(screening.kernel, panel: screening.panels + (self.first / vectorWidth) * screening.panelSize,
+                           rows: low.rows + first * low.stride, count: rows.count, stride: low.stride,
+                           prefetch: prefetch, into: tile)
+        let alpha = loadVector(screening.anchorFactors + self.first), tau = FloatVector(repeating: ScreeningBound.absoluteTerm)
+        let margin = FloatVector(repeating: context.margin)
+        var keptCount = 0
+        for j in rows {
+            let estimate = loadVector(tile + (j - first) * vectorWidth)
+            let beta = alpha * low.normBounds[j] + tau
+            let upper = estimate + beta, lower = estimate - beta
+            let same = labels .== LabelVector(repeating: segment.labels[j])
+            let candidate = valid .& (own .!= LabelVector(repeating: Int32(truncatingIfNeeded: firstColumn + j)))
+            let negative = candidate .& .!same
+            negativeFloor.replace(with: lower, where: negative .& (negativeFloor .< lower))
+            // Written as "provably inactive and below the hardest", so that a NaN keeps the pair.
+            let skipped = (upper .<= margin) .& (upper .< negativeFloor)
+            let keep = (candidate .& same) .| (negative .& .!skipped)
+            kept[keptCount] = Int32(truncatingIfNeeded: j)
+            keptCount += any(keep) ? 1 : 0
+        }
+        for index in 0..<keptCount {
+            prefetchForReading(segment.embeddings + Int(kept[index]) * d, bytes: d * MemoryLayout<Float>.stride)
+        }
+        var notes = Notes(base: noted)
+        var index = 0
+        while index + 4 <= keptCount {
+            let j0 = Int(kept[index]), j1 = Int(kept[index + 1]), j2 = Int(kept[index + 2]), j3 = Int(kept[index + 3])
+            let r = segment.embeddings
+            let (s0, s1, s2, s3) = similarities(r + j0 * d, r + j1 * d, r + j2 * d, r + j3 * d)
+            take(s0, segment, row: j0, column: firstColumn + j0, &notes)
+            take(s1, segment, row: j1, column: firstColumn + j1, &notes)
+            take(s2, segment, row: j2, column: firstColumn + j2, &notes)
+            take(s3, segment, row: j3, column: firstColumn + j3, &notes)
+            index += 4
+        }
+        while index < keptCount {
+            let j = Int(kept[index])
+            take(similarity(segment.embeddings + j * d), segment, row: j, column: firstColumn + j, &notes)
+            index += 1
+        }
+        recomputed += keptCount
+        endBlock(segment, notes)
+    }
+
+    /// s for the 16 lanes against four rows: per lane one chain of d fused multiply-adds in k
+    /// order, the same bits as `similarity` of each row alone.
+    @inline(__always)
+    private func similarities(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ r2: UnsafePointer<Float>,
+                              _ r3: UnsafePointer<Float>) -> (FloatVector, FloatVector, FloatVector, FloatVector) {
+        let a = anchors
+        var s0 = FloatVector.zero, s1 = FloatVector.zero, s2 = FloatVector.zero, s3 = FloatVector.zero
+        for k in 0..<context.dimension {
+            let ak = loadVector(a + k * vectorWidth)
+            s0 = s0.addingProduct(ak, r0[k])
+            s1 = s1.addingProduct(ak, r1[k])
+            s2 = s2.addingProduct(ak, r2[k])
+            s3 = s3.addingProduct(ak, r3[k])
+        }
+        return (s0, s1, s2, s3)
+    }
+
+    @inline(__always)
+    private func similarity(_ r: UnsafePointer<Float>) -> FloatVector {
+        var s = FloatVector.zero
+        for k in 0..<context.dimension { s = s.addingProduct(loadVector(anchors + k * vectorWidth), r[k]) }
+        return s
+    }
+
+    /// After a block: the noted pairs into the anchors' sums, the lane sums into the totals.
+    private mutating func endBlock(_ segment: ReferenceSegment, _ notes: Notes) {
+        for entry in UnsafeBufferPointer(start: notes.base, count: notes.count) { addActivePairs(entry, segment) }
         positiveTotal += SIMD16<Double>(positiveSum)
         negativeTotal += SIMD16<Double>(negativeSum)
         positiveSum = .zero
@@ -279,6 +432,7 @@ private struct GroupState {
 
     /// Writes the lanes' totals and extremes into their anchors' rows.
     func finish() {
+        context.recomputedRows[first / vectorWidth] = recomputed
         for lane in 0..<lanes {
             let i = first + lane
             context.rows[i].positiveSum = positiveTotal[lane]

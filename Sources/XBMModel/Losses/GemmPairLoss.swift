@@ -62,6 +62,8 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     private(set) var statistics = PairStatistics()
     /// b of the last evaluation (its rows in `rowResults`).
     private var lastAnchorCount = 0
+    private(set) var memoryTermPath: MemoryTermPath?
+    private(set) var memoryTermRecomputedFraction: Double?
     let tuning: PairLossTuning
     /// The term against references without a gradient in one pass, when the term has one
     /// (contrastive: `ContrastiveStream`); nil runs every evaluation through S.
@@ -88,8 +90,14 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
         // References without a gradient (the memory) never build S when the term has a one-pass kernel.
         if referenceGradient == nil, let onePass {
             reserveRows(b)
-            onePass.evaluate(input, reduction: reduction, scale: scale, anchorGradient: anchorGradient, results: rowResults.pointer)
+            memoryTermPath = onePass.evaluate(input, reduction: reduction, scale: scale, anchorGradient: anchorGradient,
+                                              results: rowResults.pointer)
+            memoryTermRecomputedFraction = onePass.lastRecomputedFraction
             return summarizeRows(b)
+        }
+        if referenceGradient == nil {
+            memoryTermPath = .products
+            memoryTermRecomputedFraction = nil
         }
         reserve(similarityCount: b * R, referenceCount: R, anchorCount: b)
         let S = similarities.pointer, labels = referenceLabels.pointer
@@ -343,19 +351,71 @@ public struct PairLossTuning: Sendable, Equatable {
     /// Similarities per thread below which the per-row passes stay on one thread (Int.max: one
     /// thread under the same matrix products).
     public var rowsWorkPerThread = 32768
+    /// The kernel of the contrastive memory term's exact screening (Docs/losses.md, "Exact
+    /// screening of the memory term"), or nil for the fp32 one pass. Either gives the same bits;
+    /// screening runs only against references that carry bf16 rows (a memory built with
+    /// `lowPrecisionCopy`). Default nil: on the host measured (an AVX512-BF16 Xeon whose
+    /// `VDPBF16PS` issues at a quarter of its FMA rate) the screen costs more than the fp32 one
+    /// pass it saves (Docs/performance.md, "Exact screening"); `XBM_SCREENING=on` picks this
+    /// CPU's best kernel.
+    public var screening: ScreeningKernel?
 
-    public init(sparseBackwardDensity: Double = 1.0 / 12, rowsWorkPerThread: Int = 32768) {
+    public init(sparseBackwardDensity: Double = 1.0 / 12, rowsWorkPerThread: Int = 32768,
+                screening: ScreeningKernel? = nil) {
         self.sparseBackwardDensity = sparseBackwardDensity
         self.rowsWorkPerThread = rowsWorkPerThread
+        self.screening = screening
+    }
+
+    /// `screening` from `XBM_SCREENING`: `on` this CPU's best kernel (none without AVX2), unset
+    /// or `off` none (the fp32 one pass, the default), or a kernel by name (`scalar`, `avx2`,
+    /// `avx512-bf16`; a test's way to run one). Throws when the value is unknown or the CPU lacks
+    /// the kernel's ISA.
+    public static func screening(environment: [String: String]) throws -> ScreeningKernel? {
+        guard let value = environment["XBM_SCREENING"], value != "off" else { return nil }
+        if value == "on" { return .detected }
+        let named: [String: ScreeningKernel] = ["scalar": .scalar, "avx2": .avx2, "avx512-bf16": .avx512BF16]
+        guard let kernel = named[value] else {
+            throw ScreeningSettingError("XBM_SCREENING=\(value) is not one of on, off, scalar, avx2, avx512-bf16")
+        }
+        if let problem = kernel.problem(features: .detected(environment: environment)) { throw ScreeningSettingError("XBM_SCREENING=\(value): \(problem)") }
+        return kernel
+    }
+}
+
+/// A screening setting this process cannot honour, with what to set instead.
+public struct ScreeningSettingError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Which computation the memory term (references without a gradient) ran, for `bench step`.
+public enum MemoryTermPath: Sendable, Equatable, CustomStringConvertible {
+    /// S = A · Mᵀ by sgemm, then passes over S.
+    case products
+    /// `ContrastiveStream` in fp32.
+    case onePass
+    /// `ContrastiveStream` screened with a bf16 kernel, the candidates recomputed in fp32.
+    case screened(ScreeningKernel)
+
+    public var description: String {
+        switch self {
+        case .products: "GEMM"
+        case .onePass: "fp32 one-pass"
+        case let .screened(kernel): "screened bf16 (\(kernel))"
+        }
     }
 }
 
 /// A term's evaluation against references that take no gradient (the cross-batch memory) in
 /// one pass, without the b × R similarity matrix: fills each anchor's `RowResult`, adds
 /// `scale` · ∂L/∂a into the anchor gradient and returns nothing else.
+/// Returns the path it took.
 protocol OnePassTerm: AnyObject {
     func evaluate(_ input: PairLossInput, reduction: PairReduction, scale: Float,
-                  anchorGradient: UnsafeMutablePointer<Float>, results: UnsafeMutablePointer<RowResult>)
+                  anchorGradient: UnsafeMutablePointer<Float>, results: UnsafeMutablePointer<RowResult>) -> MemoryTermPath
+    /// The share of the rows × anchor groups of the last evaluation computed in fp32.
+    var lastRecomputedFraction: Double { get }
 }
 
 // Numerically stable scalar helpers for the per-row sums (Double).

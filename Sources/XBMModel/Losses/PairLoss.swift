@@ -9,13 +9,32 @@ public struct ReferenceSegment {
     /// (count) or nil: the iteration at which each reference was computed (the memory's
     /// entries carry one). Read only by the statistics, for the age of the active negatives.
     public var stamps: UnsafePointer<Int32>?
+    /// The rows' bf16 copies, or nil: what exact screening reads (the memory keeps them when
+    /// screening is on). Without them the contrastive memory term runs its fp32 one pass.
+    public var lowPrecision: LowPrecisionRows?
 
     public init(embeddings: UnsafePointer<Float>, labels: UnsafePointer<Int32>, count: Int,
-                stamps: UnsafePointer<Int32>? = nil) {
+                stamps: UnsafePointer<Int32>? = nil, lowPrecision: LowPrecisionRows? = nil) {
         self.embeddings = embeddings
         self.labels = labels
         self.count = count
         self.stamps = stamps
+        self.lowPrecision = lowPrecision
+    }
+}
+
+/// A segment's rows in bf16 for exact screening (Docs/losses.md, "Exact screening of the memory
+/// term"): row j's `stride` values (`BF16.stride`) at `rows + j · stride`, rounded to nearest
+/// even from the fp32 row, and ρ_j ≥ ‖r_j‖ (`ScreeningBound.normBound`) at `normBounds[j]`.
+public struct LowPrecisionRows {
+    public var rows: UnsafePointer<UInt16>
+    public var stride: Int
+    public var normBounds: UnsafePointer<Float>
+
+    public init(rows: UnsafePointer<UInt16>, stride: Int, normBounds: UnsafePointer<Float>) {
+        self.rows = rows
+        self.stride = stride
+        self.normBounds = normBounds
     }
 }
 
@@ -94,6 +113,15 @@ public protocol PairLoss: AnyObject {
     /// sums must not depend on which other anchors were evaluated with them). Empty before the
     /// first call or after one that had no references.
     func sums(ofAnchors anchors: Range<Int>) -> (loss: Double, statistics: PairStatistics)
+
+    /// The computation of the last evaluation without a reference gradient (the memory term);
+    /// nil before the first.
+    var memoryTermPath: MemoryTermPath? { get }
+
+    /// For the one-pass paths, the share of the memory rows × groups of 16 anchors that the last
+    /// such evaluation computed in fp32: 1 unscreened, what the screen kept when screened; nil
+    /// on the GEMM path or before the first.
+    var memoryTermRecomputedFraction: Double? { get }
 }
 
 /// Diagnostics of one pair-loss evaluation, summed over its anchors so that the sums of

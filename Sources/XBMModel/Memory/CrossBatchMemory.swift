@@ -84,6 +84,13 @@ public final class CrossBatchMemory {
     /// (M) the dataset index of each row's sample, −1 when unknown (the drift measurement
     /// re-embeds rows from it).
     private let samples: FlatBuffer<Int32>
+    /// Whether the memory keeps a bf16 copy of each row and a bound on its norm, written with the
+    /// row, for the contrastive term's exact screening (Docs/losses.md); its segments then carry them.
+    public let keepsLowPrecisionCopy: Bool
+    /// (M, stride) the bf16 rows and (M) ρ_j ≥ ‖r_j‖; empty without `keepsLowPrecisionCopy`.
+    private let lowPrecisionRows: FlatBuffer<UInt16>
+    private let normBounds: FlatBuffer<Float>
+    private let lowPrecisionStride: Int
     /// The iteration rows enqueued now belong to; enqueue stamps them with it (the trainer's
     /// step sets it; not part of the checksum or snapshot, the checkpoint's iteration is).
     public var clock = 0
@@ -91,24 +98,32 @@ public final class CrossBatchMemory {
     private var lastBatchStart = 0
     private var lastBatchCount = 0
 
-    public init(capacity: Int, dimension: Int) {
+    /// `lowPrecisionCopy`: keep the bf16 copy that exact screening reads (d ≤
+    /// `ScreeningBound.maximumDimension`).
+    public init(capacity: Int, dimension: Int, lowPrecisionCopy: Bool = false) {
         precondition(capacity >= 1, "cross-batch memory capacity must be at least 1, got \(capacity)")
         precondition(dimension >= 1, "cross-batch memory dimension must be at least 1, got \(dimension)")
+        precondition(!lowPrecisionCopy || dimension <= ScreeningBound.maximumDimension,
+                     "screening is proved for d ≤ \(ScreeningBound.maximumDimension), got d \(dimension): turn screening off")
         self.capacity = capacity
         self.dimension = dimension
         embeddings = FlatBuffer(count: capacity * dimension)
         labels = FlatBuffer(count: capacity)
         stamps = FlatBuffer(count: capacity)
         samples = FlatBuffer(count: capacity, initialValue: -1)
+        keepsLowPrecisionCopy = lowPrecisionCopy
+        lowPrecisionStride = BF16.stride(dimension: dimension)
+        lowPrecisionRows = FlatBuffer(count: lowPrecisionCopy ? capacity * lowPrecisionStride : 0)
+        normBounds = FlatBuffer(count: lowPrecisionCopy ? capacity : 0)
     }
 
     /// A memory restored from `snapshot()`; throws when the snapshot is inconsistent.
-    public convenience init(snapshot: MemorySnapshot) throws {
+    public convenience init(snapshot: MemorySnapshot, lowPrecisionCopy: Bool = false) throws {
         guard snapshot.capacity >= 1, snapshot.dimension >= 1 else {
             throw CrossBatchMemoryError.malformedSnapshot(
                 "capacity \(snapshot.capacity) and dimension \(snapshot.dimension) must be at least 1")
         }
-        self.init(capacity: snapshot.capacity, dimension: snapshot.dimension)
+        self.init(capacity: snapshot.capacity, dimension: snapshot.dimension, lowPrecisionCopy: lowPrecisionCopy)
         try restore(snapshot)
     }
 
@@ -149,6 +164,7 @@ public final class CrossBatchMemory {
         } else {
             samples.pointer.update(from: snapshot.samples, count: n)
         }
+        writeLowPrecision(rows: 0..<n)
         head = snapshot.head
         count = n
         lastBatchStart = 0
@@ -183,6 +199,8 @@ public final class CrossBatchMemory {
             (samples.pointer + start).update(repeating: -1, count: firstPiece)
             samples.pointer.update(repeating: -1, count: B - firstPiece)
         }
+        writeLowPrecision(rows: start..<(start + firstPiece))
+        writeLowPrecision(rows: 0..<(B - firstPiece))
         head = (start + B) % capacity
         count = min(count + B, capacity)
         lastBatchStart = start
@@ -236,6 +254,8 @@ public final class CrossBatchMemory {
         labels.zero()
         stamps.zero()
         samples.fill(-1)
+        lowPrecisionRows.zero()
+        normBounds.zero()
         head = 0
         count = 0
         lastBatchStart = 0
@@ -273,6 +293,7 @@ public final class CrossBatchMemory {
     public func overwrite(row: Int, embedding: UnsafePointer<Float>) {
         precondition(row >= 0 && row < count, "memory row \(row) outside the \(count) valid rows")
         (embeddings.pointer + row * dimension).update(from: embedding, count: dimension)
+        writeLowPrecision(rows: row..<(row + 1))
         stamps.pointer[row] = Int32(clamping: clock)
     }
 
@@ -283,8 +304,23 @@ public final class CrossBatchMemory {
     }
 
     private func segment(from row: Int, count rows: Int) -> ReferenceSegment {
-        ReferenceSegment(embeddings: UnsafePointer(embeddings.pointer + row * dimension),
-                         labels: UnsafePointer(labels.pointer + row), count: rows,
-                         stamps: UnsafePointer(stamps.pointer + row))
+        let lowPrecision = keepsLowPrecisionCopy
+            ? LowPrecisionRows(rows: lowPrecisionRows.pointer + row * lowPrecisionStride, stride: lowPrecisionStride,
+                               normBounds: normBounds.pointer + row)
+            : nil
+        return ReferenceSegment(embeddings: UnsafePointer(embeddings.pointer + row * dimension),
+                                labels: UnsafePointer(labels.pointer + row), count: rows,
+                                stamps: UnsafePointer(stamps.pointer + row), lowPrecision: lowPrecision)
+    }
+
+    /// The bf16 copies and norm bounds of storage `rows`, from their fp32 rows (once per write).
+    private func writeLowPrecision(rows: Range<Int>) {
+        guard keepsLowPrecisionCopy else { return }
+        let d = dimension
+        for row in rows {
+            let source = embeddings.pointer + row * d
+            BF16.round(source, dimension: d, into: lowPrecisionRows.pointer + row * lowPrecisionStride)
+            normBounds.pointer[row] = ScreeningBound.normBound(source, dimension: d)
+        }
     }
 }

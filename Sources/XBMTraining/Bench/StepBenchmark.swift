@@ -43,6 +43,14 @@ public enum StepBenchmark {
         public var memoryActivePositiveFraction: Double?
         /// OpenBLAS' kernel family (see `BLASKernels`).
         public var blasKernels: String
+        /// The memory term's computation in the timed steps (`MemoryTermPath`: "fp32 one-pass",
+        /// "screened bf16 (AVX512-BF16)", "GEMM", …); nil without a memory.
+        public var memoryPath: String?
+        /// Over the timed steps, the mean share of the memory rows × groups of 16 anchors that
+        /// the memory term computed in fp32 (1 unscreened; the rows the screen kept); nil on GEMM.
+        public var memoryRecomputedFraction: Double?
+        /// The CPU's vector features as /proc/cpuinfo names them (`CPUFeatures.detected`).
+        public var cpuFeatures: String
         /// The communicator's name, with the emulated latency when there is one ("mpi+200us").
         public var backend: String
         /// K with `--deterministic` (the chunks of the global batch), else nil.
@@ -68,7 +76,7 @@ public enum StepBenchmark {
             case medianStepSeconds = "median_step_seconds", steps, batch, ranks, threads, model, loss
             case xbmSize = "xbm_size", pretrainSteps = "pretrain_steps"
             case memoryActiveFraction = "memory_active_fraction", memoryActivePositiveFraction = "memory_active_positive_fraction"
-            case blasKernels = "blas_kernels"
+            case blasKernels = "blas_kernels", memoryPath = "memory_path", memoryRecomputedFraction = "memory_recomputed_fraction", cpuFeatures = "cpu_features"
             case backend, deterministicChunks = "deterministic_chunks"
             case bucketBytes = "bucket_bytes", pollsBetweenLayers = "polls_between_layers"
             case collectivesPerStep = "collectives_per_step", replicaChecksum = "replica_checksum"
@@ -136,7 +144,7 @@ public enum StepBenchmark {
             step.memoryStart = 0
         }
 
-        var times: [Double] = [], active = 0.0, activePositive = 0.0, pairs = 0.0
+        var times: [Double] = [], active = 0.0, activePositive = 0.0, pairs = 0.0, recomputed = 0.0, recomputedSteps = 0
         try train(warmup, timed: false) { _, _ in }
         let phases = PhaseClock()
         step.phaseObserver = { phases.enter($0) }
@@ -147,6 +155,10 @@ public enum StepBenchmark {
                 active += Double(statistics.activePositives + statistics.activeNegatives)
                 activePositive += Double(statistics.activePositives)
                 pairs += Double(B * memory.count)
+                if let fraction = step.loss.memoryTermRecomputedFraction {
+                    recomputed += fraction
+                    recomputedSteps += 1
+                }
             }
         }
         // The last timed step's collectives replayed alone: the communication the cost model predicts.
@@ -171,6 +183,9 @@ public enum StepBenchmark {
                       memoryActiveFraction: pairs > 0 ? active / pairs : nil,
                       memoryActivePositiveFraction: pairs > 0 ? activePositive / pairs : nil,
                       blasKernels: BLASKernels.current,
+                      memoryPath: step.memory == nil ? nil : step.loss.memoryTermPath?.description,
+                      memoryRecomputedFraction: recomputedSteps > 0 ? recomputed / Double(recomputedSteps) : nil,
+                      cpuFeatures: CPUFeatures.detected().description,
                       backend: comm.backendName, deterministicChunks: step.deterministicChunks,
                       bucketBytes: gradientOverlap?.bucketBytes,
                       pollsBetweenLayers: gradientOverlap?.pollsBetweenLayers ?? false,

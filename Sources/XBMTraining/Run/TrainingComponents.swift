@@ -1,5 +1,6 @@
 import Collectives
 import Foundation
+import XBMKernels
 import XBMModel
 
 /// The pieces a run is built from, made from a configuration and a dataset the same way by
@@ -33,9 +34,15 @@ public struct TrainingComponents {
         inferenceNetwork = try config.model.makeNetwork(sampleShape: sampleShape, isImages: isImages,
                                                         maxBatch: max(config.evaluation.batch, localBatch),
                                                         batchNorm: .local)
+        // Exact screening of the contrastive memory term (Docs/losses.md): XBM_SCREENING=on, or off
+        // (the default) for the fp32 one pass, the same bits. The memory keeps bf16 rows only for it.
+        let tuning = PairLossTuning(screening: try PairLossTuning.screening(environment: ProcessInfo.processInfo.environment))
+        let screensMemory = tuning.screening != nil && config.loss.kind == .contrastive
+            && config.model.dim <= ScreeningBound.maximumDimension
         let memory = config.memory.isEnabled
-            ? CrossBatchMemory(capacity: config.memory.size, dimension: config.model.dim) : nil
-        step = DistributedStep(comm: comm, network: network, loss: makePairLoss(config.loss.kind, options: config.loss.options),
+            ? CrossBatchMemory(capacity: config.memory.size, dimension: config.model.dim, lowPrecisionCopy: screensMemory) : nil
+        let loss = makePairLoss(config.loss.kind, options: config.loss.options, tuning: tuning)
+        step = DistributedStep(comm: comm, network: network, loss: loss,
                                memory: memory, memoryWeight: Float(config.memory.weight),
                                memoryReduction: config.memory.reduction,
                                memoryStart: config.memoryStartIteration ?? Int.max,
