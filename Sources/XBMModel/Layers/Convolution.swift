@@ -133,11 +133,14 @@ func conv3x3Backward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient
         im2col3x3(columns: columns, input: input, count: n, height: height, width: width, channels: inputChannels)
     }
     precondition(n % chunks.count == 0, "conv backward: \(n) images are not \(chunks.count) equal chunks")
-    for j in 0..<chunks.count {
-        let rows = chunks.range(j, of: positions)
-        gemm(.transposed, .none, m: outputChannels, n: k, k: rows.count,
-             a: outputGradient + rows.lowerBound * outputChannels, lda: outputChannels, b: columns + rows.lowerBound * k, ldb: k,
-             beta: chunks.beta, c: weightGradient + j * chunks.stride, ldc: k)
+    // One product per chunk: whole chunks split over the threads (one chunk: BLAS's own threads).
+    parallelProducts(chunks.count, threads: productThreads) { chunkRange in
+        for j in chunkRange {
+            let rows = chunks.range(j, of: positions)
+            gemm(.transposed, .none, m: outputChannels, n: k, k: rows.count,
+                 a: outputGradient + rows.lowerBound * outputChannels, lda: outputChannels, b: columns + rows.lowerBound * k, ldb: k,
+                 beta: chunks.beta, c: weightGradient + j * chunks.stride, ldc: k)
+        }
     }
     guard let inputGradient else { return }
     gemm(.none, .none, m: positions, n: k, k: outputChannels,

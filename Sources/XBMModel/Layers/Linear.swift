@@ -21,7 +21,8 @@ func linearBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient:
                     input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                     count n: Int, inputSize: Int, outputSize: Int, chunks: GradientChunks = .whole) {
     precondition(n % chunks.count == 0, "linear backward: \(n) samples are not \(chunks.count) equal chunks")
-    for j in 0..<chunks.count {
+    // Small products, one per chunk: whole chunks split over the threads (one chunk: BLAS's own threads).
+    parallelProducts(chunks.count, threads: productThreads) { chunkRange in for j in chunkRange {
         let samples = chunks.range(j, of: n), offset = j * chunks.stride
         gemm(.transposed, .none, m: outputSize, n: inputSize, k: samples.count,
              a: outputGradient + samples.lowerBound * outputSize, lda: outputSize,
@@ -33,7 +34,7 @@ func linearBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradient:
                 for o in 0..<outputSize { biasGradient[o] += g[o] }
             }
         }
-    }
+    } }
     if let inputGradient {
         gemm(.none, .none, m: n, n: inputSize, k: outputSize,
              a: outputGradient, lda: outputSize, b: weight, ldb: inputSize, beta: 0, c: inputGradient, ldc: inputSize)

@@ -170,21 +170,35 @@ func winogradBackward(inputGradient: UnsafeMutablePointer<Float>?, weightGradien
                                        outputGradient: outputGradient + first * pixels * co, images: images.count,
                                        height: w.height, width: w.width, channels: co)
     }
-    // dU = dMᵀ V per plane, over each chunk's tiles (all of them unless chunked), then back to dW.
-    // With chunks, the adjoint clears dU as it reads it, so the next chunk's products add into
-    // zeros instead of having BLAS clear dU (β = 0) in a pass of its own.
+    // dU = dMᵀ V per plane, then back to dW: over all tiles, the planes split over the threads;
+    // or, with chunks, per chunk's tiles, whole chunks split over the threads (each with a dU of
+    // its own, cleared by the adjoint as it reads it, so that the next chunk's products add
+    // into zeros instead of BLAS clearing dU in a pass of its own).
     precondition(n % chunks.count == 0, "winogradBackward: \(n) images are not \(chunks.count) equal chunks")
-    for j in 0..<chunks.count {
-        let chunkTiles = chunks.range(j, of: tiles), beta: Float = j == 0 ? 0 : 1
+    if chunks.count == 1 {
         parallelProducts(16, threads: productThreads) { planes in
             for xi in planes {
-                gemm(.transposed, .none, m: co, n: ci, k: chunkTiles.count, a: dm + xi * tiles * co + chunkTiles.lowerBound * co,
-                     lda: co, b: v + xi * tiles * ci + chunkTiles.lowerBound * ci, ldb: ci, beta: beta, c: du + xi * co * ci, ldc: ci)
+                gemm(.transposed, .none, m: co, n: ci, k: tiles, a: dm + xi * tiles * co, lda: co,
+                     b: v + xi * tiles * ci, ldb: ci, c: du + xi * co * ci, ldc: ci)
             }
         }
-        winogradWeightTransformAdjoint(weightGradient: weightGradient + j * chunks.stride, transformed: du,
-                                       inputChannels: ci, outputChannels: co, writes: chunks.writes,
-                                       clearsTransformed: j + 1 < chunks.count)
+        winogradWeightTransformAdjoint(weightGradient: weightGradient, transformed: du, inputChannels: ci, outputChannels: co,
+                                       writes: chunks.writes)
+    } else {
+        parallelProducts(chunks.count, threads: productThreads) { chunkRange in
+            let own = UnsafeMutablePointer<Float>.allocate(capacity: 16 * co * ci)
+            defer { own.deallocate() }
+            for j in chunkRange {
+                let chunkTiles = chunks.range(j, of: tiles), beta: Float = j == chunkRange.lowerBound ? 0 : 1
+                for xi in 0..<16 {
+                    gemm(.transposed, .none, m: co, n: ci, k: chunkTiles.count, a: dm + xi * tiles * co + chunkTiles.lowerBound * co,
+                         lda: co, b: v + xi * tiles * ci + chunkTiles.lowerBound * ci, ldb: ci, beta: beta, c: own + xi * co * ci, ldc: ci)
+                }
+                winogradWeightTransformAdjoint(weightGradient: weightGradient + j * chunks.stride, transformed: own,
+                                               inputChannels: ci, outputChannels: co, writes: chunks.writes,
+                                               clearsTransformed: j + 1 < chunkRange.upperBound)
+            }
+        }
     }
     guard let inputGradient else { return }
     guard w.usesGroups(n) else {
@@ -464,6 +478,7 @@ func winogradOutputTransformAdjoint(products dm: UnsafeMutablePointer<Float>, pl
     }
 }
 
-/// The threads the Winograd products may split over: OpenBLAS' whole budget, or 1 while
-/// simulated ranks share this process (`parallelProducts`; Docs/numerics.md).
-private var productThreads: Int { SimulatedRanks.activeRanks <= 1 ? BLASThreads.current : 1 }
+/// The threads independent products (Winograd's planes, the chunks of `--deterministic`) may
+/// split over: OpenBLAS' whole budget, or 1 while simulated ranks share this process
+/// (`parallelProducts` switches OpenBLAS' process-wide thread count; Docs/numerics.md).
+var productThreads: Int { SimulatedRanks.activeRanks <= 1 ? BLASThreads.current : 1 }
