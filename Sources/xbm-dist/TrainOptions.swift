@@ -117,9 +117,9 @@ struct OptimizationArguments: ParsableArguments {
     var milestones: [[IterationPoint]] = []
     @Option(help: "Step schedule factor (default \(defaults.optimization.gamma)).") var gamma: Double?
     @Option(help: "Linear warm-up iterations (default \(defaults.optimization.warmup)).") var warmup: Int?
-    @Flag(inversion: .prefixedNo, help: "Compute the same bits on every rank count that divides --deterministic-chunks and on any thread count: 1 rank, mpirun -np 4 and --simulate-ranks 8 train byte-identical weights, and a run resumes on another rank count without drifting (Docs/distributed.md) (default off).")
+    @Flag(inversion: .prefixedNo, help: "Compute the same bits on every rank count that divides --deterministic-chunks and on any thread count: 1 rank, mpirun -np 4 and --simulate-ranks 2 train byte-identical weights, and a run resumes on another rank count without drifting (Docs/distributed.md) (default off).")
     var deterministic: Bool?
-    @Option(help: "With --deterministic: chunks K of the global batch that every sum over samples is taken per; the guarantee covers the rank counts that divide K (default \(defaults.optimization.deterministicChunks)).")
+    @Option(help: "With --deterministic: chunks K of the global batch that every sum over samples is taken per; the guarantee covers the rank counts that divide K, and each rank's backward costs more with K / ranks (default \(defaults.optimization.deterministicChunks)).")
     var deterministicChunks: Int?
 }
 

@@ -79,9 +79,9 @@ final class OptionRoundTripTests: XCTestCase {
             "gamma": Case(argument: "0.5", json: 0.5) { t, _ in schedule(t).gamma == 0.5 },
             "warmup": Case(argument: "7", json: 7) { t, _ in schedule(t).warmupIterations == 7 },
             "deterministic": Case(argument: nil, json: true) { t, _ in
-                step(t).deterministicChunks == 8 && t.components.network.batchNorm.chunks == 8
+                step(t).deterministicChunks == 4 && t.components.network.batchNorm.chunks == 4
             },
-            "deterministic-chunks": Case(argument: "4", json: 4) { t, _ in t.config.optimization.deterministicChunks == 4 },
+            "deterministic-chunks": Case(argument: "8", json: 8) { t, _ in t.config.optimization.deterministicChunks == 8 },
             "xbm-size": Case(argument: "64", json: 64) { t, _ in step(t).memory?.capacity == 64 },
             "xbm-start": Case(argument: "30", json: 30) { t, _ in step(t).memoryStart == 30 },
             "xbm-weight": Case(argument: "0.5", json: 0.5) { t, _ in step(t).memoryWeight == 0.5 },

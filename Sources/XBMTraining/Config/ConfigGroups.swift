@@ -162,8 +162,10 @@ public struct OptimizationConfig: Codable, Equatable, Sendable {
     /// of ranks and threads (Docs/distributed.md, "Deterministic training").
     public var deterministic = false
     /// `--deterministic-chunks`: K, the chunks of the global batch with `--deterministic`; the
-    /// rank counts the guarantee covers are the divisors of K.
-    public var deterministicChunks = 8
+    /// rank counts the guarantee covers are the divisors of K. Each rank's backward writes K / N
+    /// gradients, so the cost grows with K (Docs/performance.md, "Deterministic training"):
+    /// 4 covers 1, 2 and 4 ranks.
+    public var deterministicChunks = 4
 
     public init() {}
     enum CodingKeys: String, CodingKey, CaseIterable {
