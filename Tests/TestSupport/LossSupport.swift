@@ -56,6 +56,16 @@ public struct PairLossResult {
 }
 
 /// `count` rows of unit length with normally distributed directions.
+/// A unit row near row `centre` of `centres` (rows of `dimension`): weight · centre plus
+/// √(1 − weight²) of a random unit direction, normalised; similarity to the centre ≈ weight.
+public func unitRow(near centre: Int, of centres: [Float], weight: Float, dimension d: Int,
+                    random: inout RandomSource) -> [Float] {
+    let noise = randomUnitRows(count: 1, dimension: d, random: &random)
+    let v = (0..<d).map { weight * centres[centre * d + $0] + (1 - weight * weight).squareRoot() * noise[$0] }
+    let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+    return v.map { $0 / norm }
+}
+
 public func randomUnitRows(count: Int, dimension: Int, random: inout RandomSource) -> [Float] {
     var rows = [Float](repeating: 0, count: count * dimension)
     for i in 0..<count {

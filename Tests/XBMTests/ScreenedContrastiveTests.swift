@@ -90,10 +90,7 @@ final class ScreenedContrastiveTests: XCTestCase {
         var random = RandomSource(seed: seed)
         let centres = randomUnitRows(count: 5, dimension: d, random: &random)
         func near(_ centre: Int, _ weight: Float) -> [Float] {
-            let noise = randomUnitRows(count: 1, dimension: d, random: &random)
-            let v = (0..<d).map { weight * centres[centre * d + $0] + (1 - weight * weight).squareRoot() * noise[$0] }
-            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            return v.map { $0 / norm }
+            unitRow(near: centre, of: centres, weight: weight, dimension: d, random: &random)
         }
         let memory = CrossBatchMemory(capacity: M, dimension: d, lowPrecisionCopy: true)
         var row = 0
