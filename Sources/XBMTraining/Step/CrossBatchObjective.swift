@@ -120,9 +120,10 @@ public final class CrossBatchObjective {
         let size = rows.count / chunks
         // Per-anchor kernels take all of this rank's anchors at once; products run per chunk, so
         // that every product has the same shape on any number of ranks.
-        let evaluations = loss.memoryTermIsPerAnchor ? [0..<rows.count] : (0..<chunks).map { $0 * size..<($0 + 1) * size }
+        let evaluated = loss.memoryTermIsPerAnchor ? rows.count : size
         var memorySum = 0.0, memoryStatistics = PairStatistics()
-        for anchors in evaluations {
+        for start in stride(from: 0, to: rows.count, by: evaluated) {
+            let anchors = start..<start + evaluated
             var input = PairLossInput(
                 anchors: embeddings + (first + anchors.lowerBound) * d, anchorLabels: labels + first + anchors.lowerBound,
                 anchorCount: anchors.count, dimension: d, references: memoryReferences ?? memory.referenceSegments,
