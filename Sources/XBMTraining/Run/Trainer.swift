@@ -52,6 +52,8 @@ public final class Trainer {
     private var watchdog: Watchdog?
     /// What `--resume` changed on purpose, for the header.
     private var resumeNotes: [String] = []
+    /// Whether the memory term's path has been printed (once, at its first evaluation).
+    private var announcedMemoryTerm = false
     /// `--bn local`: rank 0's running statistics, for the inference passes (`inferenceState`).
     private lazy var rankZeroState = FlatBuffer<Float>(count: components.step.state.count)
 
@@ -168,6 +170,12 @@ public final class Trainer {
                 }
             }
             lastStepResult = result
+            if talk, !announcedMemoryTerm, let path = step.loss.memoryTermPath {
+                // Which kernel the memory term took (Docs/performance.md, "Exact screening"): the
+                // paths give the same results up to the GEMM's rounding, at different speeds.
+                print("the memory term takes the \(path) path (from iteration \(iteration))")
+                announcedMemoryTerm = true
+            }
             if config.memory.refresh > 0, let memory = step.memory, iteration >= step.memoryStart, memory.count > 0 {
                 watchdog.enter("the memory refresh", iteration: iteration)
                 try refreshMemory(memory)
