@@ -260,7 +260,7 @@ private struct GroupState: LaneStreamState {
     /// same chains, in order (the class documentation says why that gives the same bits).
     mutating func consumeScreened(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int, prefetch: Bool,
                                   tile: UnsafeMutablePointer<Float>, kept: UnsafeMutablePointer<Int32>) {
-        let screening = context.screening!, low = segment.lowPrecision!, d = context.dimension
+        let screening = context.screening!, low = segment.lowPrecision!
         let first = rows.lowerBound
         screenSimilarities(screening.kernel, panel: screening.panels + (self.first / vectorWidth) * screening.panelSize,
                            rows: low.rows + first * low.stride, count: rows.count, stride: low.stride,
