@@ -30,8 +30,10 @@ import XBMKernels
 /// which is `MultiSimilarityTerm`'s ℓ_i and ∂ℓ_i/∂a_i = Σ_j g_ij r_j, rearranged: g_ij is a
 /// per-part factor times the pair's shifted exponential, so the factor can wait for the end.
 /// The exponentials (Double) are taken only for the mined pairs, after each block, from the
-/// similarities noted with them, while the block's rows are still in cache; then V_i gets the
-/// block's mined rows with V_i's elements held in registers (`accumulate`). The thresholds are
+/// similarities noted with them, while the block's rows are still in cache; then the block's
+/// noted rows go into the 16 anchors' vectors at once, weighted by a tile of their e_ij (zero
+/// where a lane is not mined): d multiply-adds per noted row rather than d per mined pair, four
+/// times fewer at 25% mined pairs (`accumulate`; measured in Docs/performance.md). The thresholds are
 /// Floats that decide the product path's Double comparisons exactly (`floatThreshold`).
 /// The positive rows are multiplied three times: at 100 classes in the memory and 16 anchors
 /// of a few classes per group, a few percent of the rows.
@@ -49,7 +51,8 @@ final class MultiSimilarityStream: OnePassTerm {
     let tuning: PairLossTuning
     /// The anchors, 16 lanes to a group.
     private var packedAnchors = PackedAnchorLanes()
-    /// (b, d): V⁺_i and V⁻_i.
+    /// (groups, d, 16): V⁺_i and V⁻_i, element k of anchor 16g + lane at (g · d + k) · 16 + lane
+    /// (the lanes of a group side by side, as the block's rows are added to all of them at once).
     private var positiveVectors = FlatBuffer<Float>(count: 0)
     private var negativeVectors = FlatBuffer<Float>(count: 0)
     /// (b) each anchor's extremes, shifts, sums and counts.
@@ -67,13 +70,14 @@ final class MultiSimilarityStream: OnePassTerm {
         let b = input.anchorCount, d = input.dimension, R = input.referenceCount
         let groups = (b + vectorWidth - 1) / vectorWidth
         packedAnchors.pack(input.anchors, count: b, dimension: d)
-        if positiveVectors.count < b * d {
-            positiveVectors = FlatBuffer(count: b * d)
-            negativeVectors = FlatBuffer(count: b * d)
+        let vectorCount = groups * vectorWidth * d
+        if positiveVectors.count < vectorCount {
+            positiveVectors = FlatBuffer(count: vectorCount)
+            negativeVectors = FlatBuffer(count: vectorCount)
         }
         if rows.count < b { rows = FlatBuffer(count: b, initialValue: MinedSums()) }
-        positiveVectors.pointer.update(repeating: 0, count: b * d)
-        negativeVectors.pointer.update(repeating: 0, count: b * d)
+        positiveVectors.pointer.update(repeating: 0, count: vectorCount)
+        negativeVectors.pointer.update(repeating: 0, count: vectorCount)
         rows.pointer.update(repeating: MinedSums(), count: b)
 
         let segments = input.references
@@ -89,12 +93,10 @@ final class MultiSimilarityStream: OnePassTerm {
             withUnsafeTemporaryAllocation(of: MinedGroup.self, capacity: groupRange.count) { states in
             withUnsafeTemporaryAllocation(of: MinedRow.self, capacity: context.blockRows) { noted in
             withUnsafeTemporaryAllocation(of: Int32.self, capacity: context.blockRows) { listed in
-            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: context.blockRows) { pairRows in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: context.blockRows) { pairWeights in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: context.blockRows * vectorWidth) { weights in
                 for (slot, group) in groupRange.enumerated() {
                     (states.baseAddress! + slot).initialize(to: MinedGroup(context: context, group: group, noted: noted.baseAddress!,
-                                                                          pairRows: pairRows.baseAddress!,
-                                                                          pairWeights: pairWeights.baseAddress!))
+                                                                          weights: weights.baseAddress!))
                 }
                 func run(_ pass: MinedPass) {
                     for slot in states.indices { states[slot].begin(pass) }
@@ -110,7 +112,6 @@ final class MultiSimilarityStream: OnePassTerm {
                 run(.positives)
                 for slot in states.indices { states[slot].finish() }
                 _ = states.deinitialize()
-            }
             }
             }
             }
@@ -135,12 +136,9 @@ final class MultiSimilarityStream: OnePassTerm {
             result.activeNegatives = row.negativeCount
             result.activeNegativeAgeSum = row.negativeAgeSum
             let wp = scale * Float(-positiveWeight / positiveDenominator), wn = scale * Float(negativeWeight / negativeDenominator)
-            let dA = anchorGradient + i * d, p = positiveVectors.pointer + i * d, n = negativeVectors.pointer + i * d
-            forEachVectorSlice(d) { k, lanes in
-                let update = loadVector(dA + k, lanes: lanes)
-                    + wn * loadVector(n + k, lanes: lanes) + wp * loadVector(p + k, lanes: lanes)
-                storeVector(update, dA + k, lanes: lanes)
-            }
+            let dA = anchorGradient + i * d, column = (i / vectorWidth) * d * vectorWidth + i % vectorWidth
+            let p = positiveVectors.pointer + column, n = negativeVectors.pointer + column
+            for k in 0..<d { dA[k] = dA[k] + wn * n[k * vectorWidth] + wp * p[k * vectorWidth] }
         }
         return .onePass
     }
@@ -201,21 +199,18 @@ private struct MinedGroup: LaneStreamState {
     /// The rows of the current block with a mined lane.
     private var noted: UnsafeMutablePointer<MinedRow>
     private var notedCount = 0
-    /// One anchor's mined pairs of the current block: their rows and e (room for a block).
-    private let pairRows: UnsafeMutablePointer<UnsafePointer<Float>>
-    private let pairWeights: UnsafeMutablePointer<Float>
+    /// (block rows, 16): the noted rows' e_ij, zero for the lanes not mined.
+    private let weights: UnsafeMutablePointer<Float>
 
-    /// `noted`, `pairRows` and `pairWeights` have room for a block's rows each.
-    init(context: MinedContext, group: Int, noted: UnsafeMutablePointer<MinedRow>,
-         pairRows: UnsafeMutablePointer<UnsafePointer<Float>>, pairWeights: UnsafeMutablePointer<Float>) {
+    /// `noted` has room for a block's rows, `weights` for 16 floats per row.
+    init(context: MinedContext, group: Int, noted: UnsafeMutablePointer<MinedRow>, weights: UnsafeMutablePointer<Float>) {
         self.context = context
         first = group * vectorWidth
         lanes = context.packedAnchors.lanes(group: group)
         laneLabels = LaneLabels(group: group, anchorCount: context.anchorCount, anchorLabels: context.anchorLabels,
                                 ownIndex: context.ownIndex)
         self.noted = noted
-        self.pairRows = pairRows
-        self.pairWeights = pairWeights
+        self.weights = weights
     }
 
     /// Sets the thresholds the pass needs from the passes before it.
@@ -274,87 +269,94 @@ private struct MinedGroup: LaneStreamState {
         notedCount += bits != 0 ? 1 : 0
     }
 
-    /// After a block, anchor by anchor (lane by lane): the running shift raised once to the
-    /// block's largest mined exponent (pass 2), each mined pair's exponential into the anchor's
-    /// sum (Double, column order), then V_i += Σ_j e_ij r_j with one fused multiply-add per
-    /// element and pair, in column order, 64 elements of V_i held in registers across the pairs.
-    /// (Added pair by pair into V_i in memory, a pair cost ~14 ns at 25% mined pairs, more
-    /// than the product path's dense backward.)
+    /// After a block: anchor by anchor (lane by lane), the running shift raised once to the
+    /// block's largest mined exponent (pass 2) and each mined pair's exponential into the
+    /// anchor's sum (Double, column order) and the block's tile of weights; then the noted rows
+    /// into the 16 anchors' vectors at once (`accumulate`).
     private mutating func endBlock(_ segment: ReferenceSegment) {
         defer { notedCount = 0 }
         guard notedCount > 0 else { return }
         let d = context.dimension, term = context.term, negatives = pass == .negatives
         let entries = UnsafeBufferPointer(start: noted, count: notedCount)
+        let vectors = (negatives ? context.negativeVectors : context.positiveVectors) + first * d
         var minedLanes: UInt16 = 0
-        // The block's largest mined s per lane: x = β(s − λ) is increasing in s.
-        var largest = FloatVector(repeating: -.infinity)
-        for entry in entries {
+        for (index, entry) in entries.enumerated() {
             minedLanes |= entry.mined
-            largest.replace(with: entry.similarities, where: laneMask(entry.mined) .& (largest .< entry.similarities))
+            storeVector(.zero, weights + index * vectorWidth)
         }
+        var rescale = FloatVector(repeating: 1), rescaled = false
         while minedLanes != 0 {
             let lane = minedLanes.trailingZeroBitCount
             minedLanes &= minedLanes - 1
             let i = first + lane, bit = UInt16(1) << lane
-            let vector = (negatives ? context.negativeVectors : context.positiveVectors) + i * d
             if negatives {
-                let x = term.beta * (Double(largest[lane]) - term.lambda)
+                // x = β(s − λ) increases with s: the block's largest x is that of its largest s.
+                var largest = -Float.infinity
+                for entry in entries where entry.mined & bit != 0 { largest = max(largest, entry.similarities[lane]) }
+                let x = term.beta * (Double(largest) - term.lambda)
                 if x > context.rows[i].negativeShift {
                     // The running shift rises: rescale what was summed under the old one.
-                    let rescale = exp(context.rows[i].negativeShift - x)
-                    context.rows[i].negativeSum *= rescale
-                    let factor = Float(rescale)
-                    forEachVectorSlice(d) { k, width in storeVector(factor * loadVector(vector + k, lanes: width), vector + k, lanes: width) }
+                    let factor = exp(context.rows[i].negativeShift - x)
+                    context.rows[i].negativeSum *= factor
+                    rescale[lane] = Float(factor)
+                    rescaled = true
                     context.rows[i].negativeShift = x
                 }
             }
-            var pairs = 0
-            for entry in entries where entry.mined & bit != 0 {
-                let row = Int(entry.row), s = Double(entry.similarities[lane])
+            for (index, entry) in entries.enumerated() where entry.mined & bit != 0 {
+                let s = Double(entry.similarities[lane])
                 let e: Double
                 if negatives {
                     e = exp(term.beta * (s - term.lambda) - context.rows[i].negativeShift)
                     context.rows[i].negativeSum += e
                     context.rows[i].negativeCount += 1
-                    if context.hasStamps, let stamps = segment.stamps { context.rows[i].negativeAgeSum += Int(context.now &- stamps[row]) }
+                    if context.hasStamps, let stamps = segment.stamps {
+                        context.rows[i].negativeAgeSum += Int(context.now &- stamps[Int(entry.row)])
+                    }
                 } else {
                     e = exp(-term.alpha * (s - term.lambda) - context.rows[i].positiveShift)
                     context.rows[i].positiveSum += e
                     context.rows[i].positiveCount += 1
                 }
-                pairRows[pairs] = segment.embeddings + row * d
-                pairWeights[pairs] = Float(e)
-                pairs += 1
+                weights[index * vectorWidth + lane] = Float(e)
             }
-            accumulate(into: vector, pairs: pairs)
         }
+        if rescaled { for k in 0..<d { storeVector(rescale * loadVector(vectors + k * vectorWidth), vectors + k * vectorWidth) } }
+        accumulate(into: vectors, entries, segment)
     }
 
-    /// vector += Σ_m pairWeights[m] · pairRows[m] over the first `pairs`, in order: per element
-    /// one fused multiply-add per pair, whatever the blocking of the elements.
+    /// V[k] += w_j · r_jk for the noted rows j in order, V (d, 16) the group's vectors and w_j
+    /// the row's 16 weights: per anchor and element one fused multiply-add per pair in column
+    /// order (a lane with w = 0 adds an exact 0), d multiply-adds per noted row for all 16
+    /// anchors. Eight elements at a time, so that eight chains are in flight.
     @inline(__always)
-    private func accumulate(into vector: UnsafeMutablePointer<Float>, pairs: Int) {
-        let d = context.dimension
+    private func accumulate(into vectors: UnsafeMutablePointer<Float>, _ entries: UnsafeBufferPointer<MinedRow>,
+                            _ segment: ReferenceSegment) {
+        let d = context.dimension, count = entries.count, embeddings = segment.embeddings
         var k = 0
-        while k + 4 * vectorWidth <= d {
-            let v = vector + k
+        while k + 8 <= d {
+            let v = vectors + k * vectorWidth
             var a0 = loadVector(v), a1 = loadVector(v + 16), a2 = loadVector(v + 32), a3 = loadVector(v + 48)
-            for m in 0..<pairs {
-                let r = pairRows[m] + k, w = pairWeights[m]
-                a0 = a0.addingProduct(loadVector(r), w)
-                a1 = a1.addingProduct(loadVector(r + 16), w)
-                a2 = a2.addingProduct(loadVector(r + 32), w)
-                a3 = a3.addingProduct(loadVector(r + 48), w)
+            var a4 = loadVector(v + 64), a5 = loadVector(v + 80), a6 = loadVector(v + 96), a7 = loadVector(v + 112)
+            for index in 0..<count {
+                let w = loadVector(weights + index * vectorWidth), r = embeddings + Int(entries[index].row) * d + k
+                a0 = a0.addingProduct(w, r[0]); a1 = a1.addingProduct(w, r[1])
+                a2 = a2.addingProduct(w, r[2]); a3 = a3.addingProduct(w, r[3])
+                a4 = a4.addingProduct(w, r[4]); a5 = a5.addingProduct(w, r[5])
+                a6 = a6.addingProduct(w, r[6]); a7 = a7.addingProduct(w, r[7])
             }
             storeVector(a0, v); storeVector(a1, v + 16); storeVector(a2, v + 32); storeVector(a3, v + 48)
-            k += 4 * vectorWidth
+            storeVector(a4, v + 64); storeVector(a5, v + 80); storeVector(a6, v + 96); storeVector(a7, v + 112)
+            k += 8
         }
         while k < d {
-            let width = min(vectorWidth, d - k)
-            var a = loadVector(vector + k, lanes: width)
-            for m in 0..<pairs { a = a.addingProduct(loadVector(pairRows[m] + k, lanes: width), pairWeights[m]) }
-            storeVector(a, vector + k, lanes: width)
-            k += vectorWidth
+            let v = vectors + k * vectorWidth
+            var a = loadVector(v)
+            for index in 0..<count {
+                a = a.addingProduct(loadVector(weights + index * vectorWidth), embeddings[Int(entries[index].row) * d + k])
+            }
+            storeVector(a, v)
+            k += 1
         }
     }
 
