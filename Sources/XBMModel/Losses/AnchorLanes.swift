@@ -180,13 +180,6 @@ func laneBits(_ mask: SIMDMask<LabelVector>) -> UInt16 {
     return UInt16(truncatingIfNeeded: LabelVector.zero.replacing(with: bits, where: mask).wrappedSum())
 }
 
-/// The lanes whose bit is set in `bits` (the inverse of `laneBits`).
-@inline(__always)
-func laneMask(_ bits: UInt16) -> SIMDMask<LabelVector> {
-    let lanes = LabelVector(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
-    return (lanes & LabelVector(repeating: Int32(bits))) .!= 0
-}
-
 /// The blocks of `blockRows` references the segments are cut into, in order: each with its
 /// segment, its rows in the segment and the column of the segment's first row.
 @inline(__always)

@@ -2,8 +2,8 @@ import Foundation
 import XBMKernels
 
 /// The multi-similarity term (`MultiSimilarityTerm`) against references that take no gradient
-/// (the cross-batch memory), without the b × R similarity matrix (Docs/losses.md, "The memory
-/// term in one pass").
+/// (the cross-batch memory), without the b × R similarity matrix (Docs/losses.md, "The triplet
+/// and multi-similarity memory terms in one pass").
 ///
 /// Mining needs min_{p∈P_i} s_ip before any negative can be kept, and max_{n∈N_i} s_in before
 /// any positive can. Positives are few (one label among many in the memory), so each anchor
@@ -44,7 +44,8 @@ import XBMKernels
 /// Its results are the anchor's own: every s_ij is one chain of d fused multiply-adds in k
 /// order whatever the other lanes hold, and every per-anchor quantity (extremes, shifts,
 /// sums, vectors) runs over the references in column order and depends on that anchor's
-/// similarities alone. So they do not depend on the other anchors in its lanes, on how anchors
+/// similarities alone (a row noted for another lane adds an exact zero to this anchor's
+/// vector: its weight in the tile is 0). So they do not depend on the other anchors in its lanes, on how anchors
 /// are split over threads, or over ranks (`memoryTermIsPerAnchor`).
 final class MultiSimilarityStream: OnePassTerm {
     let term: MultiSimilarityTerm

@@ -1,8 +1,8 @@
 import XBMKernels
 
 /// The batch-hard triplet term (`TripletTerm`) against references that take no gradient (the
-/// cross-batch memory), without the b × R similarity matrix (Docs/losses.md, "The memory term
-/// in one pass"):
+/// cross-batch memory), without the b × R similarity matrix (Docs/losses.md, "The triplet
+/// and multi-similarity memory terms in one pass"):
 ///
 ///     for 16 anchors (the lanes) × 4 references j at a time, j in order:
 ///         s_j = Σ_k a_k · r_jk                          (`AnchorLanes`: one chain of d FMAs per lane)
