@@ -378,3 +378,25 @@ private func checkSameBitsOverThreadsAndAnchorSplits(file: StaticString = #fileP
     }
     XCTAssertGreaterThan(one.statistics.activeNegatives, 0, "vacuous: no active pair", file: file, line: line)
 }
+
+/// `makePairLoss` puts contrastive, triplet and multi-similarity on the one pass unless
+/// `PairLossTuning.onePass` is off, which `XBM_MEMORY_PATH` sets.
+final class OnePassStreamWiringTests: XCTestCase {
+    func testOnePassByDefaultAndGemmOnRequest() throws {
+        let problem = streamProblem(b: 17, R: 90, d: 8, seed: 2)
+        for kind in LossKind.allCases {
+            let hasOnePass = [LossKind.contrastive, .triplet, .multiSimilarity].contains(kind)
+            let streamed = makePairLoss(kind), products = makePairLoss(kind, tuning: PairLossTuning(onePass: false))
+            XCTAssertEqual(streamed.memoryTermIsPerAnchor, hasOnePass, "\(kind)")
+            XCTAssertFalse(products.memoryTermIsPerAnchor, "\(kind)")
+            XCTAssertEqual(runMemory(streamed, problem, .sum).path, hasOnePass ? .onePass : .products, "\(kind)")
+            XCTAssertEqual(runMemory(products, problem, .sum).path, .products, "\(kind)")
+        }
+        XCTAssertTrue(try PairLossTuning.onePass(environment: [:]))
+        XCTAssertTrue(try PairLossTuning.onePass(environment: ["XBM_MEMORY_PATH": "one-pass"]))
+        XCTAssertFalse(try PairLossTuning.onePass(environment: ["XBM_MEMORY_PATH": "gemm"]))
+        XCTAssertThrowsError(try PairLossTuning.onePass(environment: ["XBM_MEMORY_PATH": "GEMM"])) { error in
+            XCTAssertTrue("\(error)".contains("one-pass (the default) or gemm"), "\(error)")
+        }
+    }
+}
