@@ -7,8 +7,8 @@ import XCTest
 ///
 ///     XBM_BENCH=1 swift test -c release --filter XBMTests.LossBenchmarkTests
 ///
-/// One memory term of each loss (b 64, d 128, M 16,384; forward and anchor backward), and the
-/// contrastive one also on the product path, against one 64 × 128 × 16,384 sgemm, at 1 BLAS
+/// One memory term of each loss (b 64, d 128, M 16,384; forward and anchor backward), and those
+/// with a one-pass kernel (contrastive, triplet, multi-similarity) also on the product path, against one 64 × 128 × 16,384 sgemm, at 1 BLAS
 /// thread. Prints milliseconds (median of 7).
 final class LossBenchmarkTests: XCTestCase {
     func testMemoryTermAgainstOneProduct() throws {
@@ -30,7 +30,7 @@ final class LossBenchmarkTests: XCTestCase {
                 gemm(.none, .transposed, m: b, n: M, k: d, a: anchors, lda: d, b: memory, ldb: d, c: &similarities, ldc: M)
             }
             func term(_ kind: LossKind, productPath: Bool = false) -> String {
-                let loss = productPath ? contrastiveOnTheProductPath() : makePairLoss(kind, options: LossOptions())
+                let loss = makePairLoss(kind, options: LossOptions(), tuning: PairLossTuning(onePass: !productPath))
                 let time = median {
                     memoryTerm(loss, anchors: anchors, anchorLabels: anchorLabels, own: own, memory: memory,
                                memoryLabels: memoryLabels, reduction: .mean, anchorGradient: &dA)
@@ -38,8 +38,10 @@ final class LossBenchmarkTests: XCTestCase {
                 return "\(String(format: "%.2f", time)) ms (\(String(format: "%.2f", time / product))×)"
             }
             var results = LossKind.allCases.map { "\($0.rawValue) \(term($0))" }
-            // Contrastive again on the product-and-passes path that its one-pass kernel replaced.
-            results.append("contrastive on the product path \(term(.contrastive, productPath: true))")
+            // Again on the product-and-passes path that the one-pass kernels replaced.
+            for kind in [LossKind.contrastive, .triplet, .multiSimilarity] {
+                results.append("\(kind.rawValue) on the product path \(term(kind, productPath: true))")
+            }
             print("one \(b)×128×16384 sgemm: \(String(format: "%.2f", product)) ms; memory term fwd+bwd: " + results.joined(separator: ", "))
             XCTAssertGreaterThan(product, 0)
         }

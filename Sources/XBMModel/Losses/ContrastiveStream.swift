@@ -42,8 +42,8 @@ import XBMKernels
 final class ContrastiveStream: OnePassTerm {
     let term: ContrastiveTerm
     let tuning: PairLossTuning
-    /// (groups, d, 16): anchor lanes by dimension, zero beyond the last anchor.
-    private var packedAnchors = FlatBuffer<Float>(count: 0)
+    /// The anchors, 16 lanes to a group.
+    private var packedAnchors = PackedAnchorLanes()
     /// (b, d): Σ r_j over each anchor's active positives / active negatives.
     private var positiveSums = FlatBuffer<Float>(count: 0)
     private var negativeSums = FlatBuffer<Float>(count: 0)
@@ -59,16 +59,6 @@ final class ContrastiveStream: OnePassTerm {
     /// screening; what the screen saved with it (the tests check it is not vacuous).
     private(set) var lastRecomputedFraction = 0.0
 
-    /// References per block that every anchor group of a thread visits before the next block,
-    /// so a block is read from memory once and from cache by the other groups: ~64 KiB of rows.
-    static func blockRows(dimension d: Int) -> Int { max(4, (16_384 / max(d, 1)) & ~3) }
-
-    /// How far ahead of the rows being multiplied their successors are prefetched: ~8 KiB.
-    /// The hardware prefetcher does not keep up with four rows read a float at a time each, and
-    /// a memory that does not stay in cache between steps (the network's passes evict it) is
-    /// read from DRAM (Docs/performance.md, "The memory's cost").
-    static func prefetchRows(dimension d: Int) -> Int { max(4, (2_048 / max(d, 1)) & ~3) }
-
     init(term: ContrastiveTerm, tuning: PairLossTuning = PairLossTuning()) {
         if let kernel = tuning.screening, let problem = kernel.problem() { preconditionFailure(problem) }
         self.term = term
@@ -82,7 +72,7 @@ final class ContrastiveStream: OnePassTerm {
         let b = input.anchorCount, d = input.dimension, R = input.referenceCount
         let groups = (b + vectorWidth - 1) / vectorWidth
         reserve(anchors: b, groups: groups, dimension: d)
-        pack(input.anchors, count: b, dimension: d)
+        packedAnchors.pack(input.anchors, count: b, dimension: d)
         let screening = screeningPlan(input, groups: groups)
         positiveSums.pointer.update(repeating: 0, count: b * d)
         negativeSums.pointer.update(repeating: 0, count: b * d)
@@ -91,10 +81,10 @@ final class ContrastiveStream: OnePassTerm {
         let hasStamps = input.references.allSatisfy { $0.stamps != nil }
         let context = StreamContext(
             anchorCount: b, dimension: d, positiveLimit: Float(1 - term.epsilon), margin: Float(term.margin),
-            packedAnchors: packedAnchors.pointer, anchorLabels: input.anchorLabels, ownIndex: input.ownIndex,
+            packedAnchors: packedAnchors, anchorLabels: input.anchorLabels, ownIndex: input.ownIndex,
             positiveSums: positiveSums.pointer, negativeSums: negativeSums.pointer, rows: rows.pointer,
-            now: Int32(clamping: input.now), hasStamps: hasStamps, blockRows: Self.blockRows(dimension: d),
-            prefetchRows: Self.prefetchRows(dimension: d), screening: screening, recomputedRows: recomputedRows.pointer)
+            now: Int32(clamping: input.now), hasStamps: hasStamps, blockRows: PackedAnchorLanes.blockRows(dimension: d),
+            prefetchRows: PackedAnchorLanes.prefetchRows(dimension: d), screening: screening, recomputedRows: recomputedRows.pointer)
         let segments = input.references
         // Groups are split over the threads; each thread streams all references once, block by
         // block. The groups' states live on the thread's stack: the steady-state step allocates
@@ -105,27 +95,18 @@ final class ContrastiveStream: OnePassTerm {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: screening == nil ? 0 : context.blockRows * vectorWidth) { tile in
             withUnsafeTemporaryAllocation(of: Int32.self, capacity: screening == nil ? 0 : context.blockRows) { kept in
                 for (slot, group) in groupRange.enumerated() {
-                    (states.baseAddress! + slot).initialize(to: GroupState(context: context, group: group))
+                    (states.baseAddress! + slot).initialize(to: GroupState(context: context, group: group, noted: noted.baseAddress!))
                 }
-                var column = 0
-                for segment in segments {
-                    var start = 0
-                    while start < segment.count {
-                        let end = min(start + context.blockRows, segment.count)
-                        // The first group reads the block from memory, the others from cache.
-                        for slot in states.indices {
-                            if screening != nil {
-                                states[slot].consumeScreened(segment, rows: start..<end, firstColumn: column, prefetch: slot == 0,
-                                                             noted: noted.baseAddress!, tile: tile.baseAddress!,
-                                                             kept: kept.baseAddress!)
-                            } else {
-                                states[slot].consume(segment, rows: start..<end, firstColumn: column,
-                                                     prefetch: slot == 0, noted: noted.baseAddress!)
-                            }
+                forEachReferenceBlock(segments, blockRows: context.blockRows) { segment, rows, column in
+                    // The first group reads the block from memory, the others from cache.
+                    for slot in states.indices {
+                        if screening != nil {
+                            states[slot].consumeScreened(segment, rows: rows, firstColumn: column, prefetch: slot == 0,
+                                                         tile: tile.baseAddress!, kept: kept.baseAddress!)
+                        } else {
+                            states[slot].consume(segment, rows: rows, firstColumn: column, prefetch: slot == 0)
                         }
-                        start = end
                     }
-                    column += segment.count
                 }
                 for slot in states.indices { states[slot].finish() }
                 _ = states.deinitialize()
@@ -183,18 +164,7 @@ final class ContrastiveStream: OnePassTerm {
                                 anchorFactors: anchorFactors.pointer)
     }
 
-    /// packedAnchors[g][k][lane] = a_{16g + lane, k}.
-    private func pack(_ anchors: UnsafePointer<Float>, count b: Int, dimension d: Int) {
-        let packed = packedAnchors.pointer
-        packed.update(repeating: 0, count: (b + vectorWidth - 1) / vectorWidth * vectorWidth * d)
-        for i in 0..<b {
-            let panel = packed + (i / vectorWidth) * d * vectorWidth, lane = i % vectorWidth
-            for k in 0..<d { panel[k * vectorWidth + lane] = anchors[i * d + k] }
-        }
-    }
-
     private func reserve(anchors b: Int, groups: Int, dimension d: Int) {
-        if packedAnchors.count < groups * vectorWidth * d { packedAnchors = FlatBuffer(count: groups * vectorWidth * d) }
         if positiveSums.count < b * d {
             positiveSums = FlatBuffer(count: b * d)
             negativeSums = FlatBuffer(count: b * d)
@@ -232,7 +202,7 @@ private struct StreamContext: @unchecked Sendable {
     let anchorCount: Int, dimension: Int
     /// 1 − ε and m: a positive is active below the first, a negative above the second.
     let positiveLimit: Float, margin: Float
-    let packedAnchors: UnsafePointer<Float>
+    let packedAnchors: PackedAnchorLanes
     let anchorLabels: UnsafePointer<Int32>
     let ownIndex: UnsafePointer<Int32>?
     let positiveSums: UnsafeMutablePointer<Float>, negativeSums: UnsafeMutablePointer<Float>
@@ -249,14 +219,16 @@ private struct StreamContext: @unchecked Sendable {
 
 /// The lanes of one group of 16 anchors: their labels and own columns, and the lane-wise
 /// running sums, extremes and the Double totals they are flushed into after each block.
-private struct GroupState {
+private struct GroupState: LaneStreamState {
     let context: StreamContext
-    let first: Int, lanes: Int
-    let anchors: UnsafePointer<Float>
-    let labels: LabelVector, own: LabelVector
-    /// Lanes that hold an anchor. The others' sums are never read; masking them keeps the
-    /// empty lanes of a partial group (zero anchors) out of the active-pair path.
-    let valid: SIMDMask<LabelVector>
+    let first: Int
+    let lanes: AnchorLanes
+    /// The lanes' labels and own columns. Lanes without an anchor are neither positives nor
+    /// negatives of anything: that keeps the empty lanes of a partial group (zero anchors) out
+    /// of the active-pair path.
+    let laneLabels: LaneLabels
+    /// The rows of the current block with an active lane.
+    private var notes: Notes
     var hardestNegative = FloatVector(repeating: -.infinity), hardestPositive = FloatVector(repeating: .infinity)
     var positiveSum = FloatVector.zero, negativeSum = FloatVector.zero
     var positiveTotal = SIMD16<Double>.zero, negativeTotal = SIMD16<Double>.zero
@@ -265,55 +237,30 @@ private struct GroupState {
     /// Rows computed in fp32 so far.
     var recomputed = 0
 
-    init(context: StreamContext, group: Int) {
+    /// `noted` has room for one entry per row of a block.
+    init(context: StreamContext, group: Int, noted: UnsafeMutablePointer<ActiveRow>) {
         self.context = context
         first = group * vectorWidth
-        lanes = min(vectorWidth, context.anchorCount - first)
-        anchors = context.packedAnchors + group * context.dimension * vectorWidth
-        var labels = LabelVector(repeating: 0), own = LabelVector(repeating: -1)
-        for lane in 0..<lanes {
-            labels[lane] = context.anchorLabels[first + lane]
-            own[lane] = context.ownIndex?[first + lane] ?? -1
-        }
-        self.labels = labels
-        self.own = own
-        valid = LabelVector(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< LabelVector(repeating: Int32(lanes))
+        lanes = context.packedAnchors.lanes(group: group)
+        laneLabels = LaneLabels(group: group, anchorCount: context.anchorCount, anchorLabels: context.anchorLabels,
+                                ownIndex: context.ownIndex)
+        notes = Notes(base: noted)
     }
 
-    /// References `rows` of `segment`, whose first row is column `firstColumn` of the loss;
-    /// `noted` has room for one entry per row. With `prefetch`, the rows `prefetchRows` ahead
-    /// of each four are requested as they are multiplied.
-    mutating func consume(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int, prefetch: Bool,
-                          noted: UnsafeMutablePointer<ActiveRow>) {
-        let d = context.dimension
-        let ahead = context.prefetchRows, prefetchLimit = prefetch ? segment.count - ahead - 4 : -1
-        var notes = Notes(base: noted)
-        var j = rows.lowerBound
-        while j + 4 <= rows.upperBound {
-            let r0 = segment.embeddings + j * d
-            if j <= prefetchLimit { prefetchForReading(r0 + ahead * d, bytes: 4 * d * MemoryLayout<Float>.stride) }
-            let (s0, s1, s2, s3) = similarities(r0, r0 + d, r0 + 2 * d, r0 + 3 * d)
-            take(s0, segment, row: j, column: firstColumn + j, &notes)
-            take(s1, segment, row: j + 1, column: firstColumn + j + 1, &notes)
-            take(s2, segment, row: j + 2, column: firstColumn + j + 2, &notes)
-            take(s3, segment, row: j + 3, column: firstColumn + j + 3, &notes)
-            j += 4
-        }
-        while j < rows.upperBound {
-            take(similarity(segment.embeddings + j * d), segment, row: j, column: firstColumn + j, &notes)
-            j += 1
-        }
+    /// References `rows` of `segment`, whose first row is column `firstColumn` of the loss.
+    /// With `prefetch`, the rows `prefetchRows` ahead of each four are requested as they are multiplied.
+    mutating func consume(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int, prefetch: Bool) {
+        stream(segment, rows: rows, firstColumn: firstColumn, prefetchRows: prefetch ? context.prefetchRows : nil)
         recomputed += rows.count
-        endBlock(segment, notes)
+        endBlock(segment)
     }
 
     /// The block `rows` screened: ŝ for every row by the bf16 kernel into `tile` (rows × 16), the
     /// rows that may matter listed in `kept`, and those taken as `consume` takes them, with the
     /// same chains, in order (the class documentation says why that gives the same bits).
     mutating func consumeScreened(_ segment: ReferenceSegment, rows: Range<Int>, firstColumn: Int, prefetch: Bool,
-                                  noted: UnsafeMutablePointer<ActiveRow>, tile: UnsafeMutablePointer<Float>,
-                                  kept: UnsafeMutablePointer<Int32>) {
-        let screening = context.screening!, low = segment.lowPrecision!, d = context.dimension
+                                  tile: UnsafeMutablePointer<Float>, kept: UnsafeMutablePointer<Int32>) {
+        let screening = context.screening!, low = segment.lowPrecision!
         let first = rows.lowerBound
         screenSimilarities(screening.kernel, panel: screening.panels + (self.first / vectorWidth) * screening.panelSize,
                            rows: low.rows + first * low.stride, count: rows.count, stride: low.stride,
@@ -325,67 +272,23 @@ private struct GroupState {
             let estimate = loadVector(tile + (j - first) * vectorWidth)
             let beta = alpha * low.normBounds[j] + tau
             let upper = estimate + beta, lower = estimate - beta
-            let same = labels .== LabelVector(repeating: segment.labels[j])
-            let candidate = valid .& (own .!= LabelVector(repeating: Int32(truncatingIfNeeded: firstColumn + j)))
-            let negative = candidate .& .!same
+            let (positive, negative) = laneLabels.pairs(label: segment.labels[j], column: firstColumn + j)
             negativeFloor.replace(with: lower, where: negative .& (negativeFloor .< lower))
             // Written as "provably inactive and below the hardest", so that a NaN keeps the pair.
             let skipped = (upper .<= margin) .& (upper .< negativeFloor)
-            let keep = (candidate .& same) .| (negative .& .!skipped)
+            let keep = positive .| (negative .& .!skipped)
             kept[keptCount] = Int32(truncatingIfNeeded: j)
             keptCount += any(keep) ? 1 : 0
         }
-        for index in 0..<keptCount {
-            prefetchForReading(segment.embeddings + Int(kept[index]) * d, bytes: d * MemoryLayout<Float>.stride)
-        }
-        var notes = Notes(base: noted)
-        var index = 0
-        while index + 4 <= keptCount {
-            let j0 = Int(kept[index]), j1 = Int(kept[index + 1]), j2 = Int(kept[index + 2]), j3 = Int(kept[index + 3])
-            let r = segment.embeddings
-            let (s0, s1, s2, s3) = similarities(r + j0 * d, r + j1 * d, r + j2 * d, r + j3 * d)
-            take(s0, segment, row: j0, column: firstColumn + j0, &notes)
-            take(s1, segment, row: j1, column: firstColumn + j1, &notes)
-            take(s2, segment, row: j2, column: firstColumn + j2, &notes)
-            take(s3, segment, row: j3, column: firstColumn + j3, &notes)
-            index += 4
-        }
-        while index < keptCount {
-            let j = Int(kept[index])
-            take(similarity(segment.embeddings + j * d), segment, row: j, column: firstColumn + j, &notes)
-            index += 1
-        }
+        stream(segment, listed: kept, count: keptCount, firstColumn: firstColumn)
         recomputed += keptCount
-        endBlock(segment, notes)
-    }
-
-    /// s for the 16 lanes against four rows: per lane one chain of d fused multiply-adds in k
-    /// order, the same bits as `similarity` of each row alone.
-    @inline(__always)
-    private func similarities(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ r2: UnsafePointer<Float>,
-                              _ r3: UnsafePointer<Float>) -> (FloatVector, FloatVector, FloatVector, FloatVector) {
-        let a = anchors
-        var s0 = FloatVector.zero, s1 = FloatVector.zero, s2 = FloatVector.zero, s3 = FloatVector.zero
-        for k in 0..<context.dimension {
-            let ak = loadVector(a + k * vectorWidth)
-            s0 = s0.addingProduct(ak, r0[k])
-            s1 = s1.addingProduct(ak, r1[k])
-            s2 = s2.addingProduct(ak, r2[k])
-            s3 = s3.addingProduct(ak, r3[k])
-        }
-        return (s0, s1, s2, s3)
-    }
-
-    @inline(__always)
-    private func similarity(_ r: UnsafePointer<Float>) -> FloatVector {
-        var s = FloatVector.zero
-        for k in 0..<context.dimension { s = s.addingProduct(loadVector(anchors + k * vectorWidth), r[k]) }
-        return s
+        endBlock(segment)
     }
 
     /// After a block: the noted pairs into the anchors' sums, the lane sums into the totals.
-    private mutating func endBlock(_ segment: ReferenceSegment, _ notes: Notes) {
+    private mutating func endBlock(_ segment: ReferenceSegment) {
         for entry in UnsafeBufferPointer(start: notes.base, count: notes.count) { addActivePairs(entry, segment) }
+        notes.clear()
         positiveTotal += SIMD16<Double>(positiveSum)
         negativeTotal += SIMD16<Double>(negativeSum)
         positiveSum = .zero
@@ -394,10 +297,8 @@ private struct GroupState {
 
     /// The 16 similarities of reference `row` (column `column` of the loss) to the lanes.
     @inline(__always)
-    private mutating func take(_ s: FloatVector, _ segment: ReferenceSegment, row: Int, column: Int, _ notes: inout Notes) {
-        let same = labels .== LabelVector(repeating: segment.labels[row])
-        let candidate = valid .& (own .!= LabelVector(repeating: Int32(truncatingIfNeeded: column)))
-        let positive = candidate .& same, negative = candidate .& .!same
+    mutating func take(_ s: FloatVector, _ segment: ReferenceSegment, row: Int, column: Int) {
+        let (positive, negative) = laneLabels.pairs(label: segment.labels[row], column: column)
         hardestNegative.replace(with: s, where: negative .& (hardestNegative .< s))
         hardestPositive.replace(with: s, where: positive .& (s .< hardestPositive))
         let activePositive = positive .& (s .< context.positiveLimit)
@@ -433,7 +334,7 @@ private struct GroupState {
     /// Writes the lanes' totals and extremes into their anchors' rows.
     func finish() {
         context.recomputedRows[first / vectorWidth] = recomputed
-        for lane in 0..<lanes {
+        for lane in 0..<laneLabels.count {
             let i = first + lane
             context.rows[i].positiveSum = positiveTotal[lane]
             context.rows[i].negativeSum = negativeTotal[lane]
@@ -456,11 +357,7 @@ private struct Notes {
         base[count] = entry
         count += entry.active != 0 ? 1 : 0
     }
+
+    mutating func clear() { count = 0 }
 }
 
-/// Bit `lane` set for each true lane of `mask`.
-@inline(__always)
-private func laneBits(_ mask: SIMDMask<LabelVector>) -> UInt16 {
-    let bits = LabelVector(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
-    return UInt16(truncatingIfNeeded: LabelVector.zero.replacing(with: bits, where: mask).wrappedSum())
-}

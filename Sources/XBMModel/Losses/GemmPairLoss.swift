@@ -66,7 +66,8 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     private(set) var memoryTermRecomputedFraction: Double?
     let tuning: PairLossTuning
     /// The term against references without a gradient in one pass, when the term has one
-    /// (contrastive: `ContrastiveStream`); nil runs every evaluation through S.
+    /// (contrastive, triplet, multi-similarity: `ContrastiveStream`, `TripletStream`,
+    /// `MultiSimilarityStream`); nil runs every evaluation through S.
     let onePass: (any OnePassTerm)?
 
     init(term: Term, tuning: PairLossTuning = PairLossTuning(), onePass: (any OnePassTerm)? = nil) {
@@ -359,12 +360,30 @@ public struct PairLossTuning: Sendable, Equatable {
     /// pass it saves (Docs/performance.md, "Exact screening"); `XBM_SCREENING=on` picks this
     /// CPU's best kernel.
     public var screening: ScreeningKernel?
+    /// Whether the memory term (references without a gradient) of contrastive, triplet and
+    /// multi-similarity runs in one pass (`ContrastiveStream`, `TripletStream`,
+    /// `MultiSimilarityStream`; the default) or through S = A · Mᵀ and the passes over it, as
+    /// lifted and npair do (a comparison's way to time the product path: `XBM_MEMORY_PATH=gemm`).
+    public var onePass = true
 
     public init(sparseBackwardDensity: Double = 1.0 / 12, rowsWorkPerThread: Int = 32768,
-                screening: ScreeningKernel? = nil) {
+                screening: ScreeningKernel? = nil, onePass: Bool = true) {
         self.sparseBackwardDensity = sparseBackwardDensity
         self.rowsWorkPerThread = rowsWorkPerThread
         self.screening = screening
+        self.onePass = onePass
+    }
+
+    /// `onePass` from `XBM_MEMORY_PATH`: unset or `one-pass` true (the default), `gemm` false.
+    /// Throws when the value is neither.
+    public static func onePass(environment: [String: String]) throws -> Bool {
+        switch environment["XBM_MEMORY_PATH"] {
+        case nil, "one-pass": return true
+        case "gemm": return false
+        case let value?:
+            throw MemoryPathSettingError("XBM_MEMORY_PATH=\(value) is not one of one-pass (the default) or gemm; "
+                                        + "unset it for the one-pass memory term")
+        }
     }
 
     /// `screening` from `XBM_SCREENING`: `on` this CPU's best kernel (none without AVX2), unset
@@ -383,6 +402,12 @@ public struct PairLossTuning: Sendable, Equatable {
     }
 }
 
+/// An `XBM_MEMORY_PATH` this process does not know, with what to set instead.
+public struct MemoryPathSettingError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// A screening setting this process cannot honour, with what to set instead.
 public struct ScreeningSettingError: Error, CustomStringConvertible {
     public let description: String
@@ -393,7 +418,7 @@ public struct ScreeningSettingError: Error, CustomStringConvertible {
 public enum MemoryTermPath: Sendable, Equatable, CustomStringConvertible {
     /// S = A · Mᵀ by sgemm, then passes over S.
     case products
-    /// `ContrastiveStream` in fp32.
+    /// A one-pass term (`ContrastiveStream`, `TripletStream`, `MultiSimilarityStream`) in fp32.
     case onePass
     /// `ContrastiveStream` screened with a bf16 kernel, the candidates recomputed in fp32.
     case screened(ScreeningKernel)

@@ -36,16 +36,17 @@ public func makePairLoss(_ kind: LossKind, options: LossOptions = LossOptions(),
     precondition(options.msAlpha > 0 && options.msBeta > 0,
                  "multi-similarity needs α > 0 and β > 0, got α \(options.msAlpha), β \(options.msBeta)")
     precondition(options.npairTemperature > 0, "npair needs τ > 0, got \(options.npairTemperature)")
+    // Against the memory (no reference gradient) in one pass, unless `tuning.onePass` is off.
     switch kind {
     case .contrastive:
-        // Against the memory (no reference gradient) in one pass (ContrastiveStream).
         let term = ContrastiveTerm(margin: options.contrastiveMargin, epsilon: options.contrastiveEpsilon)
-        return GemmPairLoss(term: term, tuning: tuning, onePass: ContrastiveStream(term: term, tuning: tuning))
+        return GemmPairLoss(term: term, tuning: tuning, onePass: tuning.onePass ? ContrastiveStream(term: term, tuning: tuning) : nil)
     case .multiSimilarity:
-        return GemmPairLoss(term: MultiSimilarityTerm(alpha: options.msAlpha, beta: options.msBeta,
-                                                      lambda: options.msLambda, mu: options.msMu), tuning: tuning)
+        let term = MultiSimilarityTerm(alpha: options.msAlpha, beta: options.msBeta, lambda: options.msLambda, mu: options.msMu)
+        return GemmPairLoss(term: term, tuning: tuning, onePass: tuning.onePass ? MultiSimilarityStream(term: term, tuning: tuning) : nil)
     case .triplet:
-        return GemmPairLoss(term: TripletTerm(margin: options.tripletMargin), tuning: tuning)
+        let term = TripletTerm(margin: options.tripletMargin)
+        return GemmPairLoss(term: term, tuning: tuning, onePass: tuning.onePass ? TripletStream(term: term, tuning: tuning) : nil)
     case .lifted:
         return GemmPairLoss(term: LiftedStructureTerm(margin: options.liftedMargin), tuning: tuning)
     case .npair:

@@ -104,7 +104,7 @@ public protocol PairLoss: AnyObject {
 
     /// True when each anchor's results against references that take no gradient (the memory)
     /// have the same bits whatever other anchors are evaluated with it (a one-pass kernel:
-    /// contrastive); false when they come from matrix products, whose rounding BLAS may choose
+    /// contrastive, triplet, multi-similarity); false when they come from matrix products, whose rounding BLAS may choose
     /// by the product's shape (small products take other kernels).
     var memoryTermIsPerAnchor: Bool { get }
 

@@ -36,7 +36,10 @@ public struct TrainingComponents {
                                                         batchNorm: .local)
         // Exact screening of the contrastive memory term (Docs/losses.md): XBM_SCREENING=on, or off
         // (the default) for the fp32 one pass, the same bits. The memory keeps bf16 rows only for it.
-        let tuning = PairLossTuning(screening: try PairLossTuning.screening(environment: ProcessInfo.processInfo.environment))
+        // XBM_MEMORY_PATH=gemm runs the memory term through S = A · Mᵀ instead of one pass (for timing).
+        let environment = ProcessInfo.processInfo.environment
+        let tuning = PairLossTuning(screening: try PairLossTuning.screening(environment: environment),
+                                    onePass: try PairLossTuning.onePass(environment: environment))
         let screensMemory = tuning.screening != nil && config.loss.kind == .contrastive
             && config.model.dim <= ScreeningBound.maximumDimension
         let memory = config.memory.isEnabled
