@@ -1,3 +1,5 @@
+import Foundation
+
 /// The pair losses of Docs/losses.md by their command-line names (`--loss NAME`).
 public enum LossKind: String, CaseIterable, Sendable, Codable {
     case contrastive
@@ -29,6 +31,11 @@ public struct LossOptions: Sendable, Equatable {
     public init() {}
 }
 
+/// Whether lifted and npair run their memory term in one pass (`LogSumExpStream`): yes unless
+/// `XBM_ONE_PASS=off`, a switch for benchmarks (`bench step`) and comparisons that puts it back
+/// on the product path (Docs/losses.md, "The lifted and N-pair memory terms in one pass").
+var logSumExpOnePass: Bool { ProcessInfo.processInfo.environment["XBM_ONE_PASS"] != "off" }
+
 /// A new loss object of `kind` (each owns its similarity workspace: use one per term that may
 /// run concurrently, e.g. one for the batch term and one for the memory term).
 public func makePairLoss(_ kind: LossKind, options: LossOptions = LossOptions(),
@@ -47,8 +54,11 @@ public func makePairLoss(_ kind: LossKind, options: LossOptions = LossOptions(),
     case .triplet:
         return GemmPairLoss(term: TripletTerm(margin: options.tripletMargin), tuning: tuning)
     case .lifted:
-        return GemmPairLoss(term: LiftedStructureTerm(margin: options.liftedMargin), tuning: tuning)
+        // Against the memory in one pass (LogSumExpStream) unless XBM_ONE_PASS=off.
+        let term = LiftedStructureTerm(margin: options.liftedMargin)
+        return GemmPairLoss(term: term, tuning: tuning, onePass: logSumExpOnePass ? LogSumExpStream(term: term, tuning: tuning) : nil)
     case .npair:
-        return GemmPairLoss(term: NPairTerm(temperature: options.npairTemperature), tuning: tuning)
+        let term = NPairTerm(temperature: options.npairTemperature)
+        return GemmPairLoss(term: term, tuning: tuning, onePass: logSumExpOnePass ? LogSumExpStream(term: term, tuning: tuning) : nil)
     }
 }
