@@ -287,7 +287,12 @@ private struct LogSumExpGroup {
             raised.replace(with: s2, where: n2 .& (raised .< s2))
             raised.replace(with: s3, where: n3 .& (raised .< s3))
             rescale(to: raised)
-            let w0 = weights(s0, n0), w1 = weights(s1, n1), w2 = weights(s2, n2), w3 = weights(s3, n3)
+            // Written out rather than through `weights`, which the compiler left out of line here.
+            let zero = FloatVector.zero
+            let w0 = zero.replacing(with: laneExp(zero.replacing(with: exponentScale * (s0 - maximum), where: n0)), where: n0)
+            let w1 = zero.replacing(with: laneExp(zero.replacing(with: exponentScale * (s1 - maximum), where: n1)), where: n1)
+            let w2 = zero.replacing(with: laneExp(zero.replacing(with: exponentScale * (s2 - maximum), where: n2)), where: n2)
+            let w3 = zero.replacing(with: laneExp(zero.replacing(with: exponentScale * (s3 - maximum), where: n3)), where: n3)
             blockSum += w0
             blockSum += w1
             blockSum += w2
