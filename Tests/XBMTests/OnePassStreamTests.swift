@@ -379,17 +379,16 @@ private func checkSameBitsOverThreadsAndAnchorSplits(file: StaticString = #fileP
     XCTAssertGreaterThan(one.statistics.activeNegatives, 0, "vacuous: no active pair", file: file, line: line)
 }
 
-/// `makePairLoss` puts contrastive, triplet and multi-similarity on the one pass unless
-/// `PairLossTuning.onePass` is off, which `XBM_MEMORY_PATH` sets.
+/// `makePairLoss` puts every loss's memory term on the one pass unless `PairLossTuning.onePass`
+/// is off, which `XBM_MEMORY_PATH` sets.
 final class OnePassStreamWiringTests: XCTestCase {
     func testOnePassByDefaultAndGemmOnRequest() throws {
         let problem = streamProblem(b: 17, R: 90, d: 8, seed: 2)
         for kind in LossKind.allCases {
-            let hasOnePass = [LossKind.contrastive, .triplet, .multiSimilarity].contains(kind)
             let streamed = makePairLoss(kind), products = makePairLoss(kind, tuning: PairLossTuning(onePass: false))
-            XCTAssertEqual(streamed.memoryTermIsPerAnchor, hasOnePass, "\(kind)")
+            XCTAssertTrue(streamed.memoryTermIsPerAnchor, "\(kind)")
             XCTAssertFalse(products.memoryTermIsPerAnchor, "\(kind)")
-            XCTAssertEqual(runMemory(streamed, problem, .sum).path, hasOnePass ? .onePass : .products, "\(kind)")
+            XCTAssertEqual(runMemory(streamed, problem, .sum).path, .onePass, "\(kind)")
             XCTAssertEqual(runMemory(products, problem, .sum).path, .products, "\(kind)")
         }
         XCTAssertTrue(try PairLossTuning.onePass(environment: [:]))

@@ -1,9 +1,10 @@
 import XBMKernels
 
-// What the one-pass memory terms (`ContrastiveStream`, `TripletStream`, `MultiSimilarityStream`)
-// share: anchors packed 16 to a group by dimension, the similarities of a group's 16 lanes to
-// four reference rows at a time, and the order in which the rows are visited (blocks that every
-// anchor group of a thread reads while they are in cache, the first group prefetching ahead).
+// What the one-pass memory terms (`ContrastiveStream`, `TripletStream`, `MultiSimilarityStream`,
+// `LogSumExpStream`) share: anchors packed 16 to a group by dimension, the similarities of a
+// group's 16 lanes to four reference rows at a time, the order in which the rows are visited
+// (blocks that every anchor group of a thread reads while they are in cache, the first group
+// prefetching ahead), and an exponential lane by lane.
 //
 // Every s_ij is one chain of d fused multiply-adds in k order, whatever the other lanes hold
 // and whichever rows are taken together: the property that makes an anchor's results its own
@@ -224,4 +225,34 @@ func floatThreshold(above bound: Double) -> Float {
 func floatThreshold(below bound: Double) -> Float {
     let f = Float(bound)
     return Double(f) < bound ? f.nextUp : f
+}
+
+/// eˣ lane by lane (Cephes' `expf`: x = n ln 2 + t, |t| ≤ ln 2 / 2, a degree-7 polynomial in t,
+/// times 2ⁿ from the exponent bits), relative error ≤ 2 · 2⁻²³ on the range used. Meant for
+/// x ≤ 0 (weights e^{x − max}): x is clamped to [−87.3, 88.3], so arguments below −87.3 give
+/// e^{−87.3} ≈ 1.2e−38 instead of a smaller number or 0 (a weight that small changes no Float
+/// sum it joins). Each lane depends on its own x only.
+@inline(__always)
+func laneExp(_ x: FloatVector) -> FloatVector {
+    // Compare and select (the standard library's clamp goes lane by lane); a NaN stays NaN.
+    let low = FloatVector(repeating: -87.3), high = FloatVector(repeating: 88.3)
+    var clamped = x.replacing(with: low, where: x .< low)
+    clamped.replace(with: high, where: clamped .> high)
+    // n = round(x / ln 2) by the 1.5 · 2²³ trick: n sits in the low mantissa bits of `shifted`.
+    let magic = FloatVector(repeating: 12_582_912)
+    let shifted = clamped * FloatVector(repeating: 1.442_695_04) + magic
+    let n = shifted - magic
+    // t = x − n ln 2, with ln 2 in two parts so that n · (first part) is exact.
+    let t = clamped - n * FloatVector(repeating: 0.693_359_375) - n * FloatVector(repeating: -2.121_944_4e-4)
+    var p = FloatVector(repeating: 1.987_569_15e-4)
+    p = p * t + FloatVector(repeating: 1.398_199_95e-3)
+    p = p * t + FloatVector(repeating: 8.333_451_9e-3)
+    p = p * t + FloatVector(repeating: 4.166_579_59e-2)
+    p = p * t + FloatVector(repeating: 1.666_666_55e-1)
+    p = p * t + FloatVector(repeating: 5.000_000_12e-1)
+    p = p * (t * t) + t + FloatVector(repeating: 1)
+    // 2ⁿ: (n + 127) in the exponent field; n ∈ [−126, 127] on the clamped range.
+    let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self)
+    let power = (bits &- SIMD16<UInt32>(repeating: 0x4B40_0000) &+ SIMD16<UInt32>(repeating: 127)) &<< SIMD16<UInt32>(repeating: 23)
+    return p * unsafeBitCast(power, to: FloatVector.self)
 }

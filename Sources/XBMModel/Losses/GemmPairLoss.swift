@@ -66,8 +66,8 @@ final class GemmPairLoss<Term: AnchorTerm>: PairLoss {
     private(set) var memoryTermRecomputedFraction: Double?
     let tuning: PairLossTuning
     /// The term against references without a gradient in one pass, when the term has one
-    /// (contrastive, triplet, multi-similarity: `ContrastiveStream`, `TripletStream`,
-    /// `MultiSimilarityStream`); nil runs every evaluation through S.
+    /// (`ContrastiveStream`, `TripletStream`, `MultiSimilarityStream`, `LogSumExpStream`); nil
+    /// runs every evaluation through S.
     let onePass: (any OnePassTerm)?
 
     init(term: Term, tuning: PairLossTuning = PairLossTuning(), onePass: (any OnePassTerm)? = nil) {
@@ -360,10 +360,10 @@ public struct PairLossTuning: Sendable, Equatable {
     /// pass it saves (Docs/performance.md, "Exact screening"); `XBM_SCREENING=on` picks this
     /// CPU's best kernel.
     public var screening: ScreeningKernel?
-    /// Whether the memory term (references without a gradient) of contrastive, triplet and
-    /// multi-similarity runs in one pass (`ContrastiveStream`, `TripletStream`,
-    /// `MultiSimilarityStream`; the default) or through S = A · Mᵀ and the passes over it, as
-    /// lifted and npair do (a comparison's way to time the product path: `XBM_MEMORY_PATH=gemm`).
+    /// Whether the memory term (references without a gradient) runs in one pass
+    /// (`ContrastiveStream`, `TripletStream`, `MultiSimilarityStream`, `LogSumExpStream`; the
+    /// default) or through S = A · Mᵀ and the passes over it (a comparison's way to time the
+    /// product path: `XBM_MEMORY_PATH=gemm`).
     public var onePass = true
 
     public init(sparseBackwardDensity: Double = 1.0 / 12, rowsWorkPerThread: Int = 32768,
@@ -418,7 +418,8 @@ public struct ScreeningSettingError: Error, CustomStringConvertible {
 public enum MemoryTermPath: Sendable, Equatable, CustomStringConvertible {
     /// S = A · Mᵀ by sgemm, then passes over S.
     case products
-    /// A one-pass term (`ContrastiveStream`, `TripletStream`, `MultiSimilarityStream`) in fp32.
+    /// A one-pass term (`ContrastiveStream`, `TripletStream`, `MultiSimilarityStream`,
+    /// `LogSumExpStream`) in fp32.
     case onePass
     /// `ContrastiveStream` screened with a bf16 kernel, the candidates recomputed in fp32.
     case screened(ScreeningKernel)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The pair losses of Docs/losses.md by their command-line names (`--loss NAME`).
 public enum LossKind: String, CaseIterable, Sendable, Codable {
     case contrastive
@@ -48,8 +50,10 @@ public func makePairLoss(_ kind: LossKind, options: LossOptions = LossOptions(),
         let term = TripletTerm(margin: options.tripletMargin)
         return GemmPairLoss(term: term, tuning: tuning, onePass: tuning.onePass ? TripletStream(term: term, tuning: tuning) : nil)
     case .lifted:
-        return GemmPairLoss(term: LiftedStructureTerm(margin: options.liftedMargin), tuning: tuning)
+        let term = LiftedStructureTerm(margin: options.liftedMargin)
+        return GemmPairLoss(term: term, tuning: tuning, onePass: tuning.onePass ? LogSumExpStream(term: term, tuning: tuning) : nil)
     case .npair:
-        return GemmPairLoss(term: NPairTerm(temperature: options.npairTemperature), tuning: tuning)
+        let term = NPairTerm(temperature: options.npairTemperature)
+        return GemmPairLoss(term: term, tuning: tuning, onePass: tuning.onePass ? LogSumExpStream(term: term, tuning: tuning) : nil)
     }
 }

@@ -103,9 +103,9 @@ public protocol PairLoss: AnyObject {
     var statistics: PairStatistics { get }
 
     /// True when each anchor's results against references that take no gradient (the memory)
-    /// have the same bits whatever other anchors are evaluated with it (a one-pass kernel:
-    /// contrastive, triplet, multi-similarity); false when they come from matrix products, whose rounding BLAS may choose
-    /// by the product's shape (small products take other kernels).
+    /// have the same bits whatever other anchors are evaluated with it (the one-pass kernels,
+    /// every loss's by default); false when they come from matrix products, whose rounding BLAS
+    /// may choose by the product's shape (small products take other kernels).
     var memoryTermIsPerAnchor: Bool { get }
 
     /// Σ ℓ_i and the statistics of the anchors `anchors` of the last `evaluate`, added in anchor
