@@ -131,6 +131,27 @@ public enum BruteForcePairLoss {
         return total
     }
 
+    /// The largest gap between an analytic anchor gradient ∂L/∂A (b, d) and central differences
+    /// (step 1e-6) of the Double formula, and the largest central difference, for the caller's
+    /// test against a relative bound.
+    public static func centralDifferenceError(_ kind: LossKind, options: LossOptions, reduction: PairReduction,
+                                              problem p: PairProblem, analytic: (Int) -> Double) -> (error: Double, largest: Double) {
+        let references = p.references.map(Double.init), h = 1e-6
+        var largestError = 0.0, largest = 0.0
+        for k in 0..<p.anchors.count {
+            var plus = p.anchors.map(Double.init), minus = plus
+            plus[k] += h; minus[k] -= h
+            func f(_ anchors: [Double]) -> Double {
+                value(kind, options: options, reduction: reduction, anchors: anchors, anchorLabels: p.anchorLabels,
+                      references: references, referenceLabels: p.referenceLabels, ownIndex: p.ownIndex, dimension: p.dimension)
+            }
+            let numeric = (f(plus) - f(minus)) / (2 * h)
+            largestError = max(largestError, abs(analytic(k) - numeric))
+            largest = max(largest, abs(numeric))
+        }
+        return (largestError, largest)
+    }
+
     /// The same, on a problem's Float data widened to Double.
     public static func value(_ kind: LossKind, options: LossOptions, reduction: PairReduction, problem p: PairProblem) -> Double {
         value(kind, options: options, reduction: reduction, anchors: p.anchors.map(Double.init), anchorLabels: p.anchorLabels,
@@ -224,5 +245,35 @@ public enum BruteForcePairLoss {
             }
         }
         return distance
+    }
+}
+
+/// `body` given the problem's data as a memory of two segments (rows 0..<`cut` and the rest),
+/// each row with its stamp (`stamps`, R), at time `now`: the input of a memory term whose ages
+/// the statistics sum.
+public func withStampedSegments<T>(_ p: PairProblem, cut: Int, stamps: [Int32], now: Int,
+                                   _ body: (PairLossInput) -> T) -> T {
+    let d = p.dimension, R = p.referenceLabels.count
+    precondition(stamps.count == R && cut > 0 && cut < R, "two non-empty segments with a stamp per row")
+    return p.anchors.withUnsafeBufferPointer { a in
+        p.anchorLabels.withUnsafeBufferPointer { y in
+            p.references.withUnsafeBufferPointer { r in
+                p.referenceLabels.withUnsafeBufferPointer { ry in
+                    stamps.withUnsafeBufferPointer { t in
+                        (p.ownIndex ?? []).withUnsafeBufferPointer { own in
+                            let segments = [ReferenceSegment(embeddings: r.baseAddress!, labels: ry.baseAddress!, count: cut,
+                                                             stamps: t.baseAddress!),
+                                            ReferenceSegment(embeddings: r.baseAddress! + cut * d, labels: ry.baseAddress! + cut,
+                                                             count: R - cut, stamps: t.baseAddress! + cut)]
+                            var input = PairLossInput(anchors: a.baseAddress!, anchorLabels: y.baseAddress!,
+                                                      anchorCount: p.anchorLabels.count, dimension: d, references: segments,
+                                                      ownIndex: p.ownIndex == nil ? nil : own.baseAddress!)
+                            input.now = now
+                            return body(input)
+                        }
+                    }
+                }
+            }
+        }
     }
 }

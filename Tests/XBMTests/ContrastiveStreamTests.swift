@@ -92,22 +92,8 @@ final class ContrastiveStreamTests: XCTestCase {
             let (result, _) = run(problem, reduction, streamed: true)
             let exact = BruteForcePairLoss.value(.contrastive, options: options, reduction: reduction, problem: problem)
             XCTAssertEqual(result.value, exact, accuracy: 1e-5 * max(1, abs(exact)), "\(reduction)")
-            let references = problem.references.map(Double.init), h = 1e-6
-            var largestError = 0.0, largest = 0.0
-            for k in 0..<problem.anchors.count {
-                var plus = problem.anchors.map(Double.init), minus = plus
-                plus[k] += h; minus[k] -= h
-                func f(_ anchors: [Double]) -> Double {
-                    BruteForcePairLoss.value(.contrastive, options: options, reduction: reduction, anchors: anchors,
-                                             anchorLabels: problem.anchorLabels, references: references,
-                                             referenceLabels: problem.referenceLabels, ownIndex: problem.ownIndex,
-                                             dimension: problem.dimension)
-                }
-                let numeric = (f(plus) - f(minus)) / (2 * h)
-                let analytic = (Double(result.anchorGradient[k]) - 0.25) / 0.5
-                largestError = max(largestError, abs(analytic - numeric))
-                largest = max(largest, abs(numeric))
-            }
+            let (largestError, largest) = BruteForcePairLoss.centralDifferenceError(
+                .contrastive, options: options, reduction: reduction, problem: problem) { k in (Double(result.anchorGradient[k]) - 0.25) / 0.5 }
             XCTAssertGreaterThan(largest, 0.1, "vacuous: no gradient")
             XCTAssertLessThan(largestError, 1e-4 * largest + 1e-6, "\(reduction)")
         }
@@ -121,24 +107,8 @@ final class ContrastiveStreamTests: XCTestCase {
         for streamed in [false, true] {
             let loss = contrastiveLoss(streamed: streamed)
             var dA = [Float](repeating: 0, count: 20 * 16)
-            problem.anchors.withUnsafeBufferPointer { a in
-                problem.anchorLabels.withUnsafeBufferPointer { y in
-                    problem.references.withUnsafeBufferPointer { r in
-                        problem.referenceLabels.withUnsafeBufferPointer { ry in
-                            stamps.withUnsafeBufferPointer { t in
-                                problem.ownIndex!.withUnsafeBufferPointer { own in
-                                    let segments = [ReferenceSegment(embeddings: r.baseAddress!, labels: ry.baseAddress!, count: 50, stamps: t.baseAddress!),
-                                                    ReferenceSegment(embeddings: r.baseAddress! + 50 * 16, labels: ry.baseAddress! + 50, count: 80,
-                                                                     stamps: t.baseAddress! + 50)]
-                                    var input = PairLossInput(anchors: a.baseAddress!, anchorLabels: y.baseAddress!, anchorCount: 20,
-                                                              dimension: 16, references: segments, ownIndex: own.baseAddress!)
-                                    input.now = 1010
-                                    _ = loss.evaluate(input, reduction: .mean, scale: 1, anchorGradient: &dA, referenceGradient: nil)
-                                }
-                            }
-                        }
-                    }
-                }
+            withStampedSegments(problem, cut: 50, stamps: stamps, now: 1010) { input in
+                _ = loss.evaluate(input, reduction: .mean, scale: 1, anchorGradient: &dA, referenceGradient: nil)
             }
             sums.append(loss.statistics.activeNegativeAgeSum)
         }

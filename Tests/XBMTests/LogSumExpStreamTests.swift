@@ -255,24 +255,8 @@ final class LogSumExpStreamTests: XCTestCase {
             for streamed in [false, true] {
                 let loss = makeLoss(kind, streamed: streamed)
                 var dA = [Float](repeating: 0, count: 20 * 16)
-                problem.anchors.withUnsafeBufferPointer { a in
-                    problem.anchorLabels.withUnsafeBufferPointer { y in
-                        problem.references.withUnsafeBufferPointer { r in
-                            problem.referenceLabels.withUnsafeBufferPointer { ry in
-                                stamps.withUnsafeBufferPointer { t in
-                                    problem.ownIndex!.withUnsafeBufferPointer { own in
-                                        let segments = [ReferenceSegment(embeddings: r.baseAddress!, labels: ry.baseAddress!, count: 50, stamps: t.baseAddress!),
-                                                        ReferenceSegment(embeddings: r.baseAddress! + 50 * 16, labels: ry.baseAddress! + 50, count: 80,
-                                                                         stamps: t.baseAddress! + 50)]
-                                        var input = PairLossInput(anchors: a.baseAddress!, anchorLabels: y.baseAddress!, anchorCount: 20,
-                                                                  dimension: 16, references: segments, ownIndex: own.baseAddress!)
-                                        input.now = 1010
-                                        _ = loss.evaluate(input, reduction: .sum, scale: 1, anchorGradient: &dA, referenceGradient: nil)
-                                    }
-                                }
-                            }
-                        }
-                    }
+                withStampedSegments(problem, cut: 50, stamps: stamps, now: 1010) { input in
+                    _ = loss.evaluate(input, reduction: .sum, scale: 1, anchorGradient: &dA, referenceGradient: nil)
                 }
                 sums.append(loss.statistics.activeNegativeAgeSum)
             }

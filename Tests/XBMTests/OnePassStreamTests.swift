@@ -312,22 +312,8 @@ final class MultiSimilarityStreamTests: XCTestCase {
             let result = runMemory(streamed(), problem, reduction)
             let exact = BruteForcePairLoss.value(.multiSimilarity, options: options, reduction: reduction, problem: problem)
             XCTAssertEqual(result.value, exact, accuracy: 1e-5 * max(1, abs(exact)), "\(reduction)")
-            let references = problem.references.map(Double.init), h = 1e-6
-            var largestError = 0.0, largest = 0.0
-            for k in 0..<problem.anchors.count {
-                var plus = problem.anchors.map(Double.init), minus = plus
-                plus[k] += h; minus[k] -= h
-                func f(_ anchors: [Double]) -> Double {
-                    BruteForcePairLoss.value(.multiSimilarity, options: options, reduction: reduction, anchors: anchors,
-                                             anchorLabels: problem.anchorLabels, references: references,
-                                             referenceLabels: problem.referenceLabels, ownIndex: problem.ownIndex,
-                                             dimension: problem.dimension)
-                }
-                let numeric = (f(plus) - f(minus)) / (2 * h)
-                let analytic = (Double(result.anchorGradient[k]) - 0.25) / 0.5
-                largestError = max(largestError, abs(analytic - numeric))
-                largest = max(largest, abs(numeric))
-            }
+            let (largestError, largest) = BruteForcePairLoss.centralDifferenceError(
+                .multiSimilarity, options: options, reduction: reduction, problem: problem) { k in (Double(result.anchorGradient[k]) - 0.25) / 0.5 }
             XCTAssertGreaterThan(largest, 0.1, "vacuous: no gradient")
             XCTAssertLessThan(largestError, 1e-4 * largest + 1e-6, "\(reduction)")
         }
