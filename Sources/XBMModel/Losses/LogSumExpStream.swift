@@ -161,28 +161,20 @@ final class LogSumExpStream: OnePassTerm {
     private func countPositives(_ input: PairLossInput) -> Int {
         let b = input.anchorCount, offsets = positiveOffsets.pointer
         var total = 0
-        var first = 0
-        while first < b {
-            let lanes = min(vectorWidth, b - first)
-            var labels = LabelVector(repeating: 0), own = LabelVector(repeating: -1)
-            for lane in 0..<lanes {
-                labels[lane] = input.anchorLabels[first + lane]
-                own[lane] = input.ownIndex?[first + lane] ?? -1
-            }
+        for group in 0..<(b + vectorWidth - 1) / vectorWidth {
+            let lanes = LaneLabels(group: group, anchorCount: b, anchorLabels: input.anchorLabels, ownIndex: input.ownIndex)
             var counts = LabelVector.zero
-            var column: Int32 = 0
+            var column = 0
             for segment in input.references {
                 for j in 0..<segment.count {
-                    let positive = (labels .== LabelVector(repeating: segment.labels[j])) .& (own .!= LabelVector(repeating: column))
-                    counts &+= LabelVector.zero.replacing(with: 1, where: positive)
-                    column &+= 1
+                    counts &+= LabelVector.zero.replacing(with: 1, where: lanes.pairs(label: segment.labels[j], column: column).positive)
+                    column += 1
                 }
             }
-            for lane in 0..<lanes {
-                offsets[first + lane] = total
+            for lane in 0..<lanes.count {
+                offsets[group * vectorWidth + lane] = total
                 total += Int(counts[lane])
             }
-            first += lanes
         }
         offsets[b] = total
         return total
@@ -231,9 +223,8 @@ private struct LogSumExpGroup {
     let anchors: AnchorLanes
     /// (d, 16) V of the lanes.
     let weighted: UnsafeMutablePointer<Float>
-    let labels: LabelVector, own: LabelVector
-    /// Lanes that hold an anchor (a partial group's empty lanes take no pair).
-    let valid: SIMDMask<LabelVector>
+    /// The lanes' labels and own columns (a partial group's empty lanes take no pair).
+    let laneLabels: LaneLabels
     /// κ in Float.
     let exponentScale: FloatVector
     /// μ, −∞ before the first negative.
@@ -252,14 +243,8 @@ private struct LogSumExpGroup {
         lanes = min(vectorWidth, context.anchorCount - first)
         anchors = context.packedAnchors.lanes(group: group)
         weighted = context.weightedNegatives + group * context.dimension * vectorWidth
-        var labels = LabelVector(repeating: 0), own = LabelVector(repeating: -1)
-        for lane in 0..<lanes {
-            labels[lane] = context.anchorLabels[first + lane]
-            own[lane] = context.ownIndex?[first + lane] ?? -1
-        }
-        self.labels = labels
-        self.own = own
-        valid = LabelVector(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< LabelVector(repeating: Int32(lanes))
+        laneLabels = LaneLabels(group: group, anchorCount: context.anchorCount, anchorLabels: context.anchorLabels,
+                                ownIndex: context.ownIndex)
         exponentScale = FloatVector(repeating: Float(context.exponentScale))
     }
 
@@ -325,9 +310,7 @@ private struct LogSumExpGroup {
     /// positive lanes noted with their similarity.
     @inline(__always)
     private mutating func split(_ s: FloatVector, _ segment: ReferenceSegment, row: Int, column: Int) -> SIMDMask<LabelVector> {
-        let same = labels .== LabelVector(repeating: segment.labels[row])
-        let candidate = valid .& (own .!= LabelVector(repeating: Int32(truncatingIfNeeded: column)))
-        let positive = candidate .& same, negative = candidate .& .!same
+        let (positive, negative) = laneLabels.pairs(label: segment.labels[row], column: column)
         negatives &+= LabelVector.zero.replacing(with: 1, where: negative)
         if context.hasStamps, let stamps = segment.stamps {
             blockAges &+= LabelVector.zero.replacing(with: LabelVector(repeating: context.now &- stamps[row]), where: negative)
